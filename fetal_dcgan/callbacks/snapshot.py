@@ -1,0 +1,77 @@
+"""Snapshots at chosen epochs: a checkpoint and a set of synthetic PNG images.
+
+A set is written into a hidden temporary folder and renamed to ``samples/epoch=NNNN``
+only when every image is on disk, so a folder with that name is always a whole set.
+Every set uses the same latent vectors (one seed), so sets differ only by the epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+
+from fetal_dcgan.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def sample_dir(run_dir: str | Path, epoch: int) -> Path:
+    return Path(run_dir) / "samples" / f"epoch={epoch:04d}"
+
+
+def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batch_size: int = 256) -> Path:
+    """Generate ``n_images`` with latents seeded by ``seed`` and write them as 8-bit PNGs."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    rng = torch.Generator().manual_seed(seed)
+    for start in range(0, n_images, batch_size):
+        count = min(batch_size, n_images - start)
+        images = module.generate(module.noise(count, generator=rng)).cpu().numpy()
+        for offset, image in enumerate(images):
+            Image.fromarray(np.ascontiguousarray(image[0])).save(tmp / f"{start + offset:04d}.png", compress_level=1)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+class SampleSnapshots(L.Callback):
+    """At each epoch in ``epochs`` (1-based, the last epoch always included) save a
+    weights-only checkpoint ``checkpoints/epoch=NNNN.ckpt`` and a sample set."""
+
+    def __init__(self, dirpath: str, epochs: list[int] | None = None, n_images: int = 800, seed: int = 0,
+                 batch_size: int = 256):
+        if n_images < 1:
+            raise ConfigError(f"sampling.n_images={n_images}: a sample set needs at least one image.")
+        self.dirpath = Path(dirpath)
+        self.requested = sorted(set(epochs or []))
+        self.n_images, self.seed, self.batch_size = n_images, seed, batch_size
+        self.epochs: set[int] = set()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        last = trainer.max_epochs
+        if last is None or last < 1:
+            raise ConfigError("trainer.max_epochs must be set (>= 1) so the last snapshot epoch is known.")
+        bad = [e for e in self.requested if not 1 <= e <= last]
+        if bad:
+            raise ConfigError(f"sampling.epochs {bad} fall outside 1..trainer.max_epochs={last}: "
+                              "remove them or raise trainer.max_epochs.")
+        self.epochs = {*self.requested, last}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch not in self.epochs:
+            return
+        trainer.save_checkpoint(self.dirpath / "checkpoints" / f"epoch={epoch:04d}.ckpt", weights_only=True)
+        if trainer.is_global_zero:
+            out = write_sample_set(pl_module, sample_dir(self.dirpath, epoch), self.n_images, self.seed,
+                                   self.batch_size)
+            log.info("Epoch %d: wrote %d images to %s", epoch, self.n_images, out)

@@ -1,0 +1,101 @@
+"""LightningDataModule: discover, preprocess (cached), choose subsets, augment on device."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
+
+from fetal_dcgan.data.augment import augment, to_signed, to_unit
+from fetal_dcgan.data.preprocess import check_settings, load_images
+from fetal_dcgan.data.sources import discover
+from fetal_dcgan.data.subsets import reference_indices, training_indices
+from fetal_dcgan.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+class _InMemoryBatches(Dataset):
+    """Serves whole batches by fancy-indexing one tensor: no per-image collation."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, indices: list[int]) -> torch.Tensor:
+        return self.images[indices]
+
+
+class UltrasoundDataModule(L.LightningDataModule):
+    """Serves a seeded subset of n real images, augmented on the training device.
+
+    Images are held as uint8 (N, 1, S, S) and become floats in [-1, 1] only after the
+    batch reaches the device; ``reference`` holds the non-augmented real images that
+    synthetic sets are scored against.
+    """
+
+    def __init__(self, source: str = "phantom", root: str | None = None, split: str = "train",
+                 phantom: dict | None = None, image_size: int = 64, fit: str = "pad",
+                 n: int | None = None, seed: int = 0, reference_n: int = 800, batch_size: int = 64,
+                 augment: dict | None = None, cache_dir: str | None = None):
+        super().__init__()
+        check_settings(image_size, fit)
+        self.source, self.root, self.split = source, root, split
+        self.phantom = dict(phantom or {})
+        self.image_size, self.fit = image_size, fit
+        self.n, self.seed, self.reference_n = n, seed, reference_n
+        self.batch_size = batch_size
+        self.augment = {"hflip": True, "degrees": 10.0, **(augment or {})}
+        self.cache_dir = cache_dir
+        self.files: list[Path] = []
+        self.train_files: list[Path] = []
+        self.reference_files: list[Path] = []
+        self.train_images: torch.Tensor | None = None
+        self.reference: torch.Tensor | None = None
+
+    def _discover(self) -> list[Path]:
+        if self.source == "phantom":
+            return discover("phantom", cache_dir=self.cache_dir, **self.phantom)
+        if self.source == "hc18":
+            return discover("hc18", root=self.root, split=self.split)
+        return discover(self.source, root=self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_images is not None:
+            return
+        self.files = self._discover()
+        train_idx = training_indices(len(self.files), self.n, self.seed)
+        ref_idx = reference_indices(len(self.files), self.reference_n, self.seed)
+        if len(ref_idx) < self.reference_n:
+            log.warning("data.reference_n=%d but the dataset has %d images: the reference set uses all of them.",
+                        self.reference_n, len(ref_idx))
+        images = load_images(self.files, self.image_size, self.fit, self.cache_dir)
+        self.train_files = [self.files[i] for i in train_idx]
+        self.reference_files = [self.files[i] for i in ref_idx]
+        self.train_images = images[torch.from_numpy(train_idx)]
+        self.reference = images[torch.from_numpy(ref_idx)]
+        log.info("Data: %d images from %s; training on %d, reference set of %d, %dx%d px (fit=%s).",
+                 len(self.files), self.source, len(self.train_files), len(self.reference_files),
+                 self.image_size, self.image_size, self.fit)
+
+    def write_manifest(self, run_dir: str | Path) -> None:
+        """Record which source files were used: ``subset.txt`` (training), ``reference.txt``."""
+        run_dir = Path(run_dir)
+        atomic_write_text("".join(f"{p}\n" for p in self.train_files), run_dir / "subset.txt")
+        atomic_write_text("".join(f"{p}\n" for p in self.reference_files), run_dir / "reference.txt")
+
+    def train_dataloader(self) -> DataLoader:
+        data = _InMemoryBatches(self.train_images)
+        sampler = BatchSampler(RandomSampler(data), self.batch_size, drop_last=False)
+        return DataLoader(data, sampler=sampler, batch_size=None)
+
+    def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
+        images = to_unit(batch)
+        if self.trainer is not None and self.trainer.training:
+            images = augment(images, **self.augment)
+        return to_signed(images)

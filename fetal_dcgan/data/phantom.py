@@ -1,0 +1,160 @@
+"""Procedural fetal-head ultrasound phantom: the built-in dataset that needs no download.
+
+Each image mimics a trans-thalamic B-mode scan: a fan-shaped field of view on black,
+multiplicative speckle, depth attenuation, an anechoic amniotic pool, a bright elliptical
+skull (brightest where the beam meets it head-on) with an acoustic shadow behind it, a
+midline echo, the cavum septi pellucidi and the thalami. Every image is a pure function of
+(seed, index, parameters), so the dataset is reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+#: Bump whenever the drawing code changes, so cached phantoms are regenerated.
+PHANTOM_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """Parameters that fully determine a phantom dataset."""
+
+    n_images: int = 999
+    seed: int = 0
+    height: int = 270
+    width: int = 400
+
+    def key(self) -> str:
+        payload = json.dumps({"version": PHANTOM_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _ellipse_coords(yy, xx, cy, cx, a, b, theta):
+    """Coordinates of every pixel in the frame of an ellipse (u along the major axis)."""
+    c, s = np.cos(theta), np.sin(theta)
+    dx, dy = xx - cx, yy - cy
+    u = (dx * c + dy * s) / a
+    v = (-dx * s + dy * c) / b
+    return u, v
+
+
+def render_phantom(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Draw one phantom image as an 8-bit grayscale array of shape (height, width)."""
+    scale = height / 270.0
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    # Fan-shaped field of view: apex above the top edge, opening 60-80 degrees.
+    apex_y = -height * rng.uniform(0.08, 0.16)
+    apex_x = width / 2 + rng.uniform(-0.03, 0.03) * width
+    half_angle = np.deg2rad(rng.uniform(30, 40))
+    r = np.hypot(xx - apex_x, yy - apex_y)
+    phi = np.arctan2(xx - apex_x, yy - apex_y)
+    r_near = -apex_y + height * 0.04
+    r_far = -apex_y + height * rng.uniform(0.93, 0.99)
+    fan = (np.abs(phi) < half_angle) & (r > r_near) & (r < r_far)
+    depth = np.clip((r - r_near) / (r_far - r_near), 0, 1)
+
+    # Tissue echogenicity map before speckle.
+    coarse = rng.standard_normal((height // 16 + 2, width // 16 + 2)).astype(np.float32)
+    texture = ndimage.zoom(coarse, 16, order=3)[:height, :width]
+    echo = 0.42 + 0.12 * texture
+
+    # Head placement and shape (occipito-frontal axis mostly horizontal, like HC18).
+    cy = height * rng.uniform(0.45, 0.62)
+    cx = width / 2 + rng.uniform(-0.12, 0.12) * width
+    a = height * rng.uniform(0.22, 0.36)
+    b = a * rng.uniform(0.72, 0.86)
+    theta = rng.uniform(-0.5, 0.5)
+    u, v = _ellipse_coords(yy, xx, cy, cx, a, b, theta)
+    rho = np.sqrt(u * u + v * v)
+
+    # Amniotic fluid: an anechoic pool around part of the head.
+    fluid_u, fluid_v = _ellipse_coords(yy, xx, cy + rng.uniform(-0.1, 0.1) * a,
+                                       cx + rng.uniform(-0.3, 0.3) * a, a * 1.45, b * 1.35,
+                                       theta + rng.uniform(-0.4, 0.4))
+    fluid = np.sqrt(fluid_u**2 + fluid_v**2) < 1
+    echo = np.where(fluid, 0.06, echo)
+
+    # Brain parenchyma: darker and smoother than surrounding tissue.
+    inside = rho < 0.97
+    echo = np.where(inside, 0.16 + 0.04 * np.sin(6 * u + 3 * v), echo)
+
+    # Skull: thick bright ring, strongest where the beam is perpendicular to it (specular).
+    thickness = rng.uniform(0.045, 0.07)
+    ring = np.exp(-0.5 * ((rho - 1.0) / thickness) ** 2)
+    normal_angle = np.arctan2(v / b, u / a) + theta
+    beam_angle = phi
+    specular = 0.45 + 0.55 * np.abs(np.sin(normal_angle + beam_angle)) ** 2
+    echo = echo + 1.6 * ring * specular
+
+    # Midline echo (falx), cavum septi pellucidi and thalami.
+    midline = np.exp(-0.5 * (v / 0.025) ** 2) * (np.abs(u) < 0.85)
+    echo = echo + 0.5 * midline * inside
+    csp = (((u + 0.35) / 0.12) ** 2 + (v / 0.07) ** 2) < 1
+    echo = np.where(csp, 0.05, echo)
+    for side in (-1, 1):
+        thal = (((u - 0.05) / 0.2) ** 2 + ((v - side * 0.17) / 0.12) ** 2) < 1
+        echo = np.where(thal & inside, 0.34, echo)
+
+    # Acoustic shadow: beams that cross the skull are attenuated beyond its far wall.
+    head_dist = np.hypot(cx - apex_x, cy - apex_y)
+    head_phi = np.arctan2(cx - apex_x, cy - apex_y)
+    half_span = np.arcsin(min(0.95, 0.8 * (a + b) / 2 / head_dist))
+    in_beam = 1 / (1 + np.exp((np.abs(phi - head_phi) - half_span) / 0.02))
+    beyond = 1 / (1 + np.exp(-(r - head_dist - 0.6 * b) / (4 * scale)))
+    echo = echo * (1 - rng.uniform(0.3, 0.55) * in_beam * beyond * (rho > 0.97))
+
+    # Speckle: magnitude of smoothed complex Gaussian noise (Rayleigh), elongated laterally.
+    noise = rng.standard_normal((2, height, width)).astype(np.float32)
+    sigma = (0.8 * scale, 1.6 * scale)
+    speckle = np.hypot(ndimage.gaussian_filter(noise[0], sigma), ndimage.gaussian_filter(noise[1], sigma))
+    speckle /= speckle.mean()
+
+    # Depth attenuation with imperfect time-gain compensation, then log compression.
+    attenuation = np.exp(-rng.uniform(1.0, 1.8) * depth) * (0.8 + 0.4 * depth)
+    envelope = np.clip(echo, 0, None) * speckle * attenuation * rng.uniform(0.8, 1.2)
+    bmode = np.log1p(12 * envelope) / np.log1p(12 * 2.2)
+    bmode = np.where(fan, bmode, 0.0)
+    return (np.clip(bmode, 0, 1) * 255).astype(np.uint8)
+
+
+def render_image(spec: PhantomSpec, index: int) -> np.ndarray:
+    """Image ``index`` of the dataset described by ``spec`` (independent of the others)."""
+    rng = np.random.default_rng([spec.seed, index])
+    return render_phantom(rng, spec.height, spec.width)
+
+
+def materialise(spec: PhantomSpec, cache_dir: str | os.PathLike, workers: int | None = None) -> list[Path]:
+    """Write the phantom as PNG files once and return their paths.
+
+    The folder is named after a hash of the parameters and generator version, and is built
+    in a temporary folder renamed when complete, so an interrupted build is never reused.
+    """
+    root = Path(cache_dir).expanduser() / "phantom" / spec.key()
+    names = [f"phantom_{i:04d}.png" for i in range(spec.n_images)]
+    if not root.is_dir():
+        tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+
+        def write(i: int) -> None:
+            Image.fromarray(render_image(spec, i)).save(tmp / names[i], compress_level=1)
+
+        with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+            list(pool.map(write, range(spec.n_images)))
+        (tmp / "spec.json").write_text(json.dumps({"version": PHANTOM_VERSION, **asdict(spec)}, indent=2))
+        try:
+            tmp.rename(root)
+        except OSError:  # another process finished first: theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [root / name for name in names]

@@ -1,0 +1,96 @@
+"""Read images of any common format as 8-bit gray and fit them into a square.
+
+The result of preprocessing a whole dataset is one uint8 tensor (N, 1, S, S), cached on
+disk under a hash of the files (path, size, mtime) and the settings, so a dataset is
+decoded and resized once and then lives in memory as a tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from fetal_dcgan.errors import ConfigError, DataError
+from fetal_dcgan.utils import atomic_save, check_image_size
+
+#: Bump when reading or resizing changes, so cached tensors are rebuilt.
+PREPROCESS_VERSION = 1
+FIT_MODES = ("pad", "crop", "squash")
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """Decode an image as 8-bit grayscale (RGB via ITU-R 601 luma; 16-bit scaled by 255/65535)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                maximum = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                return np.clip(np.rint(arr * (255.0 / maximum)), 0, 255).astype(np.uint8)
+            if img.mode == "F":
+                arr = np.asarray(img, dtype=np.float64)
+                return np.clip(np.rint(arr * 255.0 if arr.max() <= 1.0 else arr), 0, 255).astype(np.uint8)
+            return np.asarray(img.convert("RGB").convert("L") if img.mode in ("P", "RGBA", "LA", "CMYK")
+                              else img.convert("L"))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise DataError(f"Cannot read image {path}: {exc}. The file is corrupt or truncated; "
+                        "replace it or remove it from the data folder.") from exc
+
+
+def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
+    """Resize a gray image to ``size`` x ``size``.
+
+    pad: keep the aspect ratio and letterbox with black; crop: fill the square and cut the
+    centre; squash: stretch (the paper's behaviour, which distorts the head's shape).
+    Resampling is PIL bilinear, which low-pass filters when shrinking.
+    """
+    h, w = image.shape
+    img = Image.fromarray(image)
+    if fit == "squash":
+        return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
+    scale = (min if fit == "pad" else max)(size / w, size / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = np.asarray(img.resize((new_w, new_h), Image.Resampling.BILINEAR))
+    if fit == "crop":
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+        return resized[top:top + size, left:left + size]
+    canvas = np.zeros((size, size), np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas
+
+
+def check_settings(image_size: int, fit: str) -> None:
+    if fit not in FIT_MODES:
+        raise ConfigError(f"data.fit={fit!r} is not a fit mode: use one of {', '.join(FIT_MODES)}.")
+    check_image_size(image_size)
+
+
+def _cache_key(files: list[Path], image_size: int, fit: str) -> str:
+    stats = [(str(p.resolve()), (s := p.stat()).st_size, s.st_mtime_ns) for p in files]
+    payload = json.dumps({"version": PREPROCESS_VERSION, "size": image_size, "fit": fit, "files": stats})
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def load_images(files: list[Path], image_size: int, fit: str, cache_dir: str | Path | None = None,
+                workers: int | None = None) -> torch.Tensor:
+    """All ``files`` as one uint8 tensor (N, 1, S, S), from the cache when it is current."""
+    check_settings(image_size, fit)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir).expanduser() / "preprocessed" / f"{_cache_key(files, image_size, fit)}.pt"
+        if cache.is_file():
+            return torch.load(cache, weights_only=True)
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        arrays = list(pool.map(lambda p: fit_square(read_gray(p), image_size, fit), files))
+    images = torch.from_numpy(np.stack(arrays)).unsqueeze(1)
+    if cache is not None:
+        atomic_save(images, cache)
+    return images

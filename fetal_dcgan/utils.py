@@ -1,0 +1,42 @@
+"""Small helpers shared across the package."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from fetal_dcgan.errors import ConfigError
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Write a text file through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def check_image_size(image_size: int) -> int:
+    """The DCGAN doubles from 4x4 up to the image, so sizes are powers of two from 32."""
+    if image_size < 32 or image_size & (image_size - 1):
+        raise ConfigError(f"data.image_size={image_size} is not supported: the DCGAN needs a power of two "
+                          "of at least 32 (the study uses 64, 128 or 256).")
+    return image_size
