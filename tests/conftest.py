@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated cache, tiny configs, image files written on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+#: Overrides that make a real training run take seconds on 2 CPU cores.
+TINY_ANY_SOURCE = [
+    "trainer=cpu", "data.image_size=32", "data.batch_size=16", "data.reference_n=16", "model.ngf=8", "model.ndf=8",
+    "model.nz=16", "trainer.max_epochs=3", "sampling.epochs=[2]", "sampling.n_images=10",
+    "checkpoint_every=1", "trainer.enable_model_summary=false", "+trainer.enable_progress_bar=false",
+]
+TINY = TINY_ANY_SOURCE + ["data.phantom.n_images=48", "data.phantom.height=54", "data.phantom.width=80"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test uses one session-wide cache outside the user's home directory."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("FETAL_DCGAN_CACHE", str(cache))
+    return cache
+
+
+def compose_config(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
+    """The config Hydra would build for these overrides, writing into ``output_dir``."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
+    return path
+
+
+def noise_image(seed: int, shape=(54, 80)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+class CrashAtEpoch:
+    """A Lightning callback that fails at the start of a 1-based epoch, like a killed job."""
+
+    def __new__(cls, epoch: int):
+        import lightning as L
+
+        class _Crash(L.Callback):
+            def on_train_epoch_start(self, trainer, pl_module):
+                if trainer.current_epoch + 1 == epoch:
+                    raise RuntimeError(f"simulated crash at epoch {epoch}")
+
+        return _Crash()

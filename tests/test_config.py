@@ -1,0 +1,68 @@
+"""Every preset and data source composes, and its parts instantiate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from fetal_dcgan.data.datamodule import UltrasoundDataModule
+from fetal_dcgan.models.dcgan import DCGAN
+
+from conftest import CONF_DIR, compose_config
+
+PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+SOURCES = sorted(p.stem for p in (Path(CONF_DIR) / "data").glob("[!_]*.yaml"))
+
+
+def test_presets_and_sources_are_found():
+    assert {"quick", "paper64"} <= set(PRESETS)
+    assert set(SOURCES) == {"phantom", "hc18", "folder"}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_composes_and_instantiates(tmp_path, preset):
+    cfg = compose_config(tmp_path, [f"experiment={preset}"])
+    assert isinstance(instantiate(cfg.data), UltrasoundDataModule)
+    model = instantiate(cfg.model)
+    assert isinstance(model, DCGAN) and model.hparams.image_size == cfg.data.image_size
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+    for node in cfg.callbacks.values():
+        instantiate(node)
+    assert max(cfg.sampling.epochs) <= cfg.trainer.max_epochs
+
+
+def test_paper64_is_the_papers_grid(tmp_path):
+    cfg = compose_config(tmp_path, ["experiment=paper64"])
+    assert cfg.trainer.max_epochs == 1000 and list(cfg.sampling.epochs) == [300, 500, 800, 1000]
+    assert cfg.sampling.n_images == 800 and cfg.data.image_size == 64 and cfg.model.lr == 2e-4
+    assert cfg.model.beta1 == 0.5 and cfg.model.beta2 == 0.999 and cfg.model.init_std == 0.02
+
+
+def test_paper64_sweeps_training_set_size():
+    from hydra import compose, initialize_config_dir
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=paper64"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params["data.n"] == "100,300,500,800,999"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_data_sources_compose(tmp_path, source):
+    root = [] if source == "phantom" else [f"data.root={tmp_path}"]
+    cfg = compose_config(tmp_path, [f"data={source}", *root])
+    assert cfg.data.source == source
+    dm = instantiate(cfg.data)
+    assert dm.image_size == 64 and dm.fit == "pad" and dm.augment == {"hflip": True, "degrees": 10}
+
+
+def test_image_size_drives_the_model(tmp_path):
+    cfg = compose_config(tmp_path, ["data.image_size=128"])
+    assert instantiate(cfg.model).hparams.image_size == 128
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "auto"])
+def test_trainer_options_compose(tmp_path, trainer):
+    cfg = compose_config(tmp_path, [f"trainer={trainer}"])
+    assert cfg.trainer.accelerator == trainer

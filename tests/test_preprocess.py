@@ -1,0 +1,100 @@
+"""Fitting into a square, scaling, rotation fill and the preprocessing cache."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from fetal_dcgan.data.augment import augment, flip_rotate, to_signed, to_unit
+from fetal_dcgan.data.preprocess import fit_square, load_images
+from fetal_dcgan.errors import ConfigError
+
+from conftest import noise_image, write_image
+
+
+def test_pad_keeps_aspect_and_letterboxes_black():
+    img = np.full((50, 100), 200, np.uint8)
+    out = fit_square(img, 64, "pad")
+    assert out.shape == (64, 64)
+    rows = np.flatnonzero(out.max(axis=1))
+    assert out[:rows[0]].max() == 0 and out[rows[-1] + 1:].max() == 0
+    assert len(rows) == 32  # 100x50 -> 64x32: aspect kept
+    assert (out[rows[0]:rows[-1] + 1] == 200).all()
+
+
+def test_crop_fills_square_from_centre():
+    img = np.zeros((50, 100), np.uint8)
+    img[:, 25:75] = 255  # the centre square is white, the sides black
+    out = fit_square(img, 32, "crop")
+    assert out.shape == (32, 32) and out[:, 1:-1].min() == 255  # edge columns blend when resampled
+
+
+def test_squash_stretches_like_the_paper():
+    img = noise_image(0, (50, 100))
+    out = fit_square(img, 64, "squash")
+    np.testing.assert_array_equal(out, np.asarray(Image.fromarray(img).resize((64, 64), Image.Resampling.BILINEAR)))
+
+
+@pytest.mark.parametrize("size", [48, 16, 100])
+def test_unsupported_size(size):
+    with pytest.raises(ConfigError, match=r"data.image_size=.*power of two"):
+        load_images([], size, "pad")
+
+
+def test_unknown_fit():
+    with pytest.raises(ConfigError, match="data.fit='stretch'"):
+        load_images([], 64, "stretch")
+
+
+def test_scaling_to_signed_range():
+    x = torch.tensor([0, 255, 128], dtype=torch.uint8)
+    y = to_signed(to_unit(x))
+    assert y[0] == -1 and y[1] == 1 and abs(float(y[2]) - (128 / 127.5 - 1)) < 1e-6
+
+
+def test_rotation_matches_scipy_and_fills_corners_black():
+    rng = np.random.default_rng(0)
+    img = ndimage.gaussian_filter(rng.random((64, 64)), 2).astype(np.float32) + 0.5
+    x = torch.from_numpy(img)[None, None]
+    yy, xx = np.mgrid[:64, :64]
+    disc = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 < 26 ** 2
+    for degrees, flip in [(10, False), (-7, False), (25, True)]:
+        out = flip_rotate(x, torch.tensor([math.radians(degrees)]), torch.tensor([flip]))[0, 0].numpy()
+        src = img[:, ::-1] if flip else img
+        ref = ndimage.rotate(src, degrees, reshape=False, order=1, mode="constant", cval=0.0)
+        assert np.abs(out - ref)[disc].max() < 1e-4
+        assert out[0, 0] < 0.3 * img[0, 0] and out[-1, -1] < 0.3 * img[-1, -1]  # black, not grey
+
+
+def test_flip_only_is_exact_and_augment_can_be_off():
+    x = torch.rand(6, 1, 32, 32)
+    flips = torch.tensor([True, False] * 3)
+    out = flip_rotate(x, torch.zeros(6), flips)
+    torch.testing.assert_close(out[flips], x[flips].flip(-1))
+    torch.testing.assert_close(out[~flips], x[~flips])
+    assert augment(x, hflip=False, degrees=0) is x
+
+
+def test_augment_of_white_square_blacks_only_corners():
+    x = torch.ones(64, 1, 32, 32)
+    out = augment(x, hflip=True, degrees=10, generator=torch.Generator().manual_seed(0))
+    assert out[:, :, 12:20, 12:20].min() > 0.999  # centre untouched
+    assert (out[:, :, 0, 0] < 0.9).float().mean() > 0.5  # most corners rotated in from outside
+
+
+def test_preprocessing_cache(tmp_path):
+    files = [write_image(tmp_path / "img" / f"{i}.png", noise_image(i)) for i in range(3)]
+    first = load_images(files, 32, "pad", tmp_path / "cache")
+    cached = list((tmp_path / "cache" / "preprocessed").glob("*.pt"))
+    assert len(cached) == 1 and first.shape == (3, 1, 32, 32) and first.dtype == torch.uint8
+    torch.testing.assert_close(load_images(files, 32, "pad", tmp_path / "cache"), first)
+    load_images(files, 32, "crop", tmp_path / "cache")
+    write_image(files[0], noise_image(7))  # an edited file invalidates the entry
+    changed = load_images(files, 32, "pad", tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "preprocessed").glob("*.pt"))) == 3
+    assert not torch.equal(changed[0], first[0])

@@ -1,0 +1,115 @@
+"""Discovery of HC18 and plain-folder datasets, and the errors a user can run into."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fetal_dcgan.data.preprocess import load_images, read_gray
+from fetal_dcgan.data.sources import discover, folder_images, hc18_images
+from fetal_dcgan.errors import DataError
+
+from conftest import noise_image, write_image
+
+TRAIN_NAMES = ["000_HC.png", "001_HC.png", "010_2HC.png", "010_3HC.png", "392_HC.png", "392_2HC.png"]
+
+
+def make_hc18(root, doubled=True, test=True):
+    """A miniature of the HC18 release: scans, annotation masks, the CSV, stray files."""
+    train = root / "training_set" / ("training_set" if doubled else "")
+    for i, name in enumerate(TRAIN_NAMES):
+        write_image(train / name, noise_image(i, (27 + i, 40)))
+        write_image(train / name.replace("HC.png", "HC_Annotation.png"), np.zeros((27 + i, 40), np.uint8))
+    (train / "training_set_pixel_size_and_HC.csv").write_text("filename,pixel size(mm),head circumference (mm)\n")
+    (train / "Thumbs.db").write_bytes(b"\0\1")
+    (train / "notes.txt").write_text("stray")
+    if test:
+        tdir = root / "test_set" / "test_set"
+        for name in ["1000_HC.png", "1001_HC.png"]:
+            write_image(tdir / name, noise_image(99, (27, 40)))
+        (tdir / "test_set_pixel_size.csv").write_text("filename,pixel size(mm)\n")
+    return train
+
+
+@pytest.mark.parametrize("doubled", [True, False])
+def test_hc18_uses_exactly_the_training_scans(tmp_path, doubled):
+    train = make_hc18(tmp_path, doubled=doubled)
+    files = hc18_images(tmp_path)
+    assert [f.name for f in files] == sorted(TRAIN_NAMES)
+    assert all(f.parent == train.resolve() or f.parent == train for f in files)
+    # The training folder itself is accepted as root too.
+    assert [f.name for f in hc18_images(train)] == sorted(TRAIN_NAMES)
+
+
+def test_hc18_test_split(tmp_path):
+    make_hc18(tmp_path)
+    assert [f.name for f in hc18_images(tmp_path, split="test")] == ["1000_HC.png", "1001_HC.png"]
+
+
+def test_hc18_without_training_images_names_the_fix(tmp_path):
+    (tmp_path / "training_set").mkdir()
+    write_image(tmp_path / "training_set" / "000_HC_Annotation.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"No HC18 training_set images.*Zenodo"):
+        hc18_images(tmp_path)
+
+
+def test_folder_reads_every_format_recursively(tmp_path):
+    gray = noise_image(1, (30, 40))
+    write_image(tmp_path / "a.png", gray)
+    write_image(tmp_path / "sub" / "b.jpg", gray)
+    write_image(tmp_path / "sub" / "c.BMP", np.stack([gray] * 3, -1))
+    write_image(tmp_path / "sub" / "deeper" / "d.tif", gray)
+    Image.fromarray((gray.astype(np.uint16) * 257)).save(tmp_path / "e16.png")
+    (tmp_path / "readme.txt").write_text("not an image")
+    write_image(tmp_path / ".hidden" / "f.png", gray)
+    files = folder_images(tmp_path)
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "a.png", "e16.png", "sub/b.jpg", "sub/c.BMP", "sub/deeper/d.tif"]
+    np.testing.assert_array_equal(read_gray(tmp_path / "e16.png"), gray)  # 16-bit scaled by 255/65535
+    np.testing.assert_array_equal(read_gray(tmp_path / "sub" / "c.BMP"), gray)  # RGB -> luma
+    np.testing.assert_array_equal(read_gray(tmp_path / "sub" / "deeper" / "d.tif"), gray)
+
+
+def test_rgb_to_gray_matches_pil_luma(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    write_image(tmp_path / "rgb.png", rgb)
+    expected = np.asarray(Image.fromarray(rgb).convert("L"))
+    np.testing.assert_array_equal(read_gray(tmp_path / "rgb.png"), expected)
+
+
+@pytest.mark.parametrize("source", ["folder", "hc18"])
+def test_missing_data_directory(tmp_path, source):
+    with pytest.raises(DataError, match="does not exist: check data.root"):
+        discover(source, root=tmp_path / "nope")
+
+
+def test_unset_root():
+    with pytest.raises(DataError, match=r"set data.root="):
+        discover("folder", root=None)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(DataError, match=r"No images found under .*Check data.root"):
+        folder_images(tmp_path)
+
+
+def test_root_is_a_file(tmp_path):
+    f = write_image(tmp_path / "x.png", noise_image(0))
+    with pytest.raises(DataError, match="is a file, not a directory"):
+        folder_images(f)
+
+
+def test_truncated_image_is_named(tmp_path):
+    good = write_image(tmp_path / "good.png", noise_image(0))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(DataError, match=r"Cannot read image .*bad\.png.*corrupt or truncated"):
+        load_images(folder_images(tmp_path), 32, "pad")
+
+
+def test_garbage_file_is_named(tmp_path):
+    write_image(tmp_path / "good.png", noise_image(0))
+    (tmp_path / "fake.jpg").write_bytes(b"this is not a jpeg")
+    with pytest.raises(DataError, match=r"fake\.jpg"):
+        load_images(folder_images(tmp_path), 32, "pad")

@@ -1,0 +1,169 @@
+"""End to end: real Lightning training from a composed config, resume, the CLI, sweeps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fetal_dcgan.callbacks.snapshot import write_sample_set
+from fetal_dcgan.models.dcgan import DCGAN
+from fetal_dcgan.train import train
+
+from conftest import TINY, TINY_ANY_SOURCE, compose_config, noise_image, write_image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fetal_dcgan.train", *args], cwd=cwd, env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def sample_files(run: Path, epoch: int) -> list[Path]:
+    return sorted((run / "samples" / f"epoch={epoch:04d}").glob("*.png"))
+
+
+def test_short_run_leaves_checkpoints_tensorboard_and_samples(tmp_path):
+    run = tmp_path / "run"
+    train(compose_config(run, TINY))
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.ckpt", "epoch=0002.ckpt", "epoch=0003.ckpt"}
+    for epoch in (2, 3):
+        files = sample_files(run, epoch)
+        assert [f.name for f in files] == [f"{i:04d}.png" for i in range(10)]
+        with Image.open(files[0]) as img:
+            assert img.mode == "L" and img.size == (32, 32)
+    assert not list((run / "samples").glob(".*"))  # no temporary folders left
+    # Same latents for every snapshot: sets differ, but only because the weights do.
+    assert not np.array_equal(np.asarray(Image.open(sample_files(run, 2)[0])), np.asarray(Image.open(sample_files(run, 3)[0])))
+    subset = (run / "subset.txt").read_text().splitlines()
+    assert len(subset) == 48 and all(Path(p).is_file() for p in subset)
+    assert len((run / "reference.txt").read_text().splitlines()) == 16
+    events = EventAccumulator(str(run / "tensorboard")).Reload()
+    assert {"train/loss_d", "train/loss_g", "train/d_real", "train/d_fake"} <= set(events.Tags()["scalars"])
+    assert {"samples/fixed_noise", "train/real_batch"} <= set(events.Tags()["images"])
+    assert len(events.Images("samples/fixed_noise")) == 3
+    weights = torch.load(run / "checkpoints" / "epoch=0003.ckpt", weights_only=False)
+    assert "optimizer_states" not in weights and weights["epoch"] == 2
+    restored = DCGAN.load_from_checkpoint(run / "checkpoints" / "epoch=0003.ckpt")
+    assert restored.hparams.image_size == 32
+
+
+def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    settings = TINY + ["trainer.max_epochs=4", "checkpoint_every=2"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(compose_config(run, settings + ["+callbacks.crash._target_=conftest.CrashAtEpoch",
+                                              "+callbacks.crash.epoch=3"]))
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    # Saved after epoch 2; 3 batches an epoch, and Lightning counts both optimizers' steps.
+    steps_per_epoch = 3 * 2
+    assert last["epoch"] == 1 and last["global_step"] == 2 * steps_per_epoch
+    snapshot_2 = sample_files(run, 2)[0].stat().st_mtime_ns
+    assert not (run / "samples" / "epoch=0004").exists()
+
+    train(compose_config(run, settings + ["resume=true"]))
+    final = torch.load(run / "checkpoints" / "epoch=0004.ckpt", weights_only=False)
+    assert final["global_step"] == 4 * steps_per_epoch  # epochs 3 and 4 only were trained again
+    assert sample_files(run, 2)[0].stat().st_mtime_ns == snapshot_2
+    assert len(sample_files(run, 4)) == 10
+
+
+def test_explicit_ckpt_path_must_exist(tmp_path):
+    from fetal_dcgan.errors import ConfigError
+    with pytest.raises(ConfigError, match="ckpt_path=.*does not exist"):
+        train(compose_config(tmp_path, TINY + [f"ckpt_path={tmp_path / 'missing.ckpt'}"]))
+
+
+def test_half_written_sample_set_is_never_taken_for_a_whole_one(tmp_path):
+    model = DCGAN(image_size=32, nz=8, ngf=4, ndf=4)
+    real_generate, calls = model.generate, []
+
+    def failing_generate(z):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real_generate(z)
+
+    model.generate = failing_generate
+    out = tmp_path / "samples" / "epoch=0005"
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_sample_set(model, out, n_images=8, seed=0, batch_size=4)
+    assert not out.exists()
+    model.generate = real_generate
+    write_sample_set(model, out, n_images=8, seed=0, batch_size=4)
+    assert len(list(out.glob("*.png"))) == 8
+    assert [p.name for p in out.parent.iterdir()] == ["epoch=0005"]
+
+
+def test_multirun_over_n_gives_nested_subsets(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "data.n=10,20", f"hydra.sweep.dir={sweep}", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    subsets = {}
+    for job in ("0", "1"):
+        run = sweep / job
+        assert (run / ".hydra" / "config.yaml").is_file()
+        assert len(sample_files(run, 3)) == 10 and (run / "checkpoints" / "last.ckpt").is_file()
+        subsets[job] = (run / "subset.txt").read_text().splitlines()
+    assert len(subsets["0"]) == 10 and len(subsets["1"]) == 20
+    assert set(subsets["0"]) < set(subsets["1"])
+    assert (sweep / "0" / "reference.txt").read_text() == (sweep / "1" / "reference.txt").read_text()
+
+
+def _corrupt_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "corrupt"
+    good = write_image(folder / "good.png", noise_image(0))
+    (folder / "broken.png").write_bytes(good.read_bytes()[:150])
+    return folder
+
+
+def _hc18_without_scans(tmp_path: Path) -> Path:
+    root = tmp_path / "hc18"
+    write_image(root / "training_set" / "000_HC_Annotation.png", np.zeros((8, 8), np.uint8))
+    return root
+
+
+BAD_INPUTS = {
+    "missing data directory": (lambda t: ["data=folder", f"data.root={t / 'nowhere'}"], "does not exist"),
+    "empty data directory": (lambda t: ["data=folder", f"data.root={t}"], "No images found"),
+    "hc18 without training images": (lambda t: ["data=hc18", f"data.root={_hc18_without_scans(t)}"],
+                                     "No HC18 training_set images"),
+    "corrupt image": (lambda t: ["data=folder", f"data.root={_corrupt_folder(t)}"], "broken.png"),
+    "n larger than the dataset": (lambda t: ["data.n=49"], "dataset of 48 images"),
+    "n below one": (lambda t: ["data.n=0"], "data.n=0"),
+    "unsupported image size": (lambda t: ["data.image_size=100"], "data.image_size=100 is not supported"),
+    "unknown option": (lambda t: ["data.nn=5"], "Could not override 'data.nn'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_fails_clearly_and_writes_no_results(tmp_path, case):
+    make_args, message = BAD_INPUTS[case]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    run = tmp_path / "run"
+    args = make_args(data_dir)
+    tiny = TINY if any(a.startswith("data.n") or a.startswith("data.image") for a in args) else TINY_ANY_SOURCE
+    result = run_cli(*tiny, f"hydra.run.dir={run}", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    for result_like in ("samples", "checkpoints", "subset.txt", "tensorboard"):
+        assert not (run / result_like).exists(), result_like
+
+
+@pytest.mark.slow
+def test_default_quick_run(tmp_path):
+    """The README's main job as written (quick preset on the full phantom)."""
+    result = run_cli(f"hydra.run.dir={tmp_path / 'run'}", "trainer=cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for epoch in (10, 20, 25):
+        assert len(sample_files(tmp_path / "run", epoch)) == 800
