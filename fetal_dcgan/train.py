@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fetal_dcgan.errors import ConfigError, UserError
 
@@ -46,16 +46,21 @@ def _instantiate_all(group: DictConfig | None) -> list:
 
 
 def train(cfg: DictConfig) -> dict[str, str]:
-    """Compose the parts from ``cfg``, fit, and return where the results are."""
+    """Compose the parts from ``cfg``, fit, and return where the results are.
+
+    Everything is built and the data read and checked before the first file is written
+    to the run directory, so bad input leaves nothing that looks like a result.
+    """
     run_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")  # reads and checks the data before anything is trained or written
-    ckpt_path = checkpoint_to_resume(cfg, run_dir)
-    datamodule.write_manifest(run_dir)
     model = instantiate(cfg.model)
-    trainer = instantiate(cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")),
-                          logger=_instantiate_all(cfg.get("logger")) or False)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    ckpt_path = checkpoint_to_resume(cfg, run_dir)
+    datamodule.setup("fit")
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_instantiate_all(cfg.get("logger")) or False)
+    datamodule.write_manifest(run_dir)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     log.info("Run directory: %s", run_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return {"run_dir": str(run_dir), "samples": str(run_dir / "samples"),

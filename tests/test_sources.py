@@ -113,3 +113,14 @@ def test_garbage_file_is_named(tmp_path):
     (tmp_path / "fake.jpg").write_bytes(b"this is not a jpeg")
     with pytest.raises(DataError, match=r"fake\.jpg"):
         load_images(folder_images(tmp_path), 32, "pad")
+
+
+def test_identical_images_are_reported(tmp_path, caplog):
+    from fetal_dcgan.data.datamodule import UltrasoundDataModule
+    for i in range(4):
+        write_image(tmp_path / f"{i}.png", noise_image(i))
+    write_image(tmp_path / "3_copy.png", noise_image(3))
+    dm = UltrasoundDataModule(source="folder", root=str(tmp_path), image_size=32, reference_n=2)
+    with caplog.at_level("WARNING"):
+        dm.setup()
+    assert "1 groups of images are identical" in caplog.text and "3.png = 3_copy.png" in caplog.text

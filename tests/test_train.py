@@ -43,6 +43,8 @@ def test_short_run_leaves_checkpoints_tensorboard_and_samples(tmp_path):
     assert not list((run / "samples").glob(".*"))  # no temporary folders left
     # Same latents for every snapshot: sets differ, but only because the weights do.
     assert not np.array_equal(np.asarray(Image.open(sample_files(run, 2)[0])), np.asarray(Image.open(sample_files(run, 3)[0])))
+    resolved = (run / "config.yaml").read_text()
+    assert "${" not in resolved and f"output_dir: {run}" in resolved
     subset = (run / "subset.txt").read_text().splitlines()
     assert len(subset) == 48 and all(Path(p).is_file() for p in subset)
     assert len((run / "reference.txt").read_text().splitlines()) == 16
@@ -140,6 +142,7 @@ BAD_INPUTS = {
     "n larger than the dataset": (lambda t: ["data.n=49"], "dataset of 48 images"),
     "n below one": (lambda t: ["data.n=0"], "data.n=0"),
     "unsupported image size": (lambda t: ["data.image_size=100"], "data.image_size=100 is not supported"),
+    "snapshot after the last epoch": (lambda t: ["sampling.epochs=[2,9]"], "sampling.epochs [9] fall outside"),
     "unknown option": (lambda t: ["data.nn=5"], "Could not override 'data.nn'"),
 }
 
@@ -156,7 +159,7 @@ def test_bad_input_fails_clearly_and_writes_no_results(tmp_path, case):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-    for result_like in ("samples", "checkpoints", "subset.txt", "tensorboard"):
+    for result_like in ("samples", "checkpoints", "subset.txt", "config.yaml", "tensorboard"):
         assert not (run / result_like).exists(), result_like
 
 

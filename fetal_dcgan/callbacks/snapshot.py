@@ -47,24 +47,23 @@ class SampleSnapshots(L.Callback):
     """At each epoch in ``epochs`` (1-based, the last epoch always included) save a
     weights-only checkpoint ``checkpoints/epoch=NNNN.ckpt`` and a sample set."""
 
-    def __init__(self, dirpath: str, epochs: list[int] | None = None, n_images: int = 800, seed: int = 0,
-                 batch_size: int = 256):
+    def __init__(self, dirpath: str, max_epochs: int, epochs: list[int] | None = None, n_images: int = 800,
+                 seed: int = 0, batch_size: int = 256):
         if n_images < 1:
             raise ConfigError(f"sampling.n_images={n_images}: a sample set needs at least one image.")
+        bad = [e for e in epochs or [] if not 1 <= e <= max_epochs]
+        if bad:
+            raise ConfigError(f"sampling.epochs {bad} fall outside 1..trainer.max_epochs={max_epochs}: "
+                              "remove them or raise trainer.max_epochs.")
         self.dirpath = Path(dirpath)
-        self.requested = sorted(set(epochs or []))
+        self.max_epochs = max_epochs
+        self.epochs = {*(epochs or []), max_epochs}
         self.n_images, self.seed, self.batch_size = n_images, seed, batch_size
-        self.epochs: set[int] = set()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        last = trainer.max_epochs
-        if last is None or last < 1:
-            raise ConfigError("trainer.max_epochs must be set (>= 1) so the last snapshot epoch is known.")
-        bad = [e for e in self.requested if not 1 <= e <= last]
-        if bad:
-            raise ConfigError(f"sampling.epochs {bad} fall outside 1..trainer.max_epochs={last}: "
-                              "remove them or raise trainer.max_epochs.")
-        self.epochs = {*self.requested, last}
+        if trainer.max_epochs != self.max_epochs:
+            raise ConfigError(f"SampleSnapshots was set up for {self.max_epochs} epochs but the trainer runs "
+                              f"{trainer.max_epochs}: pass the trainer's max_epochs.")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1

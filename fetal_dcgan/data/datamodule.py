@@ -18,6 +18,20 @@ from fetal_dcgan.utils import atomic_write_text
 log = logging.getLogger(__name__)
 
 
+def duplicate_groups(images: torch.Tensor) -> list[list[int]]:
+    """Indices of images that are pixel-identical after preprocessing, in groups of 2 or more.
+
+    HC18 itself has one (392_2HC.png is a byte copy of 392_HC.png); a duplicate weighs
+    twice in training and can leak between a training subset and the reference set.
+    """
+    _, inverse, counts = torch.unique(images.flatten(1), dim=0, return_inverse=True, return_counts=True)
+    groups: dict[int, list[int]] = {}
+    for index, group in enumerate(inverse.tolist()):
+        if counts[group] > 1:
+            groups.setdefault(group, []).append(index)
+    return sorted(groups.values())
+
+
 class _InMemoryBatches(Dataset):
     """Serves whole batches by fancy-indexing one tensor: no per-image collation."""
 
@@ -75,6 +89,11 @@ class UltrasoundDataModule(L.LightningDataModule):
             log.warning("data.reference_n=%d but the dataset has %d images: the reference set uses all of them.",
                         self.reference_n, len(ref_idx))
         images = load_images(self.files, self.image_size, self.fit, self.cache_dir)
+        duplicates = duplicate_groups(images)
+        if duplicates:
+            log.warning("%d groups of images are identical at %d px (kept; remove them from the data if unwanted): %s",
+                        len(duplicates), self.image_size,
+                        "; ".join(" = ".join(self.files[i].name for i in g) for g in duplicates[:10]))
         self.train_files = [self.files[i] for i in train_idx]
         self.reference_files = [self.files[i] for i in ref_idx]
         self.train_images = images[torch.from_numpy(train_idx)]
