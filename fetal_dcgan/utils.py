@@ -25,6 +25,18 @@ def atomic_save(obj, path: str | Path) -> None:
         raise
 
 
+def atomic_save_npz(path: str | Path, **arrays) -> None:
+    """``numpy.savez`` through a temporary file and a rename."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(text: str, path: str | Path) -> None:
     """Write a text file through a temporary file and a rename."""
     path = Path(path)

@@ -79,18 +79,35 @@ def _cache_key(files: list[Path], image_size: int, fit: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad",
+                   workers: int | None = None) -> torch.Tensor:
+    """Images as one uint8 tensor (N, 1, H, W): fitted into ``size`` x ``size``, or, with
+    no size, as they are, which requires every image to have the same size."""
+    def read(path: Path) -> np.ndarray:
+        image = read_gray(path)
+        return image if size is None else fit_square(image, size, fit)
+
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        arrays = list(pool.map(read, files))
+    if size is None:
+        first = arrays[0].shape
+        for path, array in zip(files, arrays):
+            if array.shape != first:
+                raise DataError(f"Image sizes differ: {path} is {array.shape[1]}x{array.shape[0]} but {files[0]} is "
+                                f"{first[1]}x{first[0]}. Resize them to a common size (evaluate: --resize 64).")
+    return torch.from_numpy(np.stack(arrays)).unsqueeze(1)
+
+
 def load_images(files: list[Path], image_size: int, fit: str, cache_dir: str | Path | None = None,
                 workers: int | None = None) -> torch.Tensor:
-    """All ``files`` as one uint8 tensor (N, 1, S, S), from the cache when it is current."""
+    """All ``files`` fitted to ``image_size`` as uint8 (N, 1, S, S), from the cache when current."""
     check_settings(image_size, fit)
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir).expanduser() / "preprocessed" / f"{_cache_key(files, image_size, fit)}.pt"
         if cache.is_file():
             return torch.load(cache, weights_only=True)
-    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        arrays = list(pool.map(lambda p: fit_square(read_gray(p), image_size, fit), files))
-    images = torch.from_numpy(np.stack(arrays)).unsqueeze(1)
+    images = read_image_set(files, image_size, fit, workers)
     if cache is not None:
         atomic_save(images, cache)
     return images

@@ -1,0 +1,91 @@
+"""Score every snapshot's sample set against the reference set while training.
+
+After ``SampleSnapshots`` has written ``samples/epoch=NNNN/``, the set is read back (so
+the scores are those of the files on disk) and scored with the configured metrics. The
+run directory gets one row per snapshot in ``metrics.csv`` (run settings, then every
+metric and its status), the per-image values in ``per_image.csv`` and the LBP vectors in
+``metrics/epoch=NNNN.npz``; TensorBoard gets ``metrics/<name>``. A re-scored epoch (after
+a resume) replaces its rows. Nothing here can stop training: failures are logged and
+recorded, and the checkpoint and samples are already on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+
+from fetal_dcgan.callbacks.snapshot import SampleSnapshots, sample_dir
+from fetal_dcgan.data.preprocess import read_image_set
+from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
+from fetal_dcgan.utils import atomic_save_npz, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def replace_rows(path: Path, key: str, value, rows: list[dict]) -> None:
+    """Rewrite a CSV with the rows whose ``key`` equals ``value`` replaced by ``rows``."""
+    kept = []
+    if path.is_file():
+        with path.open(newline="") as fh:
+            kept = [row for row in csv.DictReader(fh) if row.get(key) != str(value)]
+    columns = list(dict.fromkeys([c for row in kept + rows for c in row]))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(kept + rows)
+    atomic_write_text(buffer.getvalue(), path)
+
+
+def per_image_rows(result: MetricsResult, run_columns: dict, files: list[Path]) -> list[dict]:
+    names = [n for n, v in result.per_image.items() if len(v) == len(files)]
+    return [{**run_columns, "image": f.name, **{n: result.per_image[n][i] for n in names}}
+            for i, f in enumerate(files)]
+
+
+class SnapshotMetrics(L.Callback):
+    """Scores each snapshot of the run's ``SampleSnapshots`` callback with ``suite``."""
+
+    def __init__(self, dirpath: str, suite: MetricSuite, run_info: dict | None = None):
+        self.dirpath = Path(dirpath)
+        self.suite = suite
+        self.run_info = dict(run_info or {})
+        self.snapshots: SampleSnapshots | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        found = [cb for cb in trainer.callbacks if isinstance(cb, SampleSnapshots)]
+        if not found:
+            raise ConfigError("SnapshotMetrics scores the sets written by SampleSnapshots: add that callback too.")
+        self.snapshots = found[0]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.snapshots is None or epoch not in self.snapshots.epochs or not trainer.is_global_zero:
+            return
+        try:
+            scalars = self.score_epoch(trainer, epoch)
+        except Exception:  # never lose a training run to its metrics
+            log.exception("Scoring the samples of epoch %d failed; training goes on.", epoch)
+            return
+        pl_module.log_dict({f"metrics/{k}": float(v) for k, v in scalars.items()
+                            if isinstance(v, (int, float)) and not math.isnan(v)}, on_step=False, on_epoch=True)
+
+    def score_epoch(self, trainer: L.Trainer, epoch: int) -> dict:
+        folder = sample_dir(self.dirpath, epoch)
+        files = sorted(folder.glob("*.png"))
+        fake = read_image_set(files)
+        datamodule = trainer.datamodule
+        result = self.suite.score(fake, datamodule.reference)
+        run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info}
+        replace_rows(self.dirpath / "metrics.csv", "epoch", epoch, [{**run_columns, **result.record()}])
+        replace_rows(self.dirpath / "per_image.csv", "epoch", epoch, per_image_rows(result, run_columns, files))
+        atomic_save_npz(self.dirpath / "metrics" / f"epoch={epoch:04d}.npz", **result.vectors)
+        log.info("Epoch %d metrics: %s", epoch, ", ".join(
+            f"{k}={v:.4g}" for k, v in result.scalars.items() if isinstance(v, float) and not math.isnan(v)))
+        return result.scalars

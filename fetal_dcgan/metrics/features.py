@@ -1,0 +1,69 @@
+"""Feature extractors for FID and KID: the standard FID Inception-v3 or any module.
+
+The standard network is torch-fidelity's TF-compatible Inception-v3 (pool3, 2048-d),
+which resizes every image to 299x299 with its TF1-style bilinear interpolation (no
+antialiasing), exactly as torch-fidelity does. Its weights cannot be downloaded here, so
+they come from a local file or the torch hub cache; when neither has them the metric is
+reported as unavailable instead of failing. Any ``nn.Module`` mapping uint8 (N, 3, H, W)
+to (N, d) can stand in (tests use a small fixed network); give it a ``cache_key``
+attribute to let reference features be cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+FID_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{FID_WEIGHTS_FILE}"
+
+
+class MetricUnavailable(Exception):
+    """A metric cannot be computed in this environment; the message says what to do."""
+
+
+def find_inception_weights(weights_path: str | Path | None = None) -> Path:
+    """The FID Inception weights file: ``weights_path``, else the torch hub cache."""
+    hub_file = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
+    how = (f"download {FID_WEIGHTS_URL} on a machine with internet and set metrics.fid.weights_path=/path/to/"
+           f"{FID_WEIGHTS_FILE} (evaluate: --fid-weights), or copy it to {hub_file}")
+    if weights_path:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise MetricUnavailable(f"FID Inception weights not found at {path}: {how}")
+        return path
+    if hub_file.is_file():
+        return hub_file
+    raise MetricUnavailable(f"FID Inception weights are not available offline: {how}")
+
+
+class InceptionFeatures(nn.Module):
+    """torch-fidelity's FID Inception-v3: uint8 (N, 3, H, W) -> pool3 features (N, 2048)."""
+
+    def __init__(self, weights_path: str | Path | None = None):
+        super().__init__()
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        path = find_inception_weights(weights_path)
+        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                               feature_extractor_weights_path=str(path))
+        self.cache_key = f"inception-v3-compat-2048:{path.name}:{path.stat().st_size}"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)[0]
+
+
+@torch.no_grad()
+def extract_features(extractor: nn.Module, images: torch.Tensor, batch_size: int = 64,
+                     device: str | torch.device = "cpu") -> torch.Tensor:
+    """Features (N, d) as float64 of uint8 gray images (N, 1, H, W), repeated to 3 channels."""
+    extractor = extractor.to(device).eval()
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        if batch.shape[1] == 1:
+            batch = batch.expand(-1, 3, -1, -1)
+        chunks.append(extractor(batch).double().cpu())
+    return torch.cat(chunks)

@@ -1,0 +1,189 @@
+"""Run the configured metrics on a synthetic set against a reference set.
+
+``MetricSuite.score`` returns one ``MetricsResult``: set-level scalars, per-synthetic-image
+values, vectors (LBPv) and a status per metric ("ok", "unavailable: ...", "error: ...").
+A metric that fails leaves NaN in its columns and never stops the others. Statistics of
+the reference set (features, LBP histograms) are computed once per process and cached on
+disk under a hash of the images and settings; statistics of synthetic sets never are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, extract_features
+from fetal_dcgan.metrics.fid import frechet_distance
+from fetal_dcgan.metrics.kid import kernel_inception_distance
+from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS, lbp, lbp_histograms
+from fetal_dcgan.metrics.mutual_info import mutual_information
+from fetal_dcgan.metrics.psnr import psnr
+from fetal_dcgan.utils import atomic_save
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MetricsResult:
+    scalars: dict[str, float] = field(default_factory=dict)
+    per_image: dict[str, np.ndarray] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+
+    def record(self) -> dict[str, float | str]:
+        """One flat row: every scalar, then ``status_<metric>``."""
+        return {**self.scalars, **{f"status_{name}": text for name, text in self.status.items()}}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: the scalar keys it fills and the function that computes them."""
+
+    keys: tuple[str, ...]
+    compute: Callable[["MetricSuite", torch.Tensor, torch.Tensor], dict]
+
+
+def _fid(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    return {"scalars": {"fid": frechet_distance(suite.fake_features(fake), suite.real_features(real))}}
+
+
+def _kid(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    mean, std = kernel_inception_distance(suite.fake_features(fake), suite.real_features(real), suite.kid_subsets,
+                                          suite.kid_subset_size, suite.seed)
+    return {"scalars": {"kid_mean": mean, "kid_std": std}}
+
+
+def _psnr(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    return psnr(fake, real)
+
+
+def _mi(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    return mutual_information(fake, real)
+
+
+def _lbp(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    return lbp(fake, suite.real_lbp_histograms(real))
+
+
+_LBP_KEYS = ("lbp_l1", "lbp_chi2", *(f"lbp_v{c}{s}" for c in NAMED_ELEMENTS for s in ("", "_reference")))
+
+#: Metrics by name, in the order they are run and reported.
+METRICS: dict[str, Metric] = {
+    "fid": Metric(("fid",), _fid),
+    "kid": Metric(("kid_mean", "kid_std"), _kid),
+    "psnr": Metric(("psnr_mean", "psnr_best_mean", "psnr_identical_pairs"), _psnr),
+    "mi": Metric(("mi_mean", "mi_best_mean", "nmi_mean", "nmi_best_mean"), _mi),
+    "lbp": Metric(_LBP_KEYS, _lbp),
+}
+
+
+def images_digest(images: torch.Tensor) -> str:
+    """A hash of a uint8 image set's shape and pixels."""
+    h = hashlib.sha256(str(tuple(images.shape)).encode())
+    h.update(images.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+class MetricSuite:
+    """The configured metrics, with their settings and the reference-statistics cache."""
+
+    def __init__(self, names: list[str] | tuple[str, ...] = tuple(METRICS), fid: dict | None = None,
+                 kid: dict | None = None, device: str = "cpu", seed: int = 2020,
+                 cache_dir: str | Path | None = None, feature_extractor: nn.Module | None = None):
+        unknown = [n for n in names if n not in METRICS]
+        if unknown:
+            raise ValueError(f"Unknown metrics {unknown}: choose from {', '.join(METRICS)}.")
+        self.names = [n for n in METRICS if n in names]
+        fid, kid = dict(fid or {}), dict(kid or {})
+        self.fid_weights_path = fid.get("weights_path")
+        self.feature_batch_size = int(fid.get("batch_size", 64))
+        self.kid_subsets = int(kid.get("subsets", 100))
+        self.kid_subset_size = int(kid.get("subset_size", 1000))
+        self.device, self.seed = device, seed
+        self.cache_dir = Path(cache_dir).expanduser() / "metrics" if cache_dir else None
+        self._extractor = feature_extractor
+        self._memo: dict[str, object] = {}
+        self._fake_features: torch.Tensor | None = None
+
+    # -- shared statistics ------------------------------------------------------------
+    def extractor(self) -> nn.Module:
+        if self._extractor is None:
+            self._extractor = InceptionFeatures(self.fid_weights_path)  # raises MetricUnavailable
+        return self._extractor
+
+    def _real_statistic(self, kind: str, real: torch.Tensor, compute: Callable[[], object],
+                        cache_key: str | None) -> object:
+        key = f"{kind}-{images_digest(real)}-{hashlib.sha256(str(cache_key).encode()).hexdigest()[:12]}"
+        if key in self._memo:
+            return self._memo[key]
+        path = self.cache_dir / f"{key}.pt" if self.cache_dir and cache_key else None
+        if path is not None and path.is_file():
+            value = torch.load(path, weights_only=False)
+        else:
+            value = compute()
+            if path is not None:
+                atomic_save(value, path)
+        self._memo[key] = value
+        return value
+
+    def real_features(self, real: torch.Tensor) -> torch.Tensor:
+        extractor = self.extractor()
+        return self._real_statistic("features", real, lambda: self._features(real),
+                                    getattr(extractor, "cache_key", None))
+
+    def fake_features(self, fake: torch.Tensor) -> torch.Tensor:
+        """Features of the synthetic set being scored: one pass shared by FID and KID."""
+        if self._fake_features is None:
+            self._fake_features = self._features(fake)
+        return self._fake_features
+
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        return extract_features(self.extractor(), images, self.feature_batch_size, self.device)
+
+    def real_lbp_histograms(self, real: torch.Tensor) -> np.ndarray:
+        return self._real_statistic("lbp", real, lambda: lbp_histograms(real), "lbp-P8-R1-default")
+
+    # -- scoring ------------------------------------------------------------------------
+    def score(self, fake: torch.Tensor, real: torch.Tensor) -> MetricsResult:
+        """Score uint8 synthetic images (N, 1, H, W) against uint8 reference images."""
+        check_image_sets(fake, real)
+        result = MetricsResult(scalars={"n_fake": len(fake), "n_real": len(real)})
+        try:
+            for name in self.names:
+                metric = METRICS[name]
+                try:
+                    out = metric.compute(self, fake, real)
+                    result.status[name] = "ok"
+                except MetricUnavailable as exc:
+                    out, result.status[name] = {}, f"unavailable: {exc}"
+                    log.warning("%s unavailable: %s", name, exc)
+                except Exception as exc:  # a failing metric must not stop the others or training
+                    out, result.status[name] = {}, f"error: {type(exc).__name__}: {exc}"
+                    log.exception("metric %s failed", name)
+                scalars = out.get("scalars", {})
+                result.scalars.update({k: scalars.get(k, math.nan) for k in metric.keys})
+                result.per_image.update(out.get("per_image", {}))
+                result.vectors.update(out.get("vectors", {}))
+        finally:
+            self._fake_features = None  # synthetic statistics are never kept
+        return result
+
+
+def check_image_sets(fake: torch.Tensor, real: torch.Tensor) -> None:
+    """Both sets must be non-empty uint8 (N, 1, H, W) of the same H x W."""
+    for name, images in (("synthetic", fake), ("reference", real)):
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 1:
+            raise ValueError(f"The {name} set must be uint8 (N, 1, H, W), got {images.dtype} {tuple(images.shape)}.")
+        if len(images) == 0:
+            raise ValueError(f"The {name} set is empty.")
+    if fake.shape[-2:] != real.shape[-2:]:
+        raise ValueError(f"Image sizes differ: synthetic {tuple(fake.shape[-2:])} vs reference "
+                         f"{tuple(real.shape[-2:])}; resize one set to the other's size.")
