@@ -9,10 +9,10 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 LOGDIR ?= outputs
 
-.PHONY: help install train sweep test test-all tensorboard clean
+.PHONY: help install train sweep evaluate test test-all bench bench-metrics tensorboard clean
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## Create .venv and install the package (editable) with dev extras
 
@@ -27,6 +27,14 @@ train: install ## Train on the built-in phantom (quick preset); Hydra overrides 
 
 sweep: install ## The paper's grid at 64 px (experiment=paper64; needs a GPU to finish in hours)
 	$(BIN)/python -m fetal_dcgan.train -m experiment=paper64 $(ARGS)
+
+evaluate: install ## Score a folder of synthetic images: make evaluate REAL=dir FAKE=dir [ARGS="--resize 64"]
+	$(BIN)/python -m fetal_dcgan.evaluate --real $(REAL) --fake $(FAKE) $(ARGS)
+
+bench: bench-metrics ## Run the CPU benchmarks
+
+bench-metrics: install ## Time all-pairs PSNR, MI/NMI and LBPv (800 x 800) against scikit-image/scikit-learn
+	$(BIN)/python -m fetal_dcgan.bench metrics
 
 test: install ## Run the tests (slow ones excluded)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

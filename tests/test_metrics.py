@@ -236,3 +236,11 @@ def test_unknown_metric_and_mismatched_sets():
         MetricSuite(["fid", "ssim"])
     with pytest.raises(ValueError, match="Image sizes differ"):
         MetricSuite(["psnr"]).score(FAKE, varied_images(2, size=16))
+
+
+def test_mi_blocks_cover_every_pair(monkeypatch):
+    import fetal_dcgan.metrics.mutual_info as mutual_info
+    full = pairwise_mutual_information(FAKE, REAL)
+    monkeypatch.setattr(mutual_info, "BLOCK_PAIRS", 32 * 32 * 2)  # blocks of 1 synthetic x 2 reference images
+    blocked = pairwise_mutual_information(FAKE, REAL)
+    np.testing.assert_array_equal(full[0], blocked[0])

@@ -39,20 +39,30 @@ def entropies(images: np.ndarray) -> np.ndarray:
     return math.log(n) - clogc.sum(1) / n
 
 
-def joint_entropies(fake: np.ndarray, real: np.ndarray, chunk: int = 8, workers: int | None = None) -> np.ndarray:
+#: Pixel pairs coded per block; with its temporaries a block takes about 20 bytes a pair,
+#: so each worker thread stays near 350 MB whatever the image and set sizes.
+BLOCK_PAIRS = 2**24
+
+
+def joint_entropies(fake: np.ndarray, real: np.ndarray, workers: int | None = None) -> np.ndarray:
     """(len(fake), len(real)) joint entropies (nats) of the 256x256 grey-level histograms."""
     s = fake.reshape(len(fake), -1).astype(np.uint16) << 8
     r = real.reshape(len(real), -1).astype(np.uint16)
     n = s.shape[1]
+    r_chunk = min(len(r), max(1, BLOCK_PAIRS // n))
+    s_chunk = max(1, BLOCK_PAIRS // (r_chunk * n))
     out = np.empty((len(s), len(r)))
 
-    def block(start: int) -> None:
-        codes = (s[start:start + chunk, None, :] | r[None, :, :]).reshape(-1, n)
+    def block(corner: tuple[int, int]) -> None:
+        i, j = corner
+        s_block, r_block = s[i:i + s_chunk], r[j:j + r_chunk]
+        codes = (s_block[:, None, :] | r_block[None, :, :]).reshape(-1, n)
         codes.sort(axis=1, kind="stable")  # radix sort for 16-bit keys
-        out[start:start + chunk] = (math.log(n) - _sum_c_log_c(codes) / n).reshape(-1, len(r))
+        out[i:i + s_chunk, j:j + r_chunk] = (math.log(n) - _sum_c_log_c(codes) / n).reshape(len(s_block), -1)
 
+    corners = [(i, j) for i in range(0, len(s), s_chunk) for j in range(0, len(r), r_chunk)]
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        list(pool.map(block, range(0, len(s), chunk)))
+        list(pool.map(block, corners))
     return out
 
 
