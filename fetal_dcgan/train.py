@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fetal_dcgan.errors import ConfigError, UserError
+from fetal_dcgan.runs import last_checkpoint, objective, read_finished, write_finished
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,10 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
             raise ConfigError(f"ckpt_path={path} does not exist: give the path of a .ckpt file, e.g. "
                               "<run dir>/checkpoints/last.ckpt.")
         return str(path)
-    if cfg.get("resume"):
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            return str(last)
-        log.warning("resume=true but %s has no checkpoint yet: starting from scratch.", run_dir)
+    last = last_checkpoint(run_dir)
+    if cfg.get("resume") and last.is_file():
+        log.info("Continuing from %s", last)
+        return str(last)
     return None
 
 
@@ -45,13 +45,18 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(node) for node in (group or {}).values() if node is not None]
 
 
-def train(cfg: DictConfig) -> dict[str, str]:
-    """Compose the parts from ``cfg``, fit, and return where the results are.
+def train(cfg: DictConfig) -> dict:
+    """Compose the parts from ``cfg``, fit, and return the run's ``finished.json`` record.
 
     Everything is built and the data read and checked before the first file is written
-    to the run directory, so bad input leaves nothing that looks like a result.
+    to the run directory, so bad input leaves nothing that looks like a result. With
+    ``resume`` (the default) a run directory that already finished is left as it is.
     """
     run_dir = Path(cfg.paths.output_dir)
+    finished = read_finished(run_dir)
+    if cfg.get("resume") and finished and finished.get("max_epochs") == cfg.trainer.max_epochs:
+        log.info("%s already finished %d epochs: skipping it.", run_dir, finished["max_epochs"])
+        return finished
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -63,14 +68,15 @@ def train(cfg: DictConfig) -> dict[str, str]:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     log.info("Run directory: %s", run_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    return {"run_dir": str(run_dir), "samples": str(run_dir / "samples"),
-            "checkpoints": str(run_dir / "checkpoints")}
+    trainer.save_checkpoint(last_checkpoint(run_dir))  # the final state, so the run can be extended
+    return write_finished(run_dir, cfg.trainer.max_epochs)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Train; return ``optimized_metric`` at the last snapshot for a sweeper such as Optuna."""
     try:
-        train(cfg)
+        return objective(train(cfg), cfg.get("optimized_metric"))
     except UserError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

@@ -29,6 +29,10 @@ from fetal_dcgan.utils import atomic_save_npz, atomic_write_text
 log = logging.getLogger(__name__)
 
 
+def _finite(scalars: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in scalars.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
 def replace_rows(path: Path, key: str, value, rows: list[dict]) -> None:
     """Rewrite a CSV with the rows whose ``key`` equals ``value`` replaced by ``rows``."""
     kept = []
@@ -57,6 +61,7 @@ class SnapshotMetrics(L.Callback):
         self.suite = suite
         self.run_info = dict(run_info or {})
         self.snapshots: SampleSnapshots | None = None
+        self.last_scalars: dict = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         found = [cb for cb in trainer.callbacks if isinstance(cb, SampleSnapshots)]
@@ -73,8 +78,16 @@ class SnapshotMetrics(L.Callback):
         except Exception:  # never lose a training run to its metrics
             log.exception("Scoring the samples of epoch %d failed; training goes on.", epoch)
             return
-        pl_module.log_dict({f"metrics/{k}": float(v) for k, v in scalars.items()
-                            if isinstance(v, (int, float)) and not math.isnan(v)}, on_step=False, on_epoch=True)
+        self.last_scalars = _finite(scalars)
+        pl_module.log_dict({f"metrics/{k}": v for k, v in self.last_scalars.items()}, on_step=False, on_epoch=True)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """TensorBoard's hparams view: the run's settings beside its last snapshot's metrics."""
+        if not self.last_scalars or not trainer.is_global_zero:
+            return
+        params = {"n": len(trainer.datamodule.train_files), **self.run_info, "max_epochs": trainer.max_epochs}
+        for logger in trainer.loggers:
+            logger.log_hyperparams(params, {f"final/{k}": v for k, v in self.last_scalars.items()})
 
     def score_epoch(self, trainer: L.Trainer, epoch: int) -> dict:
         folder = sample_dir(self.dirpath, epoch)

@@ -112,6 +112,7 @@ class MetricSuite:
         self._extractor = feature_extractor
         self._memo: dict[str, object] = {}
         self._fake_features: torch.Tensor | None = None
+        self._warned: set[str] = set()
 
     # -- shared statistics ------------------------------------------------------------
     def extractor(self) -> nn.Module:
@@ -164,7 +165,9 @@ class MetricSuite:
                     result.status[name] = "ok"
                 except MetricUnavailable as exc:
                     out, result.status[name] = {}, f"unavailable: {exc}"
-                    log.warning("%s unavailable: %s", name, exc)
+                    if result.status[name] not in self._warned:  # once per suite, not every snapshot
+                        self._warned.add(result.status[name])
+                        log.warning("%s %s", name, result.status[name])
                 except Exception as exc:  # a failing metric must not stop the others or training
                     out, result.status[name] = {}, f"error: {type(exc).__name__}: {exc}"
                     log.exception("metric %s failed", name)
