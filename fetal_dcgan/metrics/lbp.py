@@ -85,7 +85,8 @@ def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.nda
         scalars[f"lbp_v{code}_reference"] = float(reference[code])
     return {
         "scalars": scalars,
-        "per_image": {"lbp_l1": l1_distance(per_image, reference), "lbp_chi2": chi2_distance(per_image, reference)},
+        "per_image": {"lbp_l1": l1_distance(per_image, reference), "lbp_chi2": chi2_distance(per_image, reference),
+                      **{f"lbp_v{code}": per_image[:, code] for code in NAMED_ELEMENTS}},
         "vectors": {"lbp_reference": reference, "lbp_synthetic": synthetic,
                     "lbp_abs_diff": np.abs(synthetic - reference), "lbp_per_image": fake_hist},
     }

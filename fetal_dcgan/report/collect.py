@@ -1,0 +1,102 @@
+"""Find the runs of a sweep and gather what they wrote into tables.
+
+A run is a folder holding ``.hydra/config.yaml``; its ``metrics.csv`` rows become rows of
+``results`` (one per run x snapshot) with the run's id, its swept overrides and status.
+Cells that failed or never scored a snapshot are kept in ``runs`` with their status, so
+a report says what is missing instead of silently dropping it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from fetal_dcgan.errors import UserError
+from fetal_dcgan.runs import FINISHED, METRICS_CSV, PER_IMAGE_CSV
+
+#: Columns that describe a cell rather than measure it.
+CONFIG_COLUMNS = ("run", "epoch", "n", "image_size", "lr", "seed")
+#: Per-image metrics (in per_image.csv) that can serve as replicates.
+PER_IMAGE_METRICS = ("psnr_best", "mi_best", "nmi_best", "lbp_l1", "lbp_chi2", "lbp_v8", "lbp_v20", "lbp_v143",
+                     "lbp_v240")
+#: Candidate axes of a study, in the order they are reported; seeds are replicates, not an axis.
+AXES = ("n", "epoch", "lr", "image_size")
+
+
+@dataclass
+class Sweep:
+    root: Path
+    runs: pd.DataFrame        # one row per run: run, path, status, overrides
+    results: pd.DataFrame     # one row per run x scored snapshot
+    per_image: pd.DataFrame   # one row per run x snapshot x synthetic image
+    config: dict              # resolved config of the first run, for the report's header
+
+    @property
+    def metric_columns(self) -> list[str]:
+        skip = set(CONFIG_COLUMNS) | {"n_fake", "n_real"}
+        return [c for c in self.results.columns if c not in skip and not c.startswith(("status_", "override."))
+                and not c.endswith("_reference") and pd.api.types.is_numeric_dtype(self.results[c])]
+
+    @property
+    def varied_axes(self) -> list[str]:
+        """Axes with more than one value among the scored cells."""
+        axes = [a for a in AXES if a in self.results and self.results[a].nunique() > 1]
+        axes += [c for c in self.results.columns if c.startswith("override.") and self.results[c].nunique() > 1
+                 and c.removeprefix("override.") not in ("data.n", "model.lr", "data.image_size", "seed", "experiment")]
+        return axes
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    if (root / ".hydra" / "config.yaml").is_file():
+        return [root]
+    runs = [p.parent.parent for p in root.glob("**/.hydra/config.yaml")]
+    return sorted(runs, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
+
+
+def _overrides(run_dir: Path) -> dict[str, str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    items = yaml.safe_load(path.read_text()) if path.is_file() else []
+    return dict(item.split("=", 1) for item in items or [] if "=" in item and not item.startswith("hydra"))
+
+
+def load_sweep(root: str | Path) -> Sweep:
+    """Read every run under ``root`` (a multirun folder, or a single run folder)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root} does not exist: give the sweep folder that `python -m fetal_dcgan.train -m` "
+                        "wrote, e.g. multirun/smoke.")
+    run_dirs = _run_dirs(root)
+    if not run_dirs:
+        raise UserError(f"{root} is not a sweep: no run folders with .hydra/config.yaml were found under it. "
+                        "Give the folder that `python -m fetal_dcgan.train -m ...` printed (multirun/...).")
+    runs, results, per_image = [], [], []
+    for run_dir in run_dirs:
+        run_id = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
+        overrides = {f"override.{k}": v for k, v in _overrides(run_dir).items()}
+        metrics = run_dir / METRICS_CSV
+        status = ("finished" if (run_dir / FINISHED).is_file() else "unfinished") if metrics.is_file() else "no metrics"
+        runs.append({"run": run_id, "path": str(run_dir), "status": status, **overrides})
+        if metrics.is_file():
+            results.append(pd.read_csv(metrics).assign(run=run_id, **overrides))
+        if (run_dir / PER_IMAGE_CSV).is_file():
+            per_image.append(pd.read_csv(run_dir / PER_IMAGE_CSV).assign(run=run_id))
+    if not results:
+        raise UserError(f"No run under {root} has scored a snapshot (no metrics.csv): the sweep failed or has not "
+                        "reached its first sampling epoch. See each run's train.log.")
+    first = run_dirs[0] / "config.yaml"
+    config = yaml.safe_load(first.read_text()) if first.is_file() else {}
+    table = pd.concat(results, ignore_index=True)
+    table = table[[c for c in CONFIG_COLUMNS if c in table] + [c for c in table if c not in CONFIG_COLUMNS]]
+    images = pd.concat(per_image, ignore_index=True) if per_image else pd.DataFrame()
+    if not images.empty:
+        images = images[["run"] + [c for c in images if c != "run"]]
+    return Sweep(root, pd.DataFrame(runs), table.sort_values(["run", "epoch"], key=_natural).reset_index(drop=True),
+                 images, config)
+
+
+def _natural(column: pd.Series) -> pd.Series:
+    """Sort run ids like 2 < 10 (numbers as numbers)."""
+    return column.map(lambda v: (0, int(v), "") if str(v).isdigit() else (1, 0, str(v)))

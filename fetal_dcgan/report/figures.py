@@ -1,0 +1,130 @@
+"""The sweep's figures as PNG files (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS  # noqa: E402
+
+#: Metrics drawn against n and epochs, when present and not all NaN.
+KEY_METRICS = ("fid", "kid_mean", "psnr_mean", "psnr_best_mean", "mi_mean", "nmi_mean", "lbp_l1", "lbp_chi2",
+               "lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240")
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=(0, 0, 1, 0.96) if fig._suptitle is not None else None)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plottable(results: pd.DataFrame) -> list[str]:
+    return [m for m in KEY_METRICS if m in results and results[m].notna().any()]
+
+
+def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | None:
+    """One panel per metric: mean (and SD over seeds) against ``x``, one line per ``hue``."""
+    metrics = plottable(results)
+    if not metrics or x not in results or results[x].nunique() < 1:
+        return None
+    cols = min(4, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for level, group in results.groupby(hue) if hue in results else [("all", results)]:
+            summary = group.groupby(x)[metric].agg(["mean", "std"]).reset_index()
+            ax.errorbar(summary[x], summary["mean"], yerr=summary["std"].fillna(0), marker="o", ms=3, capsize=2,
+                        label=f"{hue}={level}")
+        if metric.startswith("lbp_v") and f"{metric}_reference" in results:
+            ax.axhline(results[f"{metric}_reference"].iloc[0], color="k", ls="--", lw=0.8, label="rLBPv")
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel(x, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(f"metrics against {x} (one line per {hue}; error bars: SD over seeds)", fontsize=10)
+    return _save(fig, path)
+
+
+def lbp_vectors(sets: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> Path | None:
+    """sLBPv of each set against rLBPv (log scale), the study's elements marked."""
+    if not sets:
+        return None
+    cols = min(4, len(sets))
+    rows = -(-len(sets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.4 * rows), squeeze=False, sharey=True)
+    codes = np.arange(256)
+    for ax, (title, reference, synthetic) in zip(axes.flat, sets):
+        ax.semilogy(codes, np.maximum(reference, 1e-6), color="k", lw=0.8, label="rLBPv")
+        ax.semilogy(codes, np.maximum(synthetic, 1e-6), color="tab:orange", lw=0.8, label="sLBPv")
+        for code in NAMED_ELEMENTS:
+            ax.axvline(code, color="tab:red", lw=0.6, alpha=0.6)
+            ax.plot([code], [max(synthetic[code], 1e-6)], "o", color="tab:red", ms=3)
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(sets):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle("LBP vectors: synthetic (orange) vs reference (black); red: V8, V20, V143, V240", fontsize=10)
+    return _save(fig, path)
+
+
+def loss_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> Path | None:
+    """Discriminator and generator losses of every run against epoch."""
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for run, series in curves.items():
+        for ax, key in zip(axes, ("train/loss_d", "train/loss_g")):
+            if key in series:
+                ax.plot(*series[key], lw=0.9, label=f"run {run}")
+    for ax, key in zip(axes, ("train/loss_d", "train/loss_g")):
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+    axes[0].legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
+def sample_grid(files: list[Path], path: Path, scale: int = 4) -> Path | None:
+    """The first 9 images of a set as a 3x3 grid, enlarged without smoothing."""
+    files = files[:9]
+    if not files:
+        return None
+    images = [np.asarray(Image.open(f).convert("L")) for f in files]
+    h, w = images[0].shape
+    grid = np.zeros((3 * h + 4, 3 * w + 4), np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, 3)
+        grid[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST).save(path)
+    return path
+
+
+def regression(x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str, ax) -> dict:
+    """Scatter, least-squares line and scipy's linregress r and p on one axis."""
+    from scipy import stats
+
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    ax.scatter(x, y, s=10, alpha=0.7)
+    out = {"metric": xlabel, "n": int(len(x)), "r": np.nan, "p": np.nan, "slope": np.nan}
+    if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        fit = stats.linregress(x, y)
+        xs = np.linspace(x.min(), x.max(), 50)
+        ax.plot(xs, fit.intercept + fit.slope * xs, color="tab:red")
+        out.update(r=fit.rvalue, p=fit.pvalue, slope=fit.slope)
+    ax.set_title(f"{xlabel}: r={out['r']:.2f}, p={out['p']:.2g}, n={out['n']}", fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    return out
