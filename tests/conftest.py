@@ -49,14 +49,23 @@ def noise_image(seed: int, shape=(54, 80)) -> np.ndarray:
 
 
 class CrashAtEpoch:
-    """A Lightning callback that fails at the start of a 1-based epoch, like a killed job."""
+    """A Lightning callback that fails at the start of a 1-based epoch, like a killed job.
 
-    def __new__(cls, epoch: int):
+    With ``flag``, it fails only while that file exists (and deletes it), so the same
+    command crashes once; with ``seed`` only in the run whose ``seed`` is ``when_seed``.
+    """
+
+    def __new__(cls, epoch: int, flag: str | None = None, seed: int | None = None, when_seed: int | None = None):
         import lightning as L
 
         class _Crash(L.Callback):
             def on_train_epoch_start(self, trainer, pl_module):
-                if trainer.current_epoch + 1 == epoch:
-                    raise RuntimeError(f"simulated crash at epoch {epoch}")
+                if trainer.current_epoch + 1 != epoch or (when_seed is not None and seed != when_seed):
+                    return
+                if flag is not None:
+                    if not Path(flag).exists():
+                        return
+                    Path(flag).unlink()
+                raise RuntimeError(f"simulated crash at epoch {epoch}")
 
         return _Crash()
