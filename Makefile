@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 # torch and torchvision are pinned to the release this project is tested with.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
-LOGDIR ?= outputs
+DIR ?= outputs
+LOGDIR ?= $(DIR)
+SWEEP ?= multirun/smoke
 
-.PHONY: help install train sweep evaluate test test-all bench bench-metrics tensorboard clean
+.PHONY: help install train sweep smoke report evaluate test test-all bench bench-metrics tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +30,12 @@ train: install ## Train on the built-in phantom (quick preset); Hydra overrides 
 sweep: install ## The paper's grid at 64 px (experiment=paper64; needs a GPU to finish in hours)
 	$(BIN)/python -m fetal_dcgan.train -m experiment=paper64 $(ARGS)
 
+smoke: install ## The paper's grid shape in about a minute on a CPU (multirun/smoke)
+	$(BIN)/python -m fetal_dcgan.train -m experiment=smoke $(ARGS)
+
+report: install ## Tables, statistics, figures and report.html of a sweep: make report SWEEP=multirun/paper64
+	$(BIN)/python -m fetal_dcgan.report $(SWEEP) $(ARGS)
+
 evaluate: install ## Score a folder of synthetic images: make evaluate REAL=dir FAKE=dir [ARGS="--resize 64"]
 	$(BIN)/python -m fetal_dcgan.evaluate --real $(REAL) --fake $(FAKE) $(ARGS)
 
@@ -42,7 +50,7 @@ test: install ## Run the tests (slow ones excluded)
 test-all: install ## Run every test, slow ones included
 	$(BIN)/python -m pytest $(ARGS)
 
-tensorboard: install ## Serve TensorBoard over the runs in LOGDIR (default outputs/; LOGDIR=multirun for sweeps)
+tensorboard: install ## Serve TensorBoard over DIR (default outputs/; DIR=multirun/paper64 for a sweep)
 	$(BIN)/tensorboard --logdir $(LOGDIR)
 
 clean: ## Remove runs, sweeps and test caches (keeps .venv and the data cache)

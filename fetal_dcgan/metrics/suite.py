@@ -96,7 +96,7 @@ class MetricSuite:
     """The configured metrics, with their settings and the reference-statistics cache."""
 
     def __init__(self, names: list[str] | tuple[str, ...] = tuple(METRICS), fid: dict | None = None,
-                 kid: dict | None = None, device: str = "cpu", seed: int = 2020,
+                 kid: dict | None = None, device: str = "auto", seed: int = 2020,
                  cache_dir: str | Path | None = None, feature_extractor: nn.Module | None = None):
         unknown = [n for n in names if n not in METRICS]
         if unknown:
@@ -107,7 +107,8 @@ class MetricSuite:
         self.feature_batch_size = int(fid.get("batch_size", 64))
         self.kid_subsets = int(kid.get("subsets", 100))
         self.kid_subset_size = int(kid.get("subset_size", 1000))
-        self.device, self.seed = device, seed
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.seed = seed
         self.cache_dir = Path(cache_dir).expanduser() / "metrics" if cache_dir else None
         self._extractor = feature_extractor
         self._memo: dict[str, object] = {}
