@@ -11,7 +11,8 @@ DIR ?= outputs
 LOGDIR ?= $(DIR)
 SWEEP ?= multirun/smoke
 
-.PHONY: help install train sweep smoke report evaluate test test-all bench bench-metrics tensorboard clean
+STUDY ?= study
+.PHONY: help install train sweep smoke report survey evaluate test test-all bench bench-metrics tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -35,6 +36,9 @@ smoke: install ## The paper's grid shape in about a minute on a CPU (multirun/sm
 
 report: install ## Tables, statistics, figures and report.html of a sweep: make report SWEEP=multirun/paper64
 	$(BIN)/python -m fetal_dcgan.report $(SWEEP) $(ARGS)
+
+survey: install ## Serve a rating study built with `python -m fetal_dcgan.survey build`: make survey STUDY=dir
+	$(BIN)/python -m fetal_dcgan.survey serve $(STUDY) $(ARGS)
 
 evaluate: install ## Score a folder of synthetic images: make evaluate REAL=dir FAKE=dir [ARGS="--resize 64"]
 	$(BIN)/python -m fetal_dcgan.evaluate --real $(REAL) --fake $(FAKE) $(ARGS)

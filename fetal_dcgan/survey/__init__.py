@@ -1,0 +1,1 @@
+"""Blinded rating study: build a deck, serve it to raters, analyse the ratings."""

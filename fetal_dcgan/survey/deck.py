@@ -1,0 +1,130 @@
+"""Build a blinded deck of real and synthetic images for a reader study.
+
+Real images are fitted to the synthetic images' size (the same preprocessing as training),
+so size gives nothing away; every image is re-encoded as an 8-bit gray PNG without
+metadata and named by a random id. The answer key (id -> real/synthetic, source file,
+run, epoch) is written to ``private/``, which the web app never serves.
+
+Study folder::
+
+    images/<id>.png      what raters see
+    study.json           public facts: number of images, created, seed
+    ratings.sqlite       raters and answers
+    private/key.csv      the answer key
+    private/secret_key   signs rater cookies (kept, so a restart keeps raters' sessions)
+    private/admin_token  unlocks the admin page and the export
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fetal_dcgan.data.preprocess import fit_square, read_gray
+from fetal_dcgan.data.sources import folder_images
+from fetal_dcgan.errors import UserError
+from fetal_dcgan.survey.storage import Storage
+
+KEY_COLUMNS = ("id", "truth", "source", "run", "epoch", "image")
+EPOCH_DIR = re.compile(r"^epoch=(\d+)$")
+
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    folder: Path
+    run: str
+    epoch: int | None
+
+
+def synthetic_sets(path: Path) -> list[SyntheticSet]:
+    """The sample sets under ``path``: a set folder itself, a run, or a whole sweep."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"--fake {path} does not exist: give a folder of synthetic images, a run or a sweep.")
+    match = EPOCH_DIR.match(path.name)
+    if match:
+        return [SyntheticSet(path, path.parent.parent.name, int(match.group(1)))]
+    sets = sorted(p for p in path.glob("**/samples/epoch=*") if p.is_dir() and not p.name.startswith("."))
+    if sets:
+        return [SyntheticSet(p, str(p.parent.parent.relative_to(path)) if p.parent.parent != path else path.name,
+                             int(EPOCH_DIR.match(p.name).group(1))) for p in sets]
+    return [SyntheticSet(path, path.name, None)]
+
+
+def _balanced_counts(total: int, sizes: list[int]) -> list[int]:
+    """Split ``total`` as evenly as possible over sets of the given sizes."""
+    counts = [0] * len(sizes)
+    for _ in range(total):
+        open_sets = [i for i in range(len(sizes)) if counts[i] < sizes[i]]
+        if not open_sets:
+            raise UserError(f"Only {sum(sizes)} synthetic images were found but --n-fake asks for {total}.")
+        counts[min(open_sets, key=lambda i: counts[i])] += 1
+    return counts
+
+
+def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fake: int = 34, seed: int = 0,
+               fit: str = "pad") -> dict:
+    """Sample, blind and copy the images, write the key and create the database."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} already exists and is not empty: choose a new study folder (a deck is never "
+                        "rebuilt over collected ratings).")
+    rng = np.random.default_rng(seed)
+    real_files = folder_images(real)
+    if n_real > len(real_files):
+        raise UserError(f"--n-real {n_real} but {real} holds only {len(real_files)} images.")
+    sets = [s for fake in fakes for s in synthetic_sets(fake)]
+    set_files = [folder_images(s.folder) for s in sets]
+    counts = _balanced_counts(n_fake, [len(f) for f in set_files])
+    size = read_gray(set_files[0][0]).shape
+    if size[0] != size[1]:
+        raise UserError(f"Synthetic images must be square; {set_files[0][0]} is {size[1]}x{size[0]}.")
+
+    entries = [("real", p, "", "", fit_square(read_gray(p), size[0], fit))
+               for p in (real_files[i] for i in sorted(rng.choice(len(real_files), n_real, replace=False)))]
+    for s, files, count in zip(sets, set_files, counts):
+        for i in sorted(rng.choice(len(files), count, replace=False)):
+            image = read_gray(files[i])
+            if image.shape != size:
+                raise UserError(f"Synthetic sets differ in size: {files[i]} is {image.shape[1]}x{image.shape[0]}, "
+                                f"not {size[1]}x{size[0]}; build one deck per resolution.")
+            entries.append(("synthetic", files[i], s.run, "" if s.epoch is None else s.epoch, image))
+
+    (out / "images").mkdir(parents=True)
+    (out / "private").mkdir()
+    rows = []
+    for truth, source, run, epoch, image in entries:
+        image_id = secrets.token_hex(8)
+        Image.fromarray(image).save(out / "images" / f"{image_id}.png")
+        rows.append({"id": image_id, "truth": truth, "source": str(source), "run": run, "epoch": epoch,
+                     "image": Path(source).name})
+    rows.sort(key=lambda r: r["id"])  # stored order says nothing about the answer
+    with (out / "private" / "key.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=KEY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "private" / "secret_key").write_text(secrets.token_hex(32))
+    (out / "private" / "admin_token").write_text(secrets.token_urlsafe(24))
+    study = {"images": len(rows), "n_real": n_real, "n_fake": n_fake, "seed": seed, "image_size": size[0],
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (out / "study.json").write_text(json.dumps(study, indent=1))
+    Storage(out / "ratings.sqlite").create()
+    return study
+
+
+def read_key(study: Path) -> list[dict]:
+    with (Path(study) / "private" / "key.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def deck_ids(study: Path) -> list[str]:
+    """The image ids of the deck, from the served folder (never from the key)."""
+    return sorted(p.stem for p in (Path(study) / "images").glob("*.png"))

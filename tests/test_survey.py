@@ -1,0 +1,335 @@
+"""The rating study end to end: deck, the real page in headless Chromium, security, analysis."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from PIL import Image
+from scipy import stats
+from werkzeug.serving import make_server
+
+from fetal_dcgan.errors import UserError
+from fetal_dcgan.survey.__main__ import main as survey_main
+from fetal_dcgan.survey.agreement import cohen_kappa, fleiss_kappa
+from fetal_dcgan.survey.analysis import analyze
+from fetal_dcgan.survey.app import create_app
+from fetal_dcgan.survey.deck import build_deck, read_key
+from fetal_dcgan.survey.storage import Storage
+
+from conftest import noise_image, write_image
+
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian package chromium is not installed "
+                                    "(apt-get install chromium; .ci/run does this)")
+
+
+def make_sources(root: Path) -> tuple[Path, Path]:
+    real = root / "real"
+    for i in range(6):
+        write_image(real / f"scan_{i:02d}.png", noise_image(i, (40, 60)))  # not square: fitted to 32x32
+    sweep = root / "sweep"
+    for run in ("0", "1"):
+        for i in range(5):
+            write_image(sweep / run / "samples" / "epoch=0002" / f"{i:04d}.png", noise_image(100 + i, (32, 32)))
+    return real, sweep
+
+
+@pytest.fixture()
+def study(tmp_path) -> Path:
+    real, sweep = make_sources(tmp_path)
+    assert survey_main(["build", "--real", str(real), "--fake", str(sweep), "--n-real", "4", "--n-fake", "4",
+                        "--out", str(tmp_path / "study")]) == 0
+    return tmp_path / "study"
+
+
+class Server:
+    """The study's app on a real threaded HTTP server on 127.0.0.1, restartable on its port."""
+
+    def __init__(self, study: Path, port: int = 0):
+        self.study = study
+        self.server = make_server("127.0.0.1", port, create_app(study), threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture()
+def server(study):
+    running = Server(study)
+    yield running
+    running.stop()
+
+
+def truth_of(study: Path) -> dict[str, str]:
+    return {row["id"]: row["truth"] for row in read_key(study)}
+
+
+# -- deck ----------------------------------------------------------------------------------
+
+def test_deck_is_blinded_balanced_and_keyed(study, tmp_path):
+    key = read_key(study)
+    assert len(key) == 8 and sum(r["truth"] == "real" for r in key) == 4
+    assert sorted(r["run"] for r in key if r["truth"] == "synthetic") == ["0", "0", "1", "1"]
+    assert all(r["epoch"] == "2" for r in key if r["truth"] == "synthetic")
+    images = sorted((study / "images").glob("*.png"))
+    assert {p.stem for p in images} == {r["id"] for r in key}
+    for path in images:
+        assert re.fullmatch(r"[0-9a-f]{16}", path.stem)
+        with Image.open(path) as img:
+            assert img.size == (32, 32) and img.mode == "L" and not img.info  # no metadata to give anything away
+    assert not list(study.glob("images/*key*")) and (study / "private" / "key.csv").is_file()
+    real, sweep = make_sources(tmp_path / "again")
+    with pytest.raises(UserError, match="already exists"):
+        build_deck(real, [sweep], study)
+    with pytest.raises(UserError, match="Only 10 synthetic images"):
+        build_deck(real, [sweep], tmp_path / "new", n_real=2, n_fake=11)
+
+
+# -- the page in a real browser --------------------------------------------------------------
+
+def rate_in_browser(page, url: str, rater: str, role: str, years: str, answer) -> list[str]:
+    """Go through the whole deck as one rater; ``answer(image_id)`` -> (choice, rating, by_keyboard)."""
+    page.goto(url + "/")
+    page.get_by_test_id("rater-id").fill(rater)
+    page.get_by_test_id("rater-role").select_option(role)
+    page.get_by_test_id("rater-years").fill(years)
+    page.get_by_test_id("start").click()
+    seen, pages = [], []
+    while page.get_by_test_id("done").count() == 0:
+        src = page.get_by_test_id("image").get_attribute("src")
+        image_id = src.rsplit("/", 1)[1]
+        assert page.get_by_test_id("progress").inner_text() == f"Image {len(seen) + 1} of 8"
+        pages.append(page.content().replace(image_id, "ID"))
+        choice, rating, keyboard = answer(image_id)
+        if keyboard:
+            page.keyboard.press("r" if choice == "real" else "s")
+            page.keyboard.press(str(rating))
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+        else:
+            page.get_by_test_id(f"choice-{choice}").check()
+            page.get_by_test_id(f"rating-{rating}").check()
+            with page.expect_navigation():
+                page.get_by_test_id("submit").click()
+        seen.append(image_id)
+    return seen, pages
+
+
+@needs_chromium
+def test_two_raters_complete_the_study_in_chromium(study, server):
+    from playwright.sync_api import sync_playwright
+
+    truth = truth_of(study)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            expert = browser.new_context().new_page()
+            requests_seen = []
+            expert.on("request", lambda r: requests_seen.append(r.url))
+            order_a, pages_a = rate_in_browser(expert, server.url, "dr-a", "clinician", "10",
+                                               lambda i: (truth[i], 5 if truth[i] == "real" else 2, False))
+            novice = browser.new_context().new_page()
+            order_b, _ = rate_in_browser(novice, server.url, "eng b", "engineer", "1",
+                                         lambda i: ("real", 3, True))
+            assert novice.get_by_test_id("done").inner_text() == "Thank you"
+        finally:
+            browser.close()
+    assert sorted(order_a) == sorted(order_b) == sorted(truth) and order_a != order_b  # shuffled per rater
+    # Blinding: apart from the id, progress and CSRF token, every rating page is the same page.
+    normalise = [re.sub(r'value="[^"]{40,}"|Image \d of 8', "", page) for page in pages_a]
+    assert len(set(normalise)) == 1
+    for leak in ("phantom", "scan_", "epoch", "samples", "sweep", "truth"):
+        assert leak not in normalise[0] and not any(leak in u for u in requests_seen)
+
+    answers = Storage(study / "ratings.sqlite").answers()
+    assert len(answers) == 16 and len({(a["rater"], a["image"]) for a in answers}) == 16
+    assert all(a["seconds"] is not None and a["seconds"] >= 0 for a in answers)
+    token = (study / "private" / "admin_token").read_text().strip()
+    export = requests.get(f"{server.url}/export.csv", params={"token": token}, timeout=10)
+    rows = list(csv.DictReader(export.text.splitlines()))
+    assert export.status_code == 200 and len(rows) == 16
+    assert {r["rater"] for r in rows} == {"dr-a", "eng b"} and {r["role"] for r in rows} == {"clinician", "engineer"}
+
+    paths = analyze(study)
+    per_rater = pd.read_csv(paths["per_rater"]).set_index("rater")
+    # By hand: dr-a is always right; eng b calls all 8 real, so half right and every synthetic image "real".
+    assert per_rater.loc["dr-a", "accuracy"] == 1.0 and per_rater.loc["eng b", "accuracy"] == 0.5
+    assert per_rater.loc["dr-a", "synthetic_called_real"] == 0 and per_rater.loc["eng b", "synthetic_called_real"] == 1
+    assert per_rater.loc["eng b", "sensitivity_synthetic"] == 0 and per_rater.loc["eng b", "specificity_synthetic"] == 1
+    assert per_rater.loc["dr-a", "quality_real"] == 5 and per_rater.loc["dr-a", "quality_synthetic"] == 2
+    assert math.isnan(per_rater.loc["eng b", "quality_p"])  # all 3s: no test
+    per_role = pd.read_csv(paths["per_role"]).set_index("role")
+    assert per_role.loc["engineer", "synthetic_called_real"] == 1.0
+    agree = pd.read_csv(paths["agreement"]).set_index("measure")
+    # p_o = 4/8 agree (the real images); p_e = 0.5 * 1 + 0.5 * 0 = 0.5  ->  kappa = 0
+    assert agree.loc["cohen_kappa", "value"] == pytest.approx(0.0)
+
+
+# -- security and robustness (real HTTP server) --------------------------------------------------
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def start_session(url: str, rater: str) -> requests.Session:
+    s = requests.Session()
+    page = s.get(url + "/", timeout=10).text
+    r = s.post(url + "/start", data={"csrf_token": csrf(page), "rater": rater, "role": "engineer", "years": "2"},
+               timeout=10)
+    assert r.status_code == 200 and "Image 1 of 8" in r.text
+    return s
+
+
+def answer_next(s: requests.Session, url: str, choice="real", rating="3", **override) -> requests.Response:
+    page = s.get(url + "/rate", timeout=10).text
+    image = re.search(r'name="image" value="([0-9a-f]{16})"', page).group(1)
+    data = {"csrf_token": csrf(page), "image": image, "choice": choice, "rating": rating, **override}
+    return s.post(url + "/answer", data={k: v for k, v in data.items() if v is not None}, timeout=10)
+
+
+def test_path_traversal_and_unknown_images_are_not_served(study, server):
+    some_id = read_key(study)[0]["id"]
+    assert requests.get(f"{server.url}/image/{some_id}", timeout=10).headers["Content-Type"] == "image/png"
+    for path in ("/image/../private/key.csv", "/image/..%2Fprivate%2Fkey.csv", "/image/%2e%2e%2fstudy.json",
+                 "/private/key.csv", "/images/" + some_id + ".png", "/image/" + "0" * 16, "/ratings.sqlite",
+                 "/image/" + some_id + ".png"):
+        r = requests.get(server.url + path, timeout=10)
+        assert r.status_code == 404 and "key" not in r.text.lower().replace("keys:", ""), path
+
+
+def test_admin_and_export_need_the_token(study, server):
+    token = (study / "private" / "admin_token").read_text().strip()
+    for path in ("/admin", "/export.csv"):
+        assert requests.get(server.url + path, timeout=10).status_code == 403
+        assert requests.get(server.url + path, params={"token": "wrong"}, timeout=10).status_code == 403
+        assert requests.get(server.url + path, params={"token": token}, timeout=10).status_code == 200
+    assert requests.get(server.url + "/admin", headers={"X-Admin-Token": token}, timeout=10).status_code == 200
+
+
+def test_csrf_invalid_input_and_duplicates(study, server):
+    storage = Storage(study / "ratings.sqlite")
+    s = start_session(server.url, "r1")
+    bad = [dict(csrf_token=None), dict(csrf_token="forged"), dict(rating="0"), dict(rating="6"), dict(rating="x"),
+           dict(choice=None), dict(choice="maybe"), dict(image="0123456789abcdef"), dict(rating=None)]
+    messages = []
+    for override in bad:
+        r = answer_next(s, server.url, **override)
+        assert r.status_code == 400, override
+        messages.append(re.search(r'role="alert">([^<]+)<', r.text).group(1))
+    assert storage.answers() == []
+    assert "CSRF" in messages[0] and "1 to 5" in messages[2] and "Real or Synthetic" in messages[5]
+    # Without a session nobody can write, and a rater field in the form is ignored.
+    other = requests.Session()
+    page = other.get(server.url + "/", timeout=10).text
+    r = other.post(server.url + "/answer", data={"csrf_token": csrf(page), "image": read_key(study)[0]["id"],
+                                                  "choice": "real", "rating": "3", "rater": "r1"}, timeout=10)
+    assert r.status_code == 400 and storage.answers() == []
+    # A resubmitted answer replaces the first.
+    page = s.get(server.url + "/rate", timeout=10).text
+    image = re.search(r'name="image" value="([0-9a-f]{16})"', page).group(1)
+    for rating in ("2", "4"):
+        s.post(server.url + "/answer", data={"csrf_token": csrf(page), "image": image, "choice": "synthetic",
+                                             "rating": rating}, timeout=10)
+    answers = storage.answers()
+    assert len(answers) == 1 and answers[0]["rating"] == 4 and answers[0]["rater"] == "r1"
+
+
+def test_twenty_raters_at_once_lose_nothing(study, server):
+    def rater(k: int) -> int:
+        s = start_session(server.url, f"rater-{k:02d}")
+        for _ in range(8):
+            assert answer_next(s, server.url, choice=("real", "synthetic")[k % 2], rating=str(1 + k % 5)).ok
+        return k
+
+    with ThreadPoolExecutor(20) as pool:
+        assert sorted(pool.map(rater, range(20))) == list(range(20))
+    answers = Storage(study / "ratings.sqlite").answers()
+    assert len(answers) == 160 and len({(a["rater"], a["image"]) for a in answers}) == 160
+    assert all(a["rating"] == 1 + int(a["rater"][-2:]) % 5 for a in answers)
+
+
+def test_server_restart_mid_study_loses_nothing(study):
+    first = Server(study)
+    s = start_session(first.url, "returning")
+    for _ in range(3):
+        answer_next(s, first.url)
+    port = first.port
+    first.stop()
+    second = Server(study, port)  # a new process would read the same files
+    try:
+        page = s.get(second.url + "/rate", timeout=10).text
+        assert "Image 4 of 8" in page
+        for _ in range(5):
+            assert answer_next(s, second.url).ok
+        assert "Thank you" in s.get(second.url + "/rate", timeout=10).text
+    finally:
+        second.stop()
+    assert len(Storage(study / "ratings.sqlite").answers()) == 8
+
+
+# -- analysis --------------------------------------------------------------------------------
+
+def test_agreement_statistics_match_reference_libraries():
+    from sklearn.metrics import cohen_kappa_score
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
+
+    rng = np.random.default_rng(0)
+    a, b = rng.choice(["real", "synthetic"], 50), rng.choice(["real", "synthetic"], 50)
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), rel=1e-12)
+    counts = np.stack([rng.multinomial(5, [0.6, 0.4]) for _ in range(30)])
+    assert fleiss_kappa(counts) == pytest.approx(sm_fleiss(counts), rel=1e-12)
+
+
+def test_metrics_against_ratings(study, tmp_path):
+    storage = Storage(study / "ratings.sqlite")
+    key = read_key(study)
+    rng = np.random.default_rng(1)
+    for rater in ("x", "y", "z"):
+        storage.add_rater(rater, "clinician", 5)
+        for row in key:
+            storage.save_answer(rater, row["id"], "real", int(rng.integers(1, 6)), 1.0)
+    metrics = tmp_path / "report"
+    metrics.mkdir()
+    files = [r for r in key if r["truth"] == "synthetic"]
+    per_image = pd.DataFrame({"run": [r["run"] for r in files], "epoch": 2, "image": [r["image"] for r in files],
+                              "lbp_l1": rng.random(len(files)), "psnr_best": rng.random(len(files)) * 30})
+    per_image.to_csv(metrics / "per_image.csv", index=False)
+    pd.DataFrame({"run": ["0", "1"], "epoch": [2, 2], "fid": [10.0, 20.0], "lbp_l1": [0.5, 0.7]}).to_csv(
+        metrics / "results.csv", index=False)
+    assert survey_main(["analyze", str(study), "--metrics", str(metrics / "per_image.csv"),
+                        "--out", str(tmp_path / "analysis")]) == 0
+    relations = pd.read_csv(tmp_path / "analysis" / "metric_relations.csv").set_index("metric")
+    answers = pd.DataFrame(storage.answers()).merge(pd.DataFrame(key), left_on="image", right_on="id")
+    mean_rating = answers[answers.truth == "synthetic"].groupby(["run", "image_y"])["rating"].mean()
+    joined = per_image.set_index(["run", "image"]).join(mean_rating.rename_axis(["run", "image"]))  # file names repeat across runs
+    expected = stats.pearsonr(joined["lbp_l1"], joined["rating"])
+    assert relations.loc["lbp_l1", "pearson_r"] == pytest.approx(expected.statistic)
+    assert relations.loc["lbp_l1", "pearson_p"] == pytest.approx(expected.pvalue)
+    assert relations.loc["lbp_l1", "spearman_r"] == pytest.approx(stats.spearmanr(joined["lbp_l1"], joined["rating"]).statistic)
+    assert "set_fid" in relations.index and (tmp_path / "analysis" / "metrics_vs_ratings.png").is_file()
+    assert (tmp_path / "analysis" / "summary.html").is_file()
+
+
+def test_analyze_without_answers_says_so(study, capsys):
+    assert survey_main(["analyze", str(study)]) == 2
+    assert "No answers" in capsys.readouterr().err
