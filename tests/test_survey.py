@@ -328,6 +328,8 @@ def test_metrics_against_ratings(study, tmp_path):
     assert relations.loc["lbp_l1", "spearman_r"] == pytest.approx(stats.spearmanr(joined["lbp_l1"], joined["rating"]).statistic)
     assert "set_fid" in relations.index and (tmp_path / "analysis" / "metrics_vs_ratings.png").is_file()
     assert (tmp_path / "analysis" / "summary.html").is_file()
+    ratings = pd.read_csv(tmp_path / "analysis" / "ratings.csv")  # the report's --ratings format
+    assert list(ratings.columns) == ["run", "epoch", "image", "rating"] and len(ratings) == 4
 
 
 def test_analyze_without_answers_says_so(study, capsys):

@@ -110,9 +110,16 @@ def _correlate(x: np.ndarray, y: np.ndarray) -> dict:
             "slope": fit.slope, "intercept": fit.intercept, "note": ""}
 
 
+def mean_ratings(answers: pd.DataFrame) -> pd.DataFrame:
+    """Mean rating of each synthetic image, in the format of ``python -m fetal_dcgan.report --ratings``."""
+    synthetic = answers[answers.truth == "synthetic"]
+    table_ = synthetic.groupby(["run", "epoch", "file"], as_index=False)["rating"].mean()
+    return table_.rename(columns={"file": "image"})[["run", "epoch", "image", "rating"]]
+
+
 def metric_relations(answers: pd.DataFrame, per_image: pd.DataFrame, results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean rating of each synthetic image against its metrics; ranked by |Spearman r|."""
-    rated = (answers[answers.truth == "synthetic"].groupby(["run", "epoch", "file"], as_index=False)["rating"].mean())
+    rated = mean_ratings(answers).rename(columns={"image": "file"})
     rated["run"] = rated["run"].astype(str)
     joined = rated
     if not per_image.empty:
@@ -143,9 +150,9 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
     answers = load_answers(study)
     per_rater, per_role, agree = detection(answers, "rater"), detection(answers, "role"), agreement(answers)
     paths = {"answers": out / "answers.csv", "per_rater": out / "per_rater.csv", "per_role": out / "per_role.csv",
-             "agreement": out / "agreement.csv", "html": out / "summary.html"}
+             "agreement": out / "agreement.csv", "ratings": out / "ratings.csv", "html": out / "summary.html"}
     for name, frame in (("answers", answers), ("per_rater", per_rater), ("per_role", per_role),
-                        ("agreement", agree)):
+                        ("agreement", agree), ("ratings", mean_ratings(answers))):
         atomic_write_text(frame.to_csv(index=False), paths[name])
     sections = [("Who rated", table(per_rater)), ("By role", table(per_role)), ("Agreement", table(agree))]
     if metrics:
