@@ -1,6 +1,9 @@
-"""Benchmarks: ``python -m fetal_dcgan.bench metrics [--json]``.
+"""Benchmarks: ``python -m fetal_dcgan.bench {train,metrics,sweep} [--json]``.
 
-``metrics`` scores a synthetic set against a reference set of phantom images with the
+``train`` runs the same DCGAN steps twice in one process: as a bare PyTorch loop on
+in-memory tensors, and through the project's real training path (the phantom datamodule
+with augmentation, the LightningModule, the default logger), and reports both speeds and
+their ratio. ``metrics`` scores a synthetic set against a reference set of phantom images with the
 project's vectorised PSNR, MI/NMI and LBPv, then times scikit-image / scikit-learn on a
 random sample of the same pairs, extrapolates their time to all pairs, and reports how
 closely the two agree.
@@ -12,8 +15,11 @@ import argparse
 import json
 import math
 import resource
+import tempfile
 import time
+from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -89,9 +95,109 @@ def bench_metrics(n_fake: int, n_real: int, image_size: int, sample_pairs: int, 
     }
 
 
+def _bare_loop(images: torch.Tensor, image_size: int, batch_size: int, steps: int, warmup: int,
+               device: str) -> float:
+    """Images/s of a plain DCGAN loop (PyTorch DCGAN example) on tensors already in memory."""
+    import torch.nn.functional as F
+
+    from fetal_dcgan.models.dcgan import DCGAN
+
+    model = DCGAN(image_size=image_size).to(device)
+    g, d = model.generator, model.discriminator
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    data = images.to(device).float().div(127.5).sub(1)
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        real = data[torch.randint(0, len(data), (batch_size,), device=device)]
+        fake = g(torch.randn(batch_size, 100, device=device))
+        opt_d.zero_grad(set_to_none=True)
+        logits_real, logits_fake = d(real), d(fake.detach())
+        loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
+                  + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        logits = d(fake)
+        F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)).backward()
+        opt_g.step()
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class StepTimer(L.Callback):
+    """Times training batches from ``warmup`` on, inside a real Lightning fit."""
+
+    def __init__(self, warmup: int, device: str):
+        self.warmup, self.device = warmup, device
+        self.batches, self.images, self.start = 0, 0, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.batches == self.warmup:
+            _sync(self.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batches += 1
+        if self.start is not None:
+            self.images += len(batch)
+
+    def images_per_s(self) -> float:
+        _sync(self.device)
+        return self.images / (time.perf_counter() - self.start)
+
+
+def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accelerator: str,
+                cache_dir: str | None) -> dict:
+    """Bare-loop and training-path images/s for the same networks, batch and data."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    device = "cuda" if accelerator == "gpu" else "cpu"
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=conf, version_base="1.3"):
+        cfg = compose("config", overrides=[f"data.image_size={image_size}", f"data.batch_size={batch_size}",
+                                           "model.ngf=64", "model.ndf=64", f"trainer.accelerator={accelerator}",
+                                           "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+                      + ([f"paths.cache_dir={cache_dir}"] if cache_dir else []))
+        with open_dict(cfg):
+            cfg.paths.output_dir = out
+        L.seed_everything(0, verbose=False)
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        bare = _bare_loop(datamodule.train_images, image_size, batch_size, steps, warmup, device)
+        timer = StepTimer(warmup, device)
+        trainer = instantiate(cfg.trainer, max_steps=2 * (warmup + steps), max_epochs=-1, callbacks=[timer],
+                              logger=[instantiate(node) for node in cfg.logger.values()],
+                              enable_checkpointing=False)
+        # max_steps counts both optimizers' steps (two per batch) under manual optimization.
+        trainer.fit(instantiate(cfg.model), datamodule=datamodule)
+        project = timer.images_per_s()
+    return {"image_size": image_size, "batch_size": batch_size, "steps": steps, "accelerator": accelerator,
+            "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1), "ratio": round(project / bare, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "torch_threads": torch.get_num_threads()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="bare PyTorch loop vs the project's training path, same settings")
+    train.add_argument("--image-size", type=int, default=64)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--steps", type=int, default=40, help="timed steps, after warm-up steps")
+    train.add_argument("--warmup", type=int, default=5)
+    train.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    train.add_argument("--cache-dir", default=None)
+    train.add_argument("--json", action="store_true", help="print JSON only")
     metrics = sub.add_parser("metrics", help="all-pairs PSNR, MI/NMI and LBPv against scikit-image/scikit-learn")
     metrics.add_argument("--n-fake", type=int, default=800)
     metrics.add_argument("--n-real", type=int, default=800)
@@ -100,6 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     metrics.add_argument("--cache-dir", default=None)
     metrics.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
+    if args.command == "train":
+        result = bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.accelerator,
+                             args.cache_dir)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"DCGAN{args.image_size}, batch {args.batch_size}, nz 100, ngf = ndf = 64, {args.accelerator}, "
+                  f"{args.steps} timed steps:")
+            print(f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s")
+            print(f"  fetal_dcgan training   {result['images_per_s']:8.1f} images/s   ratio {result['ratio']:.3f}")
+            print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
+        return 0
     result = bench_metrics(args.n_fake, args.n_real, args.image_size, args.sample_pairs, args.cache_dir)
     if args.json:
         print(json.dumps(result))

@@ -79,3 +79,16 @@ def test_generate_is_uint8_and_deterministic():
     assert a.dtype == torch.uint8 and a.shape == (5, 1, 32, 32)
     torch.testing.assert_close(a, b)
     assert model.generator.training  # generation leaves the training mode as it was
+
+
+def test_batch_statistics_generation_leaves_running_statistics_alone():
+    model = DCGAN(image_size=32, nz=8, ngf=4, ndf=4)
+    before = {k: v.clone() for k, v in model.generator.state_dict().items()}
+    z = model.noise(6, generator=torch.Generator().manual_seed(2))
+    batch, running = model.generate(z, "batch"), model.generate(z, "running")
+    assert all(torch.equal(before[k], v) for k, v in model.generator.state_dict().items())
+    assert not torch.equal(batch, running)
+    with torch.no_grad():
+        model.generator.train()
+        expected = model.generator(z).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    torch.testing.assert_close(batch, expected, rtol=0, atol=1)

@@ -98,3 +98,17 @@ def test_preprocessing_cache(tmp_path):
     changed = load_images(files, 32, "pad", tmp_path / "cache")
     assert len(list((tmp_path / "cache" / "preprocessed").glob("*.pt"))) == 3
     assert not torch.equal(changed[0], first[0])
+
+
+def test_batched_augmentation_equals_per_image_augmentation():
+    x = torch.rand(16, 1, 32, 32)
+    angles = torch.linspace(-0.17, 0.17, 16)
+    flips = torch.arange(16) % 3 == 0
+    batched = flip_rotate(x, angles, flips)
+    for i in range(16):
+        single = flip_rotate(x[i:i + 1], angles[i:i + 1], flips[i:i + 1])
+        torch.testing.assert_close(batched[i:i + 1], single, rtol=0, atol=1e-6)
+        src = x[i, 0].numpy()[:, ::-1] if flips[i] else x[i, 0].numpy()
+        ref = ndimage.rotate(src, math.degrees(float(angles[i])), reshape=False, order=1, mode="constant", cval=0.0)
+        inner = (slice(6, -6), slice(6, -6))
+        assert np.abs(batched[i, 0].numpy()[inner] - ref[inner]).max() < 1e-4

@@ -26,7 +26,8 @@ def sample_dir(run_dir: str | Path, epoch: int) -> Path:
     return Path(run_dir) / "samples" / f"epoch={epoch:04d}"
 
 
-def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batch_size: int = 256) -> Path:
+def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batch_size: int = 256,
+                     batchnorm: str = "batch") -> Path:
     """Generate ``n_images`` with latents seeded by ``seed`` and write them as 8-bit PNGs."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
@@ -35,7 +36,7 @@ def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batc
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, n_images, batch_size):
         count = min(batch_size, n_images - start)
-        images = module.generate(module.noise(count, generator=rng)).cpu().numpy()
+        images = module.generate(module.noise(count, generator=rng), batchnorm).cpu().numpy()
         for offset, image in enumerate(images):
             Image.fromarray(np.ascontiguousarray(image[0])).save(tmp / f"{start + offset:04d}.png", compress_level=1)
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -48,7 +49,7 @@ class SampleSnapshots(L.Callback):
     weights-only checkpoint ``checkpoints/epoch=NNNN.ckpt`` and a sample set."""
 
     def __init__(self, dirpath: str, max_epochs: int, epochs: list[int] | None = None, n_images: int = 800,
-                 seed: int = 0, batch_size: int = 256):
+                 seed: int = 0, batch_size: int = 256, batchnorm: str = "batch"):
         if n_images < 1:
             raise ConfigError(f"sampling.n_images={n_images}: a sample set needs at least one image.")
         bad = [e for e in epochs or [] if not 1 <= e <= max_epochs]
@@ -58,7 +59,7 @@ class SampleSnapshots(L.Callback):
         self.dirpath = Path(dirpath)
         self.max_epochs = max_epochs
         self.epochs = {*(epochs or []), max_epochs}
-        self.n_images, self.seed, self.batch_size = n_images, seed, batch_size
+        self.n_images, self.seed, self.batch_size, self.batchnorm = n_images, seed, batch_size, batchnorm
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.max_epochs != self.max_epochs:
@@ -72,5 +73,5 @@ class SampleSnapshots(L.Callback):
         trainer.save_checkpoint(self.dirpath / "checkpoints" / f"epoch={epoch:04d}.ckpt", weights_only=True)
         if trainer.is_global_zero:
             out = write_sample_set(pl_module, sample_dir(self.dirpath, epoch), self.n_images, self.seed,
-                                   self.batch_size)
+                                   self.batch_size, self.batchnorm)
             log.info("Epoch %d: wrote %d images to %s", epoch, self.n_images, out)

@@ -75,12 +75,22 @@ class DCGAN(L.LightningModule):
         return opt_g, opt_d
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images as uint8 (N, 1, S, S) from latents, with BatchNorm in inference mode."""
+    def generate(self, z: torch.Tensor, batchnorm: str = "batch") -> torch.Tensor:
+        """Images as uint8 (N, 1, S, S) from latents.
+
+        ``batchnorm="batch"`` normalises with the statistics of the batch being generated,
+        as the DCGAN reference code (and the study's notebook) does, and leaves the running
+        statistics untouched; ``"running"`` uses the running averages (inference mode),
+        which early in training can wash the images out to a flat grey.
+        """
+        if batchnorm not in ("batch", "running"):
+            raise ValueError(f"batchnorm={batchnorm!r}: use 'batch' or 'running'.")
         was_training = self.generator.training
-        self.generator.eval()
+        saved = {k: v.clone() for k, v in self.generator.state_dict().items() if "running" in k or "num_batches" in k}
+        self.generator.train(batchnorm == "batch")
         try:
             images = self.generator(z.to(self.device))
         finally:
+            self.generator.load_state_dict(saved, strict=False)
             self.generator.train(was_training)
         return images.float().add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
