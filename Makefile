@@ -12,7 +12,7 @@ LOGDIR ?= $(DIR)
 SWEEP ?= multirun/smoke
 
 STUDY ?= study
-.PHONY: help install train sweep smoke report survey evaluate test test-all bench bench-train bench-metrics tensorboard clean
+.PHONY: help install train sweep smoke report survey evaluate test test-all bench bench-train bench-sweep bench-metrics tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -43,10 +43,13 @@ survey: install ## Serve a rating study built with `python -m fetal_dcgan.survey
 evaluate: install ## Score a folder of synthetic images: make evaluate REAL=dir FAKE=dir [ARGS="--resize 64"]
 	$(BIN)/python -m fetal_dcgan.evaluate --real $(REAL) --fake $(FAKE) $(ARGS)
 
-bench: bench-train bench-metrics ## Run the CPU benchmarks
+bench: bench-train bench-metrics bench-sweep ## Run the CPU benchmarks
 
 bench-train: install ## Training path vs a bare PyTorch loop (DCGAN64, batch 64, CPU)
 	$(BIN)/python -m fetal_dcgan.bench train
+
+bench-sweep: install ## A scaled-down paper64 grid (n = 100, 300; 4 epochs; 4 sets of 800), timed per phase
+	$(BIN)/python -m fetal_dcgan.bench sweep
 
 bench-metrics: install ## Time all-pairs PSNR, MI/NMI and LBPv (800 x 800) against scikit-image/scikit-learn
 	$(BIN)/python -m fetal_dcgan.bench metrics

@@ -187,6 +187,36 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
             "peak_rss_mb": round(peak_rss_mb(), 1), "torch_threads": torch.get_num_threads()}
 
 
+def bench_sweep(sizes: list[int], epochs: int, snapshots: list[int], n_images: int, image_size: int,
+                accelerator: str, cache_dir: str | None) -> dict:
+    """A scaled-down paper64 grid through ``train``: wall time per phase (train, sample, score)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from fetal_dcgan.train import train
+
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    phases = {"training": 0.0, "sampling": 0.0, "metrics": 0.0, "total": 0.0}
+    with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=conf, version_base="1.3"):
+        for n in sizes:
+            cfg = compose("config", overrides=[
+                "experiment=paper64", f"data.n={n}", f"data.image_size={image_size}",
+                f"trainer.max_epochs={epochs}", f"sampling.epochs=[{','.join(map(str, snapshots))}]",
+                f"sampling.n_images={n_images}", f"trainer.accelerator={accelerator}",
+                "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+                + ([f"paths.cache_dir={cache_dir}"] if cache_dir else []))
+            with open_dict(cfg):
+                cfg.paths.output_dir = f"{out}/n={n}"
+            start = time.perf_counter()
+            seconds = train(cfg)["seconds"]
+            phases["total"] += time.perf_counter() - start
+            for phase in ("training", "sampling", "metrics"):
+                phases[phase] += seconds[phase]
+    return {"sizes": sizes, "epochs": epochs, "snapshots": snapshots, "n_images": n_images,
+            "image_size": image_size, "accelerator": accelerator, "sets": len(sizes) * len(set(snapshots) | {epochs}),
+            "seconds": {k: round(v, 1) for k, v in phases.items()}, "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     train.add_argument("--cache-dir", default=None)
     train.add_argument("--json", action="store_true", help="print JSON only")
+    sweep = sub.add_parser("sweep", help="a scaled-down paper64 grid, timed per phase")
+    sweep.add_argument("--sizes", default="100,300", help="training-set sizes (comma separated)")
+    sweep.add_argument("--epochs", type=int, default=4)
+    sweep.add_argument("--snapshots", default="2,4")
+    sweep.add_argument("--n-images", type=int, default=800)
+    sweep.add_argument("--image-size", type=int, default=64)
+    sweep.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    sweep.add_argument("--cache-dir", default=None)
+    sweep.add_argument("--json", action="store_true")
     metrics = sub.add_parser("metrics", help="all-pairs PSNR, MI/NMI and LBPv against scikit-image/scikit-learn")
     metrics.add_argument("--n-fake", type=int, default=800)
     metrics.add_argument("--n-real", type=int, default=800)
@@ -217,6 +256,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s")
             print(f"  fetal_dcgan training   {result['images_per_s']:8.1f} images/s   ratio {result['ratio']:.3f}")
             print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
+        return 0
+    if args.command == "sweep":
+        result = bench_sweep([int(v) for v in args.sizes.split(",")], args.epochs,
+                             [int(v) for v in args.snapshots.split(",")], args.n_images, args.image_size,
+                             args.accelerator, args.cache_dir)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"paper64 grid scaled down: n in {result['sizes']}, {args.epochs} epochs, {result['sets']} sets of "
+                  f"{args.n_images} images, {args.accelerator}:")
+            for phase in ("training", "sampling", "metrics", "total"):  # total includes data set-up
+                print(f"  {phase:<9} {result['seconds'][phase]:8.1f} s")
         return 0
     result = bench_metrics(args.n_fake, args.n_real, args.image_size, args.sample_pairs, args.cache_dir)
     if args.json:

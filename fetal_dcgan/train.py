@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from fetal_dcgan.callbacks.metrics import SnapshotMetrics
+from fetal_dcgan.callbacks.snapshot import SampleSnapshots
 from fetal_dcgan.errors import ConfigError, UserError
 from fetal_dcgan.runs import last_checkpoint, objective, read_finished, write_finished
 
@@ -67,9 +70,17 @@ def train(cfg: DictConfig) -> dict:
     datamodule.write_manifest(run_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     log.info("Run directory: %s", run_dir)
+    start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     trainer.save_checkpoint(last_checkpoint(run_dir))  # the final state, so the run can be extended
-    return write_finished(run_dir, cfg.trainer.max_epochs)
+    seconds = {"fit": time.perf_counter() - start, "sampling": 0.0, "metrics": 0.0}
+    for callback in callbacks:  # phases timed by the callbacks that ran inside fit
+        if isinstance(callback, SampleSnapshots):
+            seconds["sampling"] += callback.seconds
+        elif isinstance(callback, SnapshotMetrics):
+            seconds["metrics"] += callback.seconds
+    seconds["training"] = seconds["fit"] - seconds["sampling"] - seconds["metrics"]
+    return write_finished(run_dir, cfg.trainer.max_epochs, seconds)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

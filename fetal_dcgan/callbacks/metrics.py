@@ -15,6 +15,7 @@ import csv
 import io
 import logging
 import math
+import time
 from pathlib import Path
 
 import lightning as L
@@ -62,6 +63,7 @@ class SnapshotMetrics(L.Callback):
         self.run_info = dict(run_info or {})
         self.snapshots: SampleSnapshots | None = None
         self.last_scalars: dict = {}
+        self.seconds = 0.0  # time spent scoring, for the sweep benchmark
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         found = [cb for cb in trainer.callbacks if isinstance(cb, SampleSnapshots)]
@@ -73,11 +75,14 @@ class SnapshotMetrics(L.Callback):
         epoch = trainer.current_epoch + 1
         if self.snapshots is None or epoch not in self.snapshots.epochs or not trainer.is_global_zero:
             return
+        start = time.perf_counter()
         try:
             scalars = self.score_epoch(trainer, epoch)
         except Exception:  # never lose a training run to its metrics
             log.exception("Scoring the samples of epoch %d failed; training goes on.", epoch)
             return
+        finally:
+            self.seconds += time.perf_counter() - start
         self.last_scalars = _finite(scalars)
         pl_module.log_dict({f"metrics/{k}": v for k, v in self.last_scalars.items()}, on_step=False, on_epoch=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import lightning as L
@@ -60,6 +61,7 @@ class SampleSnapshots(L.Callback):
         self.max_epochs = max_epochs
         self.epochs = {*(epochs or []), max_epochs}
         self.n_images, self.seed, self.batch_size, self.batchnorm = n_images, seed, batch_size, batchnorm
+        self.seconds = 0.0  # time spent writing snapshots, for the sweep benchmark
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.max_epochs != self.max_epochs:
@@ -70,8 +72,10 @@ class SampleSnapshots(L.Callback):
         epoch = trainer.current_epoch + 1
         if epoch not in self.epochs:
             return
+        start = time.perf_counter()
         trainer.save_checkpoint(self.dirpath / "checkpoints" / f"epoch={epoch:04d}.ckpt", weights_only=True)
         if trainer.is_global_zero:
             out = write_sample_set(pl_module, sample_dir(self.dirpath, epoch), self.n_images, self.seed,
                                    self.batch_size, self.batchnorm)
             log.info("Epoch %d: wrote %d images to %s", epoch, self.n_images, out)
+        self.seconds += time.perf_counter() - start
