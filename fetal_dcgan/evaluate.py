@@ -37,6 +37,8 @@ def _json_value(value):
 def result_to_json(result: MetricsResult, fake_files: list[Path] | None = None) -> dict:
     """A JSON-ready dict; NaN becomes null and infinity the string "inf"."""
     out = {k: _json_value(v) for k, v in result.scalars.items()}
+    for key in [k.removesuffix("_ci_low") for k in result.scalars if k.endswith("_ci_low")]:
+        out[f"{key}_ci"] = [out[f"{key}_ci_low"], out[f"{key}_ci_high"]]
     out.update({k: _json_value(result.vectors[k]) for k in ("lbp_reference", "lbp_synthetic", "lbp_abs_diff")
                 if k in result.vectors})
     out["per_image"] = {k: _json_value(v) for k, v in result.per_image.items()}
@@ -59,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--real", required=True, type=Path, help="folder of real (reference) images")
     parser.add_argument("--fake", required=True, type=Path, help="folder of synthetic images")
     parser.add_argument("--metrics", nargs="+", default=list(METRICS), choices=list(METRICS))
+    parser.add_argument("--train", type=Path, default=None,
+                        help="folder of the training images, for the memorisation audit")
     parser.add_argument("--resize", type=int, default=None,
                         help="fit every image into SIZE x SIZE first (default: sizes must already match)")
     parser.add_argument("--fit", choices=FIT_MODES, default="pad", help="how --resize fits non-square images")
@@ -78,9 +82,12 @@ def evaluate(args: argparse.Namespace) -> dict:
     if real.shape[-2:] != fake.shape[-2:]:
         raise UserError(f"Real images are {real.shape[-1]}x{real.shape[-2]} but synthetic ones are "
                         f"{fake.shape[-1]}x{fake.shape[-2]}: pass --resize SIZE to fit both to one size.")
+    train = None
+    if args.train is not None:
+        train = read_image_set(folder_images(args.train), args.resize or fake.shape[-1], args.fit)
     suite = MetricSuite(args.metrics, fid={"weights_path": args.fid_weights}, device=args.device,
                         cache_dir=args.cache_dir)
-    result = suite.score(fake, real)
+    result = suite.score(fake, real, train)
     print(format_table(result))
     payload = result_to_json(result, fake_files)
     if args.out is not None:

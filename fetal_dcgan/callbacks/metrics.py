@@ -99,7 +99,7 @@ class SnapshotMetrics(L.Callback):
         files = sorted(folder.glob("*.png"))
         fake = read_image_set(files)
         datamodule = trainer.datamodule
-        result = self.suite.score(fake, datamodule.reference)
+        result = self.suite.score(fake, datamodule.reference, datamodule.train_images, datamodule.held_out)
         run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info}
         replace_rows(self.dirpath / "metrics.csv", "epoch", epoch, [{**run_columns, **result.record()}])
         replace_rows(self.dirpath / "per_image.csv", "epoch", epoch, per_image_rows(result, run_columns, files))

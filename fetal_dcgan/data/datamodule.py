@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
@@ -71,6 +72,7 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.reference_files: list[Path] = []
         self.train_images: torch.Tensor | None = None
         self.reference: torch.Tensor | None = None
+        self.held_out: torch.Tensor | None = None
 
     def _discover(self) -> list[Path]:
         if self.source == "phantom":
@@ -98,6 +100,8 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.reference_files = [self.files[i] for i in ref_idx]
         self.train_images = images[torch.from_numpy(train_idx)]
         self.reference = images[torch.from_numpy(ref_idx)]
+        # Reference images the generator never trains on: the memorisation audit's yardstick.
+        self.held_out = images[torch.from_numpy(ref_idx[~np.isin(ref_idx, train_idx)])]
         log.info("Data: %d images from %s; training on %d, reference set of %d, %dx%d px (fit=%s).",
                  len(self.files), self.source, len(self.train_files), len(self.reference_files),
                  self.image_size, self.image_size, self.fit)

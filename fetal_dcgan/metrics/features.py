@@ -67,3 +67,29 @@ def extract_features(extractor: nn.Module, images: torch.Tensor, batch_size: int
             batch = batch.expand(-1, 3, -1, -1)
         chunks.append(extractor(batch).double().cpu())
     return torch.cat(chunks)
+
+
+class RandomConvFeatures(nn.Module):
+    """A fixed, randomly initialised convolutional network (seeded, no download): a feature
+    space for FD and precision/recall when the Inception weights are missing. Distances in
+    it are labelled ``fd_random``, never FID, and are comparable only with each other."""
+
+    def __init__(self, seed: int = 0, width: int = 32, dim: int = 128):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        layers, channels = [], 3
+        for out in (width, 2 * width, 4 * width, dim):
+            conv = nn.Conv2d(channels, out, 4, stride=2, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2 / (channels * 16)) ** 0.5)
+                conv.bias.zero_()
+            layers += [conv, nn.LeakyReLU(0.2)]
+            channels = out
+        self.net = nn.Sequential(*layers)
+        self.cache_key = f"random-conv-{seed}-{width}-{dim}"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 127.5 - 1
+        if x.shape[-1] != 64:
+            x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+        return self.net(x).mean((2, 3))

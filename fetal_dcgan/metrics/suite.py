@@ -20,11 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, extract_features
+from fetal_dcgan.metrics.diversity import diversity
+from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, RandomConvFeatures, extract_features
 from fetal_dcgan.metrics.fid import frechet_distance
 from fetal_dcgan.metrics.kid import kernel_inception_distance
-from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS, lbp, lbp_histograms
+from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS, l1_distance, lbp, lbp_histograms, lbp_vector
+from fetal_dcgan.metrics.memorisation import memorisation
 from fetal_dcgan.metrics.mutual_info import mutual_information
+from fetal_dcgan.metrics.prdc import bootstrap_ci, prdc
 from fetal_dcgan.metrics.psnr import psnr
 from fetal_dcgan.utils import atomic_save
 
@@ -70,7 +73,87 @@ def _mi(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
 
 
 def _lbp(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
-    return lbp(fake, suite.real_lbp_histograms(real))
+    real_hist = suite.real_lbp_histograms(real)
+    out = lbp(fake, real_hist)
+    fake_hist, reference = out["vectors"]["lbp_per_image"], out["vectors"]["lbp_reference"]
+    low, high = bootstrap_ci(lambda i: l1_distance(lbp_vector(fake_hist[i]), reference), len(fake_hist),
+                             suite.ci_resamples, suite.seed, estimate=out["scalars"]["lbp_l1"])
+    out["scalars"].update(lbp_l1_ci_low=low, lbp_l1_ci_high=high)
+    return out
+
+
+def _diversity(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    return diversity(fake, real, seed=suite.seed)
+
+
+def _memorisation(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    if suite.context.get("train") is None:
+        raise MetricUnavailable("the memorisation audit needs the training images (evaluate: --train DIR).")
+    out = memorisation(fake, suite.context["train"], suite.context.get("held_out"))
+    out["status"] = f"ok: calibrated on {out.pop('notes')['copy_calibration']}"
+    return out
+
+
+def _space_features(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> tuple:
+    """Inception features when the weights are there, else the labelled random network's."""
+    try:
+        return suite.fake_features(fake), suite.real_features(real), "inception"
+    except MetricUnavailable:
+        random_suite = suite.random_space()
+        return random_suite.fake_features(fake), random_suite.real_features(real), "random-conv"
+
+
+def _prdc(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    f, r, space = _space_features(suite, fake, real)
+    scalars = prdc(f, r)
+    for key in ("precision", "recall"):
+        low, high = bootstrap_ci(lambda i: prdc(f[torch.from_numpy(i)], r)[key], len(f), suite.ci_resamples // 4,
+                                 suite.seed, estimate=scalars[key])
+        scalars.update({f"{key}_ci_low": low, f"{key}_ci_high": high})
+    return {"scalars": scalars, "status": f"ok: {space} features, k=5"}
+
+
+def _fd(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    random_suite = suite.random_space()
+    f, r = random_suite.fake_features(fake), random_suite.real_features(real)
+    scalars = {"fd_random": frechet_distance(f, r)}
+    scalars["fd_random_ci_low"], scalars["fd_random_ci_high"] = bootstrap_ci(
+        lambda i: frechet_distance(f[torch.from_numpy(i)], r), len(f), suite.ci_resamples // 4, suite.seed,
+        estimate=scalars["fd_random"])
+    f_best, r_best, space = _space_features(suite, fake, real)
+    scalars["relative_fd"] = relative_fd(f_best, r_best, suite.seed)
+    return {"scalars": scalars, "status": f"ok: relative_fd in {space} features"}
+
+
+def relative_fd(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
+    """FD(S, R_a) / FD(R_b, R_a) for disjoint random halves R_a, R_b of the real set, with S
+    subsampled to |R_b|: both distances then have the same sample sizes, so a synthetic set
+    as good as real data scores about 1 (FD's small-sample bias cancels)."""
+    rng = np.random.default_rng(seed)
+    order = torch.from_numpy(rng.permutation(len(real)))
+    half_a, half_b = real[order[: len(real) // 2]], real[order[len(real) // 2:]]
+    m = min(len(fake), len(half_b))
+    subset = torch.from_numpy(rng.choice(len(fake), m, replace=False))
+    baseline = frechet_distance(half_b[:m], half_a)
+    return frechet_distance(fake[subset], half_a) / baseline if baseline > 0 else float("nan")
+
+
+def _frd(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
+    try:
+        from frd_score import frd  # noqa: F401
+    except ImportError:
+        raise MetricUnavailable("FRD needs the optional radiomics packages: pip install -e '.[frd]' "
+                                "(frd-score and pyradiomics-bhklab).") from None
+    import tempfile
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, images in (("fake", fake), ("real", real)):
+            Path(tmp, name).mkdir()
+            for i, image in enumerate(images[:, 0].numpy()):
+                Image.fromarray(image).save(Path(tmp, name, f"{i:05d}.png"))
+        value = frd.compute_frd([str(Path(tmp, "fake")), str(Path(tmp, "real"))])
+    return {"scalars": {"frd": float(value)}}
 
 
 _LBP_KEYS = ("lbp_l1", "lbp_chi2", *(f"lbp_v{c}{s}" for c in NAMED_ELEMENTS for s in ("", "_reference")))
@@ -81,7 +164,15 @@ METRICS: dict[str, Metric] = {
     "kid": Metric(("kid_mean", "kid_std"), _kid),
     "psnr": Metric(("psnr_mean", "psnr_best_mean", "psnr_identical_pairs"), _psnr),
     "mi": Metric(("mi_mean", "mi_best_mean", "nmi_mean", "nmi_best_mean"), _mi),
-    "lbp": Metric(_LBP_KEYS, _lbp),
+    "lbp": Metric(_LBP_KEYS + ("lbp_l1_ci_low", "lbp_l1_ci_high"), _lbp),
+    "diversity": Metric(("ms_ssim_fake", "ms_ssim_real", "duplicate_rate", "duplicate_rate_real", "collapse"),
+                        _diversity),
+    "memorisation": Metric(("copy_ratio", "copy_threshold_ncc", "nearest_train_ncc_mean", "calibration_ncc_mean"),
+                           _memorisation),
+    "prdc": Metric(("precision", "recall", "density", "coverage", "precision_ci_low", "precision_ci_high",
+                    "recall_ci_low", "recall_ci_high"), _prdc),
+    "fd": Metric(("fd_random", "fd_random_ci_low", "fd_random_ci_high", "relative_fd"), _fd),
+    "frd": Metric(("frd",), _frd),
 }
 
 
@@ -97,7 +188,8 @@ class MetricSuite:
 
     def __init__(self, names: list[str] | tuple[str, ...] = tuple(METRICS), fid: dict | None = None,
                  kid: dict | None = None, device: str = "auto", seed: int = 2020,
-                 cache_dir: str | Path | None = None, feature_extractor: nn.Module | None = None):
+                 cache_dir: str | Path | None = None, feature_extractor: nn.Module | None = None,
+                 ci_resamples: int = 200):
         unknown = [n for n in names if n not in METRICS]
         if unknown:
             raise ValueError(f"Unknown metrics {unknown}: choose from {', '.join(METRICS)}.")
@@ -114,6 +206,9 @@ class MetricSuite:
         self._memo: dict[str, object] = {}
         self._fake_features: torch.Tensor | None = None
         self._warned: set[str] = set()
+        self.ci_resamples = ci_resamples
+        self.context: dict = {}
+        self._random_space: MetricSuite | None = None
 
     # -- shared statistics ------------------------------------------------------------
     def extractor(self) -> nn.Module:
@@ -150,20 +245,31 @@ class MetricSuite:
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         return extract_features(self.extractor(), images, self.feature_batch_size, self.device)
 
+    def random_space(self) -> "MetricSuite":
+        """A companion suite whose feature space is the fixed random network."""
+        if self._random_space is None:
+            self._random_space = MetricSuite([], device=self.device, seed=self.seed, feature_extractor=RandomConvFeatures(),
+                                             cache_dir=self.cache_dir.parent if self.cache_dir else None)
+        return self._random_space
+
     def real_lbp_histograms(self, real: torch.Tensor) -> np.ndarray:
         return self._real_statistic("lbp", real, lambda: lbp_histograms(real), "lbp-P8-R1-default")
 
     # -- scoring ------------------------------------------------------------------------
-    def score(self, fake: torch.Tensor, real: torch.Tensor) -> MetricsResult:
-        """Score uint8 synthetic images (N, 1, H, W) against uint8 reference images."""
+    def score(self, fake: torch.Tensor, real: torch.Tensor, train: torch.Tensor | None = None,
+              held_out: torch.Tensor | None = None) -> MetricsResult:
+        """Score uint8 synthetic images (N, 1, H, W) against uint8 reference images; ``train``
+        (the images the generator learned from) and ``held_out`` (real images it never saw)
+        serve the memorisation audit."""
         check_image_sets(fake, real)
         result = MetricsResult(scalars={"n_fake": len(fake), "n_real": len(real)})
+        self.context = {"train": train, "held_out": held_out}
         try:
             for name in self.names:
                 metric = METRICS[name]
                 try:
                     out = metric.compute(self, fake, real)
-                    result.status[name] = "ok"
+                    result.status[name] = out.pop("status", "ok")
                 except MetricUnavailable as exc:
                     out, result.status[name] = {}, f"unavailable: {exc}"
                     if result.status[name] not in self._warned:  # once per suite, not every snapshot
@@ -178,6 +284,9 @@ class MetricSuite:
                 result.vectors.update(out.get("vectors", {}))
         finally:
             self._fake_features = None  # synthetic statistics are never kept
+            if self._random_space is not None:
+                self._random_space._fake_features = None
+            self.context = {}
         return result
 
 

@@ -1,0 +1,118 @@
+"""Beyond the paper's metrics: diversity, memorisation, precision/recall, relative FD, CIs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fetal_dcgan.data.augment import flip_rotate, to_unit
+from fetal_dcgan.data.preprocess import load_images
+from fetal_dcgan.data.sources import phantom_images
+from fetal_dcgan.evaluate import main as evaluate_main
+from fetal_dcgan.metrics import MetricSuite
+from fetal_dcgan.metrics.diversity import ms_ssim_pairs
+from fetal_dcgan.metrics.prdc import prdc
+
+AUDIT = ["diversity", "memorisation", "prdc", "fd", "lbp", "frd"]
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> torch.Tensor:
+    """300 phantom images at 64 px: a stand-in for a real data set."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    return load_images(phantom_images(cache, n_images=300, height=135, width=200), 64, "pad", cache)
+
+
+def split(images: torch.Tensor):
+    return images[:120], images[120:220], images[220:]  # train, reference, held out
+
+
+def test_copies_of_training_images_are_flagged_as_memorised(phantom):
+    train, reference, held_out = split(phantom)
+    gen = torch.Generator().manual_seed(0)
+    angles = (torch.rand(len(train), generator=gen) * 2 - 1) * math.radians(8)
+    copies = flip_rotate(to_unit(train), angles, torch.rand(len(train), generator=gen) < 0.5)
+    copies = copies.mul(255).round().to(torch.uint8)
+    result = MetricSuite(AUDIT).score(copies, reference, train, held_out)
+    assert result.scalars["copy_ratio"] > 0.95
+    assert result.status["memorisation"] == "ok: calibrated on held-out real images"
+    assert np.all(result.per_image["nearest_train_index"][:10] == np.arange(10))  # found its own source
+
+
+def test_one_image_repeated_is_flagged_as_collapsed(phantom):
+    train, reference, held_out = split(phantom)
+    repeated = reference[:1].repeat(800, 1, 1, 1)
+    s = MetricSuite(["diversity"]).score(repeated, reference, train).scalars
+    assert s["collapse"] == 1 and s["duplicate_rate"] == 1 and s["ms_ssim_fake"] == pytest.approx(1.0)
+    assert s["ms_ssim_real"] < 0.9 and s["duplicate_rate_real"] == 0
+
+
+def test_held_out_real_images_are_diverse_new_and_cover_the_reference(phantom):
+    train, reference, held_out = split(phantom)
+    result = MetricSuite(AUDIT).score(held_out, reference, train)
+    s = result.scalars
+    assert s["collapse"] == 0 and s["duplicate_rate"] == 0
+    assert s["copy_ratio"] < 0.2  # calibrated on training images, leave-one-out: about 5% by construction
+    assert s["precision"] > 0.7 and s["recall"] > 0.7 and 0.7 < s["density"] < 1.4 and s["coverage"] > 0.7
+    assert 0.6 < s["relative_fd"] < 1.6
+    for key in ("lbp_l1", "fd_random", "precision", "recall"):
+        assert s[f"{key}_ci_low"] <= s[key] <= s[f"{key}_ci_high"], key
+    assert result.status["frd"].startswith("unavailable") and "pip install -e '.[frd]'" in result.status["frd"]
+
+
+def test_two_halves_of_the_real_data_give_relative_fd_near_one(phantom):
+    s = MetricSuite(["fd"]).score(phantom[:150], phantom[150:]).scalars
+    assert 0.7 < s["relative_fd"] < 1.4
+    noise = torch.randint(0, 256, phantom[:150].shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert MetricSuite(["fd"]).score(noise, phantom[150:]).scalars["relative_fd"] > 10
+
+
+def test_memorisation_needs_the_training_images(phantom):
+    result = MetricSuite(["memorisation"]).score(phantom[:10], phantom[10:20])
+    assert result.status["memorisation"].startswith("unavailable") and "--train" in result.status["memorisation"]
+    assert math.isnan(result.scalars["copy_ratio"])
+
+
+def test_ms_ssim_matches_pytorch_msssim():
+    from pytorch_msssim import ms_ssim
+
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(6, 1, 192, 192, generator=gen)
+    a = (base * 255).round().to(torch.uint8)
+    b = ((base + 0.2 * torch.rand(6, 1, 192, 192, generator=gen)).clamp(0, 1) * 255).round().to(torch.uint8)
+    ours = ms_ssim_pairs(a, b)
+    theirs = ms_ssim(a.float() / 255, b.float() / 255, data_range=1.0, size_average=False,
+                     weights=[0.0448, 0.2856, 0.3001])
+    torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)  # blur and pooling differ in float32 detail
+
+
+def test_prdc_matches_the_authors_package():
+    from prdc import compute_prdc
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(300, 16)), rng.normal(0.3, 1.1, size=(250, 16))
+    ours = prdc(torch.from_numpy(fake), torch.from_numpy(real), k=5)
+    theirs = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-9), key
+
+
+def test_evaluate_with_train_reports_the_audit(phantom, tmp_path):
+    train, reference, held_out = split(phantom)
+    for name, images in (("train", train), ("real", reference), ("fake", held_out[:40])):
+        (tmp_path / name).mkdir()
+        for i, image in enumerate(images[:, 0].numpy()):
+            Image.fromarray(image).save(tmp_path / name / f"{i:04d}.png")
+    out = tmp_path / "scores.json"
+    assert evaluate_main(["--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--train",
+                          str(tmp_path / "train"), "--out", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    for key in ("ms_ssim_fake", "ms_ssim_real", "duplicate_rate", "collapse", "copy_ratio", "precision", "recall",
+                "density", "coverage", "frd", "relative_fd", "lbp_l1_ci", "fd_random_ci", "precision_ci", "recall_ci"):
+        assert key in scores, key
+    assert len(scores["precision_ci"]) == 2 and scores["frd"] is None
