@@ -66,6 +66,7 @@ class TinyFeatures(nn.Module):
 
 
 FAKE, REAL = varied_images(13, seed=1), varied_images(9, seed=2)
+PAPER = ["fid", "kid", "psnr", "mi", "lbp"]  # the study's metrics (test_audit.py covers the others)
 
 
 def test_psnr_matches_scikit_image_for_every_pair():
@@ -158,7 +159,7 @@ def test_kid_matches_torchmetrics_on_full_sets():
 
 
 def test_identical_sets_score_as_identical():
-    suite = MetricSuite(feature_extractor=TinyFeatures(), kid={"subsets": 10})
+    suite = MetricSuite(PAPER, feature_extractor=TinyFeatures(), kid={"subsets": 10})
     images = varied_images(24, seed=6)
     images[3] = images[9] = 17  # two constant images: NMI 0/0 for that pair only
     result = suite.score(images, images)
@@ -176,9 +177,9 @@ def test_identical_sets_score_as_identical():
 
 
 def test_sets_of_different_sizes_and_one_image_sets():
-    suite = MetricSuite(feature_extractor=TinyFeatures())
+    suite = MetricSuite(PAPER, feature_extractor=TinyFeatures())
     result = suite.score(varied_images(37, seed=7), varied_images(5, seed=8))
-    assert result.scalars["n_fake"] == 37 and result.status == {n: "ok" for n in METRICS}
+    assert result.scalars["n_fake"] == 37 and result.status == {n: "ok" for n in PAPER}
     assert len(result.per_image["mi_best"]) == 37 and result.per_image["mi_best_ref"].max() < 5
     single = suite.score(varied_images(1, seed=9), varied_images(5, seed=8))
     assert single.status["fid"].startswith("unavailable: FID needs at least 2")
@@ -197,7 +198,7 @@ def test_constant_images():
 
 def test_missing_fid_weights_are_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    result = MetricSuite(fid={"weights_path": None}).score(FAKE, REAL)
+    result = MetricSuite(PAPER, fid={"weights_path": None}).score(FAKE, REAL)
     assert math.isnan(result.scalars["fid"]) and math.isnan(result.scalars["kid_mean"])
     assert result.status["fid"].startswith("unavailable:") and FID_WEIGHTS_FILE in result.status["fid"]
     assert str(tmp_path / "hub" / "checkpoints") in result.status["fid"]
@@ -218,11 +219,11 @@ def test_a_failing_metric_does_not_stop_the_others(monkeypatch):
 
 def test_reference_statistics_are_cached_and_synthetic_ones_never(tmp_path):
     extractor = TinyFeatures()
-    first = MetricSuite(feature_extractor=extractor, cache_dir=tmp_path).score(FAKE, REAL)
+    first = MetricSuite(PAPER, feature_extractor=extractor, cache_dir=tmp_path).score(FAKE, REAL)
     cached = sorted(p.name.split("-")[0] for p in (tmp_path / "metrics").glob("*.pt"))
     assert cached == ["features", "lbp"]
     extractor.calls = 0
-    second_suite = MetricSuite(feature_extractor=extractor, cache_dir=tmp_path)
+    second_suite = MetricSuite(PAPER, feature_extractor=extractor, cache_dir=tmp_path)
     second = second_suite.score(FAKE, REAL)
     assert extractor.calls == len(FAKE)  # the reference came from the cache, the synthetic set was recomputed
     assert second.scalars["fid"] == pytest.approx(first.scalars["fid"], rel=1e-12)

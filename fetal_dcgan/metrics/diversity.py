@@ -2,7 +2,7 @@
 
 ``ms_ssim``: mean MS-SSIM over random pairs of different images of the same set
 (torchmetrics; 3 scales with the first three of Wang et al.'s weights, since 64 px images
-are too small for 5; ReLU on negative terms). Higher means less diverse; compare with
+are too small for 5, and 2 below 41 px; ReLU on negative terms). Higher means less diverse; compare with
 the reference set's value. ``duplicate_rate``: share of images with a near-copy elsewhere
 in the set (PSNR >= 40 dB, i.e. RMS difference below 2.6 grey levels), from the exact
 all-pairs PSNR. ``collapse`` when the synthetic set is clearly less diverse than the real
@@ -23,14 +23,21 @@ COLLAPSE_MARGIN = 0.1
 COLLAPSE_DUPLICATES = 0.05
 
 
+def ms_ssim_betas(size: int) -> tuple[float, ...]:
+    """Up to 3 scales; fewer for images too small for the 11-pixel window at every scale."""
+    scales = max([k for k in range(1, len(MS_SSIM_BETAS) + 1) if size > 10 * 2 ** (k - 1)], default=1)
+    return MS_SSIM_BETAS[:scales]
+
+
 def ms_ssim_pairs(a: torch.Tensor, b: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """MS-SSIM of image pairs (a[i], b[i]) of uint8 (N, 1, H, W)."""
+    betas = ms_ssim_betas(min(a.shape[-2:]))
     out = []
     for start in range(0, len(a), batch_size):
         x = a[start:start + batch_size].float() / 255
         y = b[start:start + batch_size].float() / 255
         out.append(multiscale_structural_similarity_index_measure(
-            x, y, data_range=1.0, betas=MS_SSIM_BETAS, normalize="relu", reduction="none"))
+            x, y, data_range=1.0, betas=betas, normalize="relu", reduction="none"))
     return torch.cat(out)
 
 

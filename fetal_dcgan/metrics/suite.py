@@ -97,7 +97,9 @@ def _memorisation(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) 
 def _space_features(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> tuple:
     """Inception features when the weights are there, else the labelled random network's."""
     try:
-        return suite.fake_features(fake), suite.real_features(real), "inception"
+        features = suite.fake_features(fake), suite.real_features(real)
+        extractor = suite.extractor()
+        return (*features, "inception" if isinstance(extractor, InceptionFeatures) else type(extractor).__name__)
     except MetricUnavailable:
         random_suite = suite.random_space()
         return random_suite.fake_features(fake), random_suite.real_features(real), "random-conv"
