@@ -20,6 +20,7 @@ import numpy as np
 from fetal_dcgan.data.preprocess import FIT_MODES, read_image_set
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError
+from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
 from fetal_dcgan.metrics.suite import METRICS, MetricsResult, MetricSuite
 from fetal_dcgan.utils import atomic_write_text
 
@@ -93,6 +94,11 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.out is not None:
         atomic_write_text(json.dumps(payload, indent=1), args.out)
         print(f"wrote {args.out}")
+        if "nearest_train_ncc" in result.per_image:
+            sheet = closest_pairs_sheet(fake, train, result.per_image["nearest_train_ncc"],
+                                        result.per_image["nearest_train_index"],
+                                        args.out.with_name(args.out.stem + "_closest_to_training.png"))
+            print(f"wrote {sheet}")
     return payload
 
 

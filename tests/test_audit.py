@@ -116,3 +116,6 @@ def test_evaluate_with_train_reports_the_audit(phantom, tmp_path):
                 "density", "coverage", "frd", "relative_fd", "lbp_l1_ci", "fd_random_ci", "precision_ci", "recall_ci"):
         assert key in scores, key
     assert len(scores["precision_ci"]) == 2 and scores["frd"] is None
+    sheet = tmp_path / "scores_closest_to_training.png"
+    with Image.open(sheet) as img:
+        assert img.width > img.height > 0

@@ -4,7 +4,8 @@ After ``SampleSnapshots`` has written ``samples/epoch=NNNN/``, the set is read b
 the scores are those of the files on disk) and scored with the configured metrics. The
 run directory gets one row per snapshot in ``metrics.csv`` (run settings, then every
 metric and its status), the per-image values in ``per_image.csv`` and the LBP vectors in
-``metrics/epoch=NNNN.npz``; TensorBoard gets ``metrics/<name>``. A re-scored epoch (after
+``metrics/epoch=NNNN.npz`` (and, with the memorisation audit, a sheet of the synthetic
+images closest to training images); TensorBoard gets ``metrics/<name>``. A re-scored epoch (after
 a resume) replaces its rows. Nothing here can stop training: failures are logged and
 recorded, and the checkpoint and samples are already on disk.
 """
@@ -24,6 +25,7 @@ import numpy as np
 from fetal_dcgan.callbacks.snapshot import SampleSnapshots, sample_dir
 from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
 from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
 from fetal_dcgan.utils import atomic_save_npz, atomic_write_text
 
@@ -104,6 +106,10 @@ class SnapshotMetrics(L.Callback):
         replace_rows(self.dirpath / "metrics.csv", "epoch", epoch, [{**run_columns, **result.record()}])
         replace_rows(self.dirpath / "per_image.csv", "epoch", epoch, per_image_rows(result, run_columns, files))
         atomic_save_npz(self.dirpath / "metrics" / f"epoch={epoch:04d}.npz", **result.vectors)
+        if "nearest_train_ncc" in result.per_image:  # the memorisation audit's closest pairs, to look at
+            closest_pairs_sheet(fake, datamodule.train_images, result.per_image["nearest_train_ncc"],
+                                result.per_image["nearest_train_index"],
+                                self.dirpath / "metrics" / f"epoch={epoch:04d}_closest_to_training.png")
         log.info("Epoch %d metrics: %s", epoch, ", ".join(
             f"{k}={v:.4g}" for k, v in result.scalars.items() if isinstance(v, float) and not math.isnan(v)))
         return result.scalars

@@ -76,3 +76,29 @@ def memorisation(fake: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor
         "per_image": {"nearest_train_ncc": fake_ncc, "nearest_train_index": fake_nearest},
         "notes": {"copy_calibration": source},
     }
+
+
+def closest_pairs_sheet(fake: torch.Tensor, train: torch.Tensor, ncc: np.ndarray, nearest: np.ndarray,
+                        path, pairs: int = 16, scale: int = 3):
+    """A PNG of the synthetic images closest to a training image, each beside that image
+    (left: synthetic, right: training), most similar first, for a person to judge."""
+    from PIL import Image
+
+    order = np.argsort(-ncc)[:pairs]
+    h, w = fake.shape[-2:]
+    sheet = np.full((len(order) * (h + 2), 2 * w + 6), 255, np.uint8)
+    for row, i in enumerate(order):
+        top = row * (h + 2)
+        sheet[top:top + h, :w] = fake[i, 0].numpy()
+        sheet[top:top + h, w:w + 6] = 0  # a pair reads as one strip
+        sheet[top:top + h, w + 6:] = train[nearest[i], 0].numpy()
+    columns = 4
+    rows = -(-len(order) // columns)
+    block_h = rows * (h + 2)
+    tiled = np.full((block_h, columns * (2 * w + 16)), 255, np.uint8)
+    for c in range(columns):
+        part = sheet[c * block_h:(c + 1) * block_h]
+        tiled[:len(part), c * (2 * w + 16):c * (2 * w + 16) + 2 * w + 6] = part
+    image = Image.fromarray(tiled)
+    image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST).save(path)
+    return path

@@ -16,7 +16,8 @@ from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS  # noqa: E402
 
 #: Metrics drawn against n and epochs, when present and not all NaN.
 KEY_METRICS = ("fid", "kid_mean", "psnr_mean", "psnr_best_mean", "mi_mean", "nmi_mean", "lbp_l1", "lbp_chi2",
-               "lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240")
+               "lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240", "relative_fd", "precision", "recall", "copy_ratio",
+               "ms_ssim_fake")
 
 
 def _save(fig, path: Path) -> Path:
