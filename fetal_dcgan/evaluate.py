@@ -19,7 +19,7 @@ import numpy as np
 
 from fetal_dcgan.data.preprocess import FIT_MODES, read_image_set
 from fetal_dcgan.data.sources import folder_images
-from fetal_dcgan.errors import UserError
+from fetal_dcgan.errors import UserError, cli_status
 from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
 from fetal_dcgan.metrics.suite import METRICS, MetricsResult, MetricSuite
 from fetal_dcgan.utils import atomic_write_text
@@ -104,12 +104,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        evaluate(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_status(lambda: evaluate(args))
 
 
 if __name__ == "__main__":

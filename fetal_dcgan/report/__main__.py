@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from fetal_dcgan.errors import UserError
+from fetal_dcgan.errors import cli_status
 from fetal_dcgan.report.build import build_report
 
 
@@ -20,14 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
-    try:
-        paths = build_report(args.sweep, args.out, args.ratings)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for name, path in paths.items():
-        print(f"{name:<28} {path}")
-    return 0
+    def run() -> None:
+        for name, path in build_report(args.sweep, args.out, args.ratings).items():
+            print(f"{name:<28} {path}")
+
+    return cli_status(run)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fetal_dcgan.errors import UserError
+from fetal_dcgan.errors import UserError, cli_status
 
 
 def serve(study: Path, host: str, port: int) -> None:
@@ -38,37 +38,35 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--fit", default="pad", choices=("pad", "crop", "squash"),
                        help="how real images are fitted to the synthetic images' size")
     build.add_argument("--out", required=True, type=Path, help="the new study folder")
-    run = sub.add_parser("serve", help="serve the rating page")
-    run.add_argument("study", type=Path)
-    run.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless told otherwise")
-    run.add_argument("--port", type=int, default=8000)
+    serving = sub.add_parser("serve", help="serve the rating page")
+    serving.add_argument("study", type=Path)
+    serving.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless told otherwise")
+    serving.add_argument("--port", type=int, default=8000)
     analyze = sub.add_parser("analyze", help="tables, agreement, metrics vs ratings")
     analyze.add_argument("study", type=Path)
     analyze.add_argument("--metrics", type=Path, default=None, help="a sweep folder or a report's per_image.csv")
     analyze.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            from fetal_dcgan.survey.deck import build_deck
+    return cli_status(lambda: run_command(args))
 
-            study = build_deck(args.real, args.fake, args.out, args.n_real, args.n_fake, args.seed, args.fit)
-            print(f"Study of {study['images']} images in {args.out}; the answer key is in {args.out}/private/.")
-            print(f"Serve it: python -m fetal_dcgan.survey serve {args.out}")
-        elif args.command == "serve":
-            if not (args.study / "private" / "key.csv").is_file():
-                raise UserError(f"{args.study} is not a study folder: build one with `python -m fetal_dcgan.survey "
-                                "build --real DIR --fake DIR --out DIR`.")
-            serve(args.study, args.host, args.port)
-        else:
-            from fetal_dcgan.survey.analysis import analyze as run_analysis
 
-            for name, path in run_analysis(args.study, args.metrics, args.out).items():
-                print(f"{name:<18} {path}")
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def run_command(args: argparse.Namespace) -> None:
+    if args.command == "build":
+        from fetal_dcgan.survey.deck import build_deck
 
+        study = build_deck(args.real, args.fake, args.out, args.n_real, args.n_fake, args.seed, args.fit)
+        print(f"Study of {study['images']} images in {args.out}; the answer key is in {args.out}/private/.")
+        print(f"Serve it: python -m fetal_dcgan.survey serve {args.out}")
+    elif args.command == "serve":
+        if not (args.study / "private" / "key.csv").is_file():
+            raise UserError(f"{args.study} is not a study folder: build one with `python -m fetal_dcgan.survey "
+                            "build --real DIR --fake DIR --out DIR`.")
+        serve(args.study, args.host, args.port)
+    else:
+        from fetal_dcgan.survey.analysis import analyze as run_analysis
+
+        for name, path in run_analysis(args.study, args.metrics, args.out).items():
+            print(f"{name:<18} {path}")
 
 if __name__ == "__main__":
     sys.exit(main())
