@@ -39,8 +39,8 @@ def test_copies_of_training_images_are_flagged_as_memorised(phantom):
     copies = flip_rotate(to_unit(train), angles, torch.rand(len(train), generator=gen) < 0.5)
     copies = copies.mul(255).round().to(torch.uint8)
     result = MetricSuite(AUDIT).score(copies, reference, train, held_out)
-    assert result.scalars["copy_ratio"] > 0.95
-    assert result.status["memorisation"] == "ok: calibrated on held-out real images"
+    assert result.scalars["copy_ratio"] > 0.95 and result.scalars["copy_ratio_features"] > 0.9
+    assert result.status["memorisation"] == "ok: calibrated on held-out real images; features: random-conv"
     assert np.all(result.per_image["nearest_train_index"][:10] == np.arange(10))  # found its own source
 
 
@@ -58,6 +58,7 @@ def test_held_out_real_images_are_diverse_new_and_cover_the_reference(phantom):
     s = result.scalars
     assert s["collapse"] == 0 and s["duplicate_rate"] == 0
     assert s["copy_ratio"] < 0.2  # calibrated on training images, leave-one-out: about 5% by construction
+    assert s["copy_ratio_features"] < 0.2
     assert s["precision"] > 0.7 and s["recall"] > 0.7 and 0.7 < s["density"] < 1.4 and s["coverage"] > 0.7
     assert 0.6 < s["relative_fd"] < 1.6
     for key in ("lbp_l1", "fd_random", "precision", "recall"):

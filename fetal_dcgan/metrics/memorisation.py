@@ -8,12 +8,15 @@ nearest training variant exceeds what distinct real images reach: the 95th perce
 the same nearest-NCC for held-out real images (reference images not used in training),
 or, without 20 of those, for the training images against the other training images.
 ``copy_ratio`` is the share of such synthetic images: about 0.05 for new real images,
-near 1 for copies.
+near 1 for copies. ``copy_ratio_features`` repeats the audit in a feature space (Inception
+when its weights are present, else the fixed random network), which also catches copies
+that moved or changed contrast more than the pixel comparison tolerates.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -46,8 +49,9 @@ def training_variants(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tensor,
                 exclude: torch.Tensor | None = None, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Max NCC of each query image to the bank, and the training index it came from."""
-    q = _standardise(to_unit(query) if query.dtype == torch.uint8 else query)
+    """Max NCC (centred cosine) of each query row to the bank rows, and the training index
+    it came from; rows are images or feature vectors."""
+    q = _standardise(query)
     b = _standardise(bank)
     best, where = np.empty(len(q)), np.empty(len(q), np.int64)
     for start in range(0, len(q), block):
@@ -61,21 +65,42 @@ def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tenso
     return best, where
 
 
-def memorisation(fake: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor | None = None) -> dict:
-    bank, bank_index = training_variants(train)
-    fake_ncc, fake_nearest = nearest_ncc(fake, bank, bank_index)
-    if held_out is not None and len(held_out) >= MIN_HELD_OUT:
-        calibration, source = nearest_ncc(held_out, bank, bank_index)[0], "held-out real images"
+def _copies(fake_rows: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tensor, train_rows: torch.Tensor,
+            held_out_rows: torch.Tensor | None) -> dict:
+    """Nearest-bank similarity of each synthetic row, calibrated on real rows (see module doc)."""
+    similarity, nearest = nearest_ncc(fake_rows, bank, bank_index)
+    if held_out_rows is not None and len(held_out_rows) >= MIN_HELD_OUT:
+        calibration, source = nearest_ncc(held_out_rows, bank, bank_index)[0], "held-out real images"
     else:
-        calibration = nearest_ncc(train, bank, bank_index, exclude=torch.arange(len(train)))[0]
+        calibration = nearest_ncc(train_rows, bank, bank_index, exclude=torch.arange(len(train_rows)))[0]
         source = "training images, leave-one-out"
     threshold = float(np.quantile(calibration, CALIBRATION_QUANTILE))
-    return {
-        "scalars": {"copy_ratio": float((fake_ncc > threshold).mean()), "copy_threshold_ncc": threshold,
-                    "nearest_train_ncc_mean": float(fake_ncc.mean()), "calibration_ncc_mean": float(calibration.mean())},
-        "per_image": {"nearest_train_ncc": fake_ncc, "nearest_train_index": fake_nearest},
-        "notes": {"copy_calibration": source},
+    return {"similarity": similarity, "nearest": nearest, "threshold": threshold, "calibration": calibration,
+            "ratio": float((similarity > threshold).mean()), "source": source}
+
+
+def memorisation(fake: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor | None = None,
+                 features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
+    """Copy ratio in pixel space and, with ``features`` (uint8 images -> (N, d)), in that
+    feature space too, against every flip/rotation variant of the training images."""
+    bank, bank_index = training_variants(train)
+    pixels = _copies(to_unit(fake), bank, bank_index, to_unit(train),
+                     None if held_out is None else to_unit(held_out))
+    out = {
+        "scalars": {"copy_ratio": pixels["ratio"], "copy_threshold_ncc": pixels["threshold"],
+                    "nearest_train_ncc_mean": float(pixels["similarity"].mean()),
+                    "calibration_ncc_mean": float(pixels["calibration"].mean())},
+        "per_image": {"nearest_train_ncc": pixels["similarity"], "nearest_train_index": pixels["nearest"]},
+        "notes": {"copy_calibration": pixels["source"]},
     }
+    if features is not None:
+        bank_features = features(bank.mul(255).round().to(torch.uint8))
+        space = _copies(features(fake), bank_features, bank_index, features(train),
+                        None if held_out is None else features(held_out))
+        out["scalars"]["copy_ratio_features"] = space["ratio"]
+        out["per_image"].update(nearest_train_feature_sim=space["similarity"],
+                                nearest_train_feature_index=space["nearest"])
+    return out
 
 
 def closest_pairs_sheet(fake: torch.Tensor, train: torch.Tensor, ncc: np.ndarray, nearest: np.ndarray,

@@ -89,20 +89,18 @@ def _diversity(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> 
 def _memorisation(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     if suite.context.get("train") is None:
         raise MetricUnavailable("the memorisation audit needs the training images (evaluate: --train DIR).")
-    out = memorisation(fake, suite.context["train"], suite.context.get("held_out"))
-    out["status"] = f"ok: calibrated on {out.pop('notes')['copy_calibration']}"
+    extractor, space = suite.feature_space()
+    out = memorisation(fake, suite.context["train"], suite.context.get("held_out"),
+                       lambda images: extract_features(extractor, images, suite.feature_batch_size, suite.device))
+    out["status"] = f"ok: calibrated on {out.pop('notes')['copy_calibration']}; features: {space}"
     return out
 
 
 def _space_features(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> tuple:
     """Inception features when the weights are there, else the labelled random network's."""
-    try:
-        features = suite.fake_features(fake), suite.real_features(real)
-        extractor = suite.extractor()
-        return (*features, "inception" if isinstance(extractor, InceptionFeatures) else type(extractor).__name__)
-    except MetricUnavailable:
-        random_suite = suite.random_space()
-        return random_suite.fake_features(fake), random_suite.real_features(real), "random-conv"
+    _, space = suite.feature_space()
+    owner = suite.random_space() if space == "random-conv" else suite
+    return owner.fake_features(fake), owner.real_features(real), space
 
 
 def _prdc(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
@@ -169,8 +167,8 @@ METRICS: dict[str, Metric] = {
     "lbp": Metric(_LBP_KEYS + ("lbp_l1_ci_low", "lbp_l1_ci_high"), _lbp),
     "diversity": Metric(("ms_ssim_fake", "ms_ssim_real", "duplicate_rate", "duplicate_rate_real", "collapse"),
                         _diversity),
-    "memorisation": Metric(("copy_ratio", "copy_threshold_ncc", "nearest_train_ncc_mean", "calibration_ncc_mean"),
-                           _memorisation),
+    "memorisation": Metric(("copy_ratio", "copy_threshold_ncc", "nearest_train_ncc_mean", "calibration_ncc_mean",
+                            "copy_ratio_features"), _memorisation),
     "prdc": Metric(("precision", "recall", "density", "coverage", "precision_ci_low", "precision_ci_high",
                     "recall_ci_low", "recall_ci_high"), _prdc),
     "fd": Metric(("fd_random", "fd_random_ci_low", "fd_random_ci_high", "relative_fd"), _fd),
@@ -246,6 +244,14 @@ class MetricSuite:
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         return extract_features(self.extractor(), images, self.feature_batch_size, self.device)
+
+    def feature_space(self) -> tuple[nn.Module, str]:
+        """The feature network: Inception (or the given one) when available, else the random one."""
+        try:
+            extractor = self.extractor()
+            return extractor, "inception" if isinstance(extractor, InceptionFeatures) else type(extractor).__name__
+        except MetricUnavailable:
+            return self.random_space().extractor(), "random-conv"
 
     def random_space(self) -> "MetricSuite":
         """A companion suite whose feature space is the fixed random network."""
