@@ -94,6 +94,21 @@ def test_training_writes_metrics_rows_and_tensorboard_scalars(tmp_path):
     assert "metrics/fid" not in scalars  # unavailable values are not logged as NaN
 
 
+def test_default_metrics_in_training_all_run(tmp_path):
+    """With every training image in use there is no held-out set: the audit calibrates on training images."""
+    run = tmp_path / "run"
+    train(compose_config(run, TINY))
+    with (run / "metrics.csv").open() as fh:
+        last = list(csv.DictReader(fh))[-1]
+    statuses = {k: v for k, v in last.items() if k.startswith("status_")}
+    assert set(statuses) == {"status_fid", "status_kid", "status_psnr", "status_mi", "status_lbp",
+                             "status_diversity", "status_memorisation", "status_prdc", "status_fd"}
+    assert all(v.startswith("ok") for k, v in statuses.items() if k not in ("status_fid", "status_kid"))
+    assert "leave-one-out" in last["status_memorisation"]
+    assert (run / "metrics" / "epoch=0003_closest_to_training.png").is_file()
+    assert 0 <= float(last["copy_ratio"]) <= 1 and float(last["collapse"]) in (0, 1)
+
+
 def test_a_failing_metric_never_stops_training(tmp_path, monkeypatch):
     def broken(*args):
         raise MemoryError("out of memory in metric")

@@ -83,6 +83,8 @@ def memorisation(fake: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor
                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
     """Copy ratio in pixel space and, with ``features`` (uint8 images -> (N, d)), in that
     feature space too, against every flip/rotation variant of the training images."""
+    if held_out is not None and len(held_out) < MIN_HELD_OUT:
+        held_out = None  # too few to calibrate on: the training images calibrate instead
     bank, bank_index = training_variants(train)
     pixels = _copies(to_unit(fake), bank, bank_index, to_unit(train),
                      None if held_out is None else to_unit(held_out))
