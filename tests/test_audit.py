@@ -18,7 +18,7 @@ from fetal_dcgan.metrics import MetricSuite
 from fetal_dcgan.metrics.diversity import ms_ssim_pairs
 from fetal_dcgan.metrics.prdc import prdc
 
-AUDIT = ["diversity", "memorisation", "prdc", "fd", "lbp", "frd"]
+AUDIT = ["diversity", "memorisation", "prdc", "fd", "lbp"]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,15 @@ def test_held_out_real_images_are_diverse_new_and_cover_the_reference(phantom):
     assert 0.6 < s["relative_fd"] < 1.6
     for key in ("lbp_l1", "fd_random", "precision", "recall"):
         assert s[f"{key}_ci_low"] <= s[key] <= s[f"{key}_ci_high"], key
+
+
+def test_frd_without_its_extra_says_how_to_install_it(phantom, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "frd_score", None)  # as if the optional extra were not installed
+    result = MetricSuite(["frd", "lbp"]).score(phantom[:20], phantom[20:40])
     assert result.status["frd"].startswith("unavailable") and "pip install -e '.[frd]'" in result.status["frd"]
+    assert math.isnan(result.scalars["frd"]) and result.status["lbp"] == "ok"
 
 
 def test_two_halves_of_the_real_data_give_relative_fd_near_one(phantom):
@@ -116,7 +124,22 @@ def test_evaluate_with_train_reports_the_audit(phantom, tmp_path):
     for key in ("ms_ssim_fake", "ms_ssim_real", "duplicate_rate", "collapse", "copy_ratio", "precision", "recall",
                 "density", "coverage", "frd", "relative_fd", "lbp_l1_ci", "fd_random_ci", "precision_ci", "recall_ci"):
         assert key in scores, key
-    assert len(scores["precision_ci"]) == 2 and scores["frd"] is None
+    assert len(scores["precision_ci"]) == 2
+    assert (scores["frd"] is None) == (scores["status"]["frd"] != "ok")
     sheet = tmp_path / "scores_closest_to_training.png"
     with Image.open(sheet) as img:
         assert img.width > img.height > 0
+
+
+def test_frd_is_frd_score_on_the_same_images(phantom, tmp_path):
+    frd_module = pytest.importorskip("frd_score.frd", reason="optional extra: pip install -e '.[frd]'")
+    fake, real = phantom[:24], phantom[200:224]
+    ours = MetricSuite(["frd"]).score(fake, real).scalars["frd"]
+    for name, images in (("fake", fake), ("real", real)):
+        (tmp_path / name).mkdir()
+        for i, image in enumerate(images[:, 0].numpy()):
+            Image.fromarray(image).save(tmp_path / name / f"{i:05d}.png")
+    theirs = frd_module.compute_frd([str(tmp_path / "fake"), str(tmp_path / "real")])
+    assert ours == pytest.approx(float(theirs), rel=1e-9)
+    noise = torch.randint(0, 256, fake.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert MetricSuite(["frd"]).score(noise, real).scalars["frd"] > ours
