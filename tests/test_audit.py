@@ -143,3 +143,12 @@ def test_frd_is_frd_score_on_the_same_images(phantom, tmp_path):
     assert ours == pytest.approx(float(theirs), rel=1e-9)
     noise = torch.randint(0, 256, fake.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     assert MetricSuite(["frd"]).score(noise, real).scalars["frd"] > ours
+
+
+def test_fid_and_kid_intervals_cover_their_estimates(phantom):
+    from test_metrics import TinyFeatures
+
+    s = MetricSuite(["fid", "kid"], feature_extractor=TinyFeatures(), kid={"subsets": 20},
+                    ci_resamples=80).score(phantom[:100], phantom[150:250]).scalars
+    assert s["fid_ci_low"] <= s["fid"] <= s["fid_ci_high"] and s["fid_ci_low"] < s["fid_ci_high"]
+    assert s["kid_mean_ci_low"] <= s["kid_mean"] <= s["kid_mean_ci_high"]

@@ -55,13 +55,20 @@ class Metric:
 
 
 def _fid(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
-    return {"scalars": {"fid": frechet_distance(suite.fake_features(fake), suite.real_features(real))}}
+    f, r = suite.fake_features(fake), suite.real_features(real)
+    value = frechet_distance(f, r)
+    low, high = bootstrap_ci(lambda i: frechet_distance(f[torch.from_numpy(i)], r), len(f), suite.ci_resamples // 4,
+                             suite.seed, estimate=value)
+    return {"scalars": {"fid": value, "fid_ci_low": low, "fid_ci_high": high}}
 
 
 def _kid(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
-    mean, std = kernel_inception_distance(suite.fake_features(fake), suite.real_features(real), suite.kid_subsets,
-                                          suite.kid_subset_size, suite.seed)
-    return {"scalars": {"kid_mean": mean, "kid_std": std}}
+    f, r = suite.fake_features(fake), suite.real_features(real)
+    mean, std = kernel_inception_distance(f, r, suite.kid_subsets, suite.kid_subset_size, suite.seed)
+    low, high = bootstrap_ci(  # 10 subsets per resample keeps the interval affordable
+        lambda i: kernel_inception_distance(f[torch.from_numpy(i)], r, 10, suite.kid_subset_size, suite.seed)[0],
+        len(f), suite.ci_resamples // 10, suite.seed, estimate=mean)
+    return {"scalars": {"kid_mean": mean, "kid_std": std, "kid_mean_ci_low": low, "kid_mean_ci_high": high}}
 
 
 def _psnr(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
@@ -160,8 +167,8 @@ _LBP_KEYS = ("lbp_l1", "lbp_chi2", *(f"lbp_v{c}{s}" for c in NAMED_ELEMENTS for 
 
 #: Metrics by name, in the order they are run and reported.
 METRICS: dict[str, Metric] = {
-    "fid": Metric(("fid",), _fid),
-    "kid": Metric(("kid_mean", "kid_std"), _kid),
+    "fid": Metric(("fid", "fid_ci_low", "fid_ci_high"), _fid),
+    "kid": Metric(("kid_mean", "kid_std", "kid_mean_ci_low", "kid_mean_ci_high"), _kid),
     "psnr": Metric(("psnr_mean", "psnr_best_mean", "psnr_identical_pairs"), _psnr),
     "mi": Metric(("mi_mean", "mi_best_mean", "nmi_mean", "nmi_best_mean"), _mi),
     "lbp": Metric(_LBP_KEYS + ("lbp_l1_ci_low", "lbp_l1_ci_high"), _lbp),
