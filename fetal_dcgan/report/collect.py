@@ -38,7 +38,8 @@ class Sweep:
     def metric_columns(self) -> list[str]:
         skip = set(CONFIG_COLUMNS) | {"n_fake", "n_real"}
         return [c for c in self.results.columns if c not in skip and not c.startswith(("status_", "override."))
-                and not c.endswith("_reference") and pd.api.types.is_numeric_dtype(self.results[c])]
+                and not c.endswith(("_reference", "_ci_low", "_ci_high"))
+                and pd.api.types.is_numeric_dtype(self.results[c])]
 
     @property
     def varied_axes(self) -> list[str]:
