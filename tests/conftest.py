@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
@@ -48,24 +49,21 @@ def noise_image(seed: int, shape=(54, 80)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
-class CrashAtEpoch:
+class CrashAtEpoch(L.Callback):
     """A Lightning callback that fails at the start of a 1-based epoch, like a killed job.
 
     With ``flag``, it fails only while that file exists (and deletes it), so the same
-    command crashes once; with ``seed`` only in the run whose ``seed`` is ``when_seed``.
+    command crashes once; with ``when_seed`` only in the run whose ``seed`` matches.
     """
 
-    def __new__(cls, epoch: int, flag: str | None = None, seed: int | None = None, when_seed: int | None = None):
-        import lightning as L
+    def __init__(self, epoch: int, flag: str | None = None, seed: int | None = None, when_seed: int | None = None):
+        self.epoch, self.flag, self.seed, self.when_seed = epoch, flag, seed, when_seed
 
-        class _Crash(L.Callback):
-            def on_train_epoch_start(self, trainer, pl_module):
-                if trainer.current_epoch + 1 != epoch or (when_seed is not None and seed != when_seed):
-                    return
-                if flag is not None:
-                    if not Path(flag).exists():
-                        return
-                    Path(flag).unlink()
-                raise RuntimeError(f"simulated crash at epoch {epoch}")
-
-        return _Crash()
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch + 1 != self.epoch or (self.when_seed is not None and self.seed != self.when_seed):
+            return
+        if self.flag is not None:
+            if not Path(self.flag).exists():
+                return
+            Path(self.flag).unlink()
+        raise RuntimeError(f"simulated crash at epoch {self.epoch}")

@@ -112,7 +112,7 @@ def rating_regressions(sweep: Sweep, ratings: pd.DataFrame, out: Path) -> tuple[
         rows.append({**row, "level": level})
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
-    return pd.DataFrame(rows), figures._save(fig, out / "figures" / "ratings_regression.png")
+    return pd.DataFrame(rows), figures.save_figure(fig, out / "figures" / "ratings_regression.png")
 
 
 def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: str | Path | None = None) -> dict:

@@ -20,7 +20,7 @@ KEY_METRICS = ("fid", "kid_mean", "psnr_mean", "psnr_best_mean", "mi_mean", "nmi
                "ms_ssim_fake")
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout(rect=(0, 0, 1, 0.96) if fig._suptitle is not None else None)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -54,7 +54,7 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.suptitle(f"metrics against {x} (one line per {hue}; error bars: SD over seeds)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def lbp_vectors(sets: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> Path | None:
@@ -77,7 +77,7 @@ def lbp_vectors(sets: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> P
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.suptitle("LBP vectors: synthetic (orange) vs reference (black); red: V8, V20, V143, V240", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def loss_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> Path | None:
@@ -93,7 +93,7 @@ def loss_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], pat
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
     axes[0].legend(fontsize=6, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sample_grid(files: list[Path], path: Path, scale: int = 4) -> Path | None:

@@ -170,7 +170,7 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
                                    "mean rating", ax)
             for ax in axes.flat[len(shown):]:
                 ax.axis("off")
-            paths["regression_figure"] = figures._save(fig, out / "metrics_vs_ratings.png")
+            paths["regression_figure"] = figures.save_figure(fig, out / "metrics_vs_ratings.png")
             sections.append(("Metrics against ratings (synthetic images)", image_tag(paths["regression_figure"],
                                                                                    "regressions")))
         sections.append(("Metrics ranked by strength of relation to ratings", table(relations)))
