@@ -16,6 +16,7 @@ that moved or changed contrast more than the pixel comparison tolerates.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -49,13 +50,12 @@ def training_variants(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tensor,
                 exclude: torch.Tensor | None = None, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Max NCC (centred cosine) of each query row to the bank rows, and the training index
-    it came from; rows are images or feature vectors."""
+    """Max NCC (centred cosine) of each query row to the rows of a standardised bank, and
+    the training index it came from; rows are images or feature vectors."""
     q = _standardise(query)
-    b = _standardise(bank)
     best, where = np.empty(len(q)), np.empty(len(q), np.int64)
     for start in range(0, len(q), block):
-        sims = q[start:start + block] @ b.T
+        sims = q[start:start + block] @ bank.T
         if exclude is not None:  # leave-one-out: not the query's own variants
             own = exclude[start:start + block, None] == bank_index[None, :]
             sims = sims.masked_fill(own, -2.0)
@@ -65,43 +65,70 @@ def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tenso
     return best, where
 
 
-def _copies(fake_rows: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tensor, train_rows: torch.Tensor,
-            held_out_rows: torch.Tensor | None) -> dict:
-    """Nearest-bank similarity of each synthetic row, calibrated on real rows (see module doc)."""
-    similarity, nearest = nearest_ncc(fake_rows, bank, bank_index)
-    if held_out_rows is not None and len(held_out_rows) >= MIN_HELD_OUT:
-        calibration, source = nearest_ncc(held_out_rows, bank, bank_index)[0], "held-out real images"
+@dataclass
+class Space:
+    """The training variants in one space (pixels or features), calibrated on real images."""
+
+    bank: torch.Tensor        # standardised rows
+    index: torch.Tensor       # training image of each row
+    threshold: float          # similarity above which a synthetic image counts as a copy
+    calibration_mean: float
+
+    def audit(self, rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+        """Nearest similarity and training index of each row, and the share above threshold."""
+        similarity, nearest = nearest_ncc(rows, self.bank, self.index)
+        return similarity, nearest, float((similarity > self.threshold).mean())
+
+
+@dataclass
+class TrainingBank:
+    """Everything about the training side of the audit: built once, used for every set."""
+
+    pixels: Space
+    features: Space | None
+    calibration: str
+
+
+def _space(bank_rows: torch.Tensor, index: torch.Tensor, train_rows: torch.Tensor,
+           held_out_rows: torch.Tensor | None) -> Space:
+    bank = _standardise(bank_rows)
+    if held_out_rows is not None:
+        calibration = nearest_ncc(held_out_rows, bank, index)[0]
     else:
-        calibration = nearest_ncc(train_rows, bank, bank_index, exclude=torch.arange(len(train_rows)))[0]
-        source = "training images, leave-one-out"
-    threshold = float(np.quantile(calibration, CALIBRATION_QUANTILE))
-    return {"similarity": similarity, "nearest": nearest, "threshold": threshold, "calibration": calibration,
-            "ratio": float((similarity > threshold).mean()), "source": source}
+        calibration = nearest_ncc(train_rows, bank, index, exclude=torch.arange(len(train_rows)))[0]
+    return Space(bank, index, float(np.quantile(calibration, CALIBRATION_QUANTILE)), float(calibration.mean()))
 
 
-def memorisation(fake: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor | None = None,
-                 features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
-    """Copy ratio in pixel space and, with ``features`` (uint8 images -> (N, d)), in that
-    feature space too, against every flip/rotation variant of the training images."""
+def training_bank(train: torch.Tensor, held_out: torch.Tensor | None = None,
+                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TrainingBank:
+    """Every flip/rotation variant of the training images, in pixels and, with ``features``
+    (uint8 images -> (N, d)), in that feature space, with the copy thresholds of each."""
     if held_out is not None and len(held_out) < MIN_HELD_OUT:
         held_out = None  # too few to calibrate on: the training images calibrate instead
-    bank, bank_index = training_variants(train)
-    pixels = _copies(to_unit(fake), bank, bank_index, to_unit(train),
-                     None if held_out is None else to_unit(held_out))
-    out = {
-        "scalars": {"copy_ratio": pixels["ratio"], "copy_threshold_ncc": pixels["threshold"],
-                    "nearest_train_ncc_mean": float(pixels["similarity"].mean()),
-                    "calibration_ncc_mean": float(pixels["calibration"].mean())},
-        "per_image": {"nearest_train_ncc": pixels["similarity"], "nearest_train_index": pixels["nearest"]},
-        "notes": {"copy_calibration": pixels["source"]},
-    }
+    variants, index = training_variants(train)
+    pixels = _space(variants, index, to_unit(train), None if held_out is None else to_unit(held_out))
+    space = None
     if features is not None:
-        bank_features = features(bank.mul(255).round().to(torch.uint8))
-        space = _copies(features(fake), bank_features, bank_index, features(train),
-                        None if held_out is None else features(held_out))
-        out["scalars"]["copy_ratio_features"] = space["ratio"]
-        out["per_image"].update(nearest_train_feature_sim=space["similarity"],
-                                nearest_train_feature_index=space["nearest"])
+        space = _space(features(variants.mul(255).round().to(torch.uint8)), index, features(train),
+                       None if held_out is None else features(held_out))
+    source = "training images, leave-one-out" if held_out is None else "held-out real images"
+    return TrainingBank(pixels, space, source)
+
+
+def memorisation(fake: torch.Tensor, bank: TrainingBank,
+                 features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
+    """Copy ratio of a synthetic set in pixel space and, when the bank has them, in features."""
+    similarity, nearest, ratio = bank.pixels.audit(to_unit(fake))
+    out = {
+        "scalars": {"copy_ratio": ratio, "copy_threshold_ncc": bank.pixels.threshold,
+                    "nearest_train_ncc_mean": float(similarity.mean()),
+                    "calibration_ncc_mean": bank.pixels.calibration_mean},
+        "per_image": {"nearest_train_ncc": similarity, "nearest_train_index": nearest},
+    }
+    if bank.features is not None and features is not None:
+        similarity, nearest, ratio = bank.features.audit(features(fake))
+        out["scalars"]["copy_ratio_features"] = ratio
+        out["per_image"].update(nearest_train_feature_sim=similarity, nearest_train_feature_index=nearest)
     return out
 
 

@@ -25,7 +25,7 @@ from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, R
 from fetal_dcgan.metrics.fid import frechet_distance
 from fetal_dcgan.metrics.kid import kernel_inception_distance
 from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS, l1_distance, lbp, lbp_histograms, lbp_vector
-from fetal_dcgan.metrics.memorisation import memorisation
+from fetal_dcgan.metrics.memorisation import memorisation, training_bank
 from fetal_dcgan.metrics.mutual_info import mutual_information
 from fetal_dcgan.metrics.prdc import bootstrap_ci, prdc
 from fetal_dcgan.metrics.psnr import psnr
@@ -97,9 +97,14 @@ def _memorisation(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) 
     if suite.context.get("train") is None:
         raise MetricUnavailable("the memorisation audit needs the training images (evaluate: --train DIR).")
     extractor, space = suite.feature_space()
-    out = memorisation(fake, suite.context["train"], suite.context.get("held_out"),
-                       lambda images: extract_features(extractor, images, suite.feature_batch_size, suite.device))
-    out["status"] = f"ok: calibrated on {out.pop('notes')['copy_calibration']}; features: {space}"
+    features = lambda images: extract_features(extractor, images, suite.feature_batch_size, suite.device)  # noqa: E731
+    train, held_out = suite.context["train"], suite.context.get("held_out")
+    key = ("memorisation", images_digest(train), None if held_out is None else images_digest(held_out), space)
+    if key not in suite._memo:  # the training side is the same for every snapshot of a run
+        suite._memo[key] = training_bank(train, held_out, features)
+    bank = suite._memo[key]
+    out = memorisation(fake, bank, features)
+    out["status"] = f"ok: calibrated on {bank.calibration}; features: {space}"
     return out
 
 
@@ -210,7 +215,7 @@ class MetricSuite:
         self.seed = seed
         self.cache_dir = Path(cache_dir).expanduser() / "metrics" if cache_dir else None
         self._extractor = feature_extractor
-        self._memo: dict[str, object] = {}
+        self._memo: dict = {}  # reference-side statistics, kept for the life of the suite
         self._fake_features: torch.Tensor | None = None
         self._warned: set[str] = set()
         self.ci_resamples = ci_resamples
