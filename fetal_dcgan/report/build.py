@@ -93,8 +93,6 @@ def read_ratings(path: Path) -> pd.DataFrame:
 
 def rating_regressions(sweep: Sweep, ratings: pd.DataFrame, out: Path) -> tuple[pd.DataFrame, Path | None]:
     """Metrics against ratings: per image (per-image metrics) and per set (set-level metrics)."""
-    import matplotlib.pyplot as plt
-
     per_image = sweep.per_image.assign(run=sweep.per_image["run"].astype(str)).merge(
         ratings, on=["run", "epoch", "image"])
     per_set = sweep.results.assign(run=sweep.results["run"].astype(str)).merge(
@@ -103,16 +101,10 @@ def rating_regressions(sweep: Sweep, ratings: pd.DataFrame, out: Path) -> tuple[
              [("set", m, per_set) for m in SET_RATING_METRICS if m in per_set and per_set[m].notna().any()]
     if not panels:
         return pd.DataFrame(), None
-    cols = 4
-    fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(14, 3 * -(-len(panels) // cols)), squeeze=False)
-    rows = []
-    for ax, (level, metric, frame) in zip(axes.flat, panels):
-        row = figures.regression(frame[metric].to_numpy(float), frame["rating"].to_numpy(float),
-                                 f"{metric} ({level})", "rating", ax)
-        rows.append({**row, "level": level})
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
-    return pd.DataFrame(rows), figures.save_figure(fig, out / "figures" / "ratings_regression.png")
+    fits, path = figures.regression_grid(
+        [(f"{metric} ({level})", frame[metric].to_numpy(float), frame["rating"].to_numpy(float))
+         for level, metric, frame in panels], "rating", out / "figures" / "ratings_regression.png")
+    return pd.DataFrame([{**fit, "level": level} for fit, (level, _, _) in zip(fits, panels)]), path
 
 
 def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: str | Path | None = None) -> dict:

@@ -129,3 +129,14 @@ def regression(x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str, ax) -> di
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     return out
+
+
+def regression_grid(panels: list[tuple[str, np.ndarray, np.ndarray]], ylabel: str, path: Path,
+                    cols: int = 4) -> tuple[list[dict], Path]:
+    """One regression panel per (label, x, y), four a row; returns each panel's fit."""
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(14, 3 * rows), squeeze=False)
+    fits = [regression(x, y, label, ylabel, ax) for ax, (label, x, y) in zip(axes.flat, panels)]
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    return fits, save_figure(fig, path)

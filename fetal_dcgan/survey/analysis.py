@@ -142,8 +142,6 @@ def metric_relations(answers: pd.DataFrame, per_image: pd.DataFrame, results: pd
 
 def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Path | None = None) -> dict:
     """Write the analysis tables, figures and summary.html; return their paths."""
-    import matplotlib.pyplot as plt
-
     study = Path(study)
     out = Path(out) if out else study / "analysis"
     out.mkdir(parents=True, exist_ok=True)
@@ -162,15 +160,9 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
         atomic_write_text(relations.to_csv(index=False), paths["relations"])
         shown = [m for m in relations.get("metric", []) if m in joined and joined[m].notna().sum() >= 2][:12]
         if shown:
-            cols = 4
-            fig, axes = plt.subplots(-(-len(shown) // cols), cols, figsize=(14, 3 * -(-len(shown) // cols)),
-                                     squeeze=False)
-            for ax, metric in zip(axes.flat, shown):
-                figures.regression(joined[metric].to_numpy(float), joined["rating"].to_numpy(float), metric,
-                                   "mean rating", ax)
-            for ax in axes.flat[len(shown):]:
-                ax.axis("off")
-            paths["regression_figure"] = figures.save_figure(fig, out / "metrics_vs_ratings.png")
+            _, paths["regression_figure"] = figures.regression_grid(
+                [(m, joined[m].to_numpy(float), joined["rating"].to_numpy(float)) for m in shown], "mean rating",
+                out / "metrics_vs_ratings.png")
             sections.append(("Metrics against ratings (synthetic images)", image_tag(paths["regression_figure"],
                                                                                    "regressions")))
         sections.append(("Metrics ranked by strength of relation to ratings", table(relations)))
