@@ -19,7 +19,7 @@ from fetal_dcgan.metrics import METRICS, MetricSuite
 from fetal_dcgan.metrics.features import FID_WEIGHTS_FILE, extract_features
 from fetal_dcgan.metrics.fid import frechet_distance
 from fetal_dcgan.metrics.kid import kernel_inception_distance
-from fetal_dcgan.metrics.lbp import chi2_distance, lbp, lbp_codes, lbp_histograms, lbp_vector
+from fetal_dcgan.metrics.lbp import chi2_distance, lbp, lbp_codes, lbp_histograms
 from fetal_dcgan.metrics.mutual_info import pairwise_mutual_information
 from fetal_dcgan.metrics.psnr import pairwise_psnr, psnr
 

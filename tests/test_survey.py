@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import math
 import re
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 
 from fetal_dcgan.callbacks.snapshot import SampleSnapshots, sample_dir
 from fetal_dcgan.data.preprocess import read_image_set

@@ -8,7 +8,6 @@ number of identical pairs is reported beside them.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
