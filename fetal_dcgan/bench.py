@@ -104,8 +104,7 @@ def _bare_loop(images: torch.Tensor, image_size: int, batch_size: int, steps: in
 
     model = DCGAN(image_size=image_size).to(device)
     g, d = model.generator, model.discriminator
-    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g, opt_d = model.configure_optimizers()  # the same Adam settings as the training path
     data = images.to(device).float().div(127.5).sub(1)
     start = 0.0
     for step in range(warmup + steps):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fetal_dcgan.callbacks.metrics import SnapshotMetrics
@@ -42,6 +43,17 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
         log.info("Continuing from %s", last)
         return str(last)
     return None
+
+
+def instantiate(node: DictConfig, **kwargs):
+    """Hydra's ``instantiate``, letting a ``UserError`` raised by a constructor through
+    unwrapped, so the command line prints its message and exits with status 2."""
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, UserError):
+            raise exc.__cause__ from None
+        raise
 
 
 def _instantiate_all(group: DictConfig | None) -> list:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from fetal_dcgan.data.augment import augment, to_signed, to_unit
 from fetal_dcgan.data.preprocess import check_settings, load_images
@@ -33,17 +33,24 @@ def duplicate_groups(images: torch.Tensor) -> list[list[int]]:
     return sorted(groups.values())
 
 
-class _InMemoryBatches(Dataset):
-    """Serves whole batches by fancy-indexing one tensor: no per-image collation."""
+class ShuffledBatches:
+    """Batches of a resident uint8 tensor in a new random order each epoch.
 
-    def __init__(self, images: torch.Tensor):
-        self.images = images
+    The images stay on the training device and a batch is one gather with an index that
+    is already there: no collation, no host-to-device copy and no host sync per step. The
+    order comes from torch's global generator, so ``seed_everything`` fixes it.
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int):
+        self.images, self.batch_size = images, batch_size
 
     def __len__(self) -> int:
-        return len(self.images)
+        return math.ceil(len(self.images) / self.batch_size)
 
-    def __getitem__(self, indices: list[int]) -> torch.Tensor:
-        return self.images[indices]
+    def __iter__(self):
+        order = torch.randperm(len(self.images)).to(self.images.device)  # one small copy an epoch
+        for start in range(0, len(order), self.batch_size):
+            yield self.images[order[start:start + self.batch_size]]
 
 
 class UltrasoundDataModule(L.LightningDataModule):
@@ -112,10 +119,10 @@ class UltrasoundDataModule(L.LightningDataModule):
         atomic_write_text("".join(f"{p}\n" for p in self.train_files), run_dir / "subset.txt")
         atomic_write_text("".join(f"{p}\n" for p in self.reference_files), run_dir / "reference.txt")
 
-    def train_dataloader(self) -> DataLoader:
-        data = _InMemoryBatches(self.train_images)
-        sampler = BatchSampler(RandomSampler(data), self.batch_size, drop_last=False)
-        return DataLoader(data, sampler=sampler, batch_size=None)
+    def train_dataloader(self) -> ShuffledBatches:
+        """The training subset moved once to the trainer's device (4 MB at 64 px, n = 999)."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        return ShuffledBatches(self.train_images.to(device), self.batch_size)
 
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
         images = to_unit(batch)
