@@ -54,12 +54,11 @@ def _one_step(option: str) -> tuple[torch.Tensor, ...]:
 @pytest.mark.parametrize("option, tolerance", [
     ("channels_last", 1e-5),
     ("compile", 1e-4),  # fused kernels round differently
-    ("bf16", 0.1),      # 8-bit mantissa in the forward passes; gradients are off by up to ~6 %
+    ("bf16", 0.15),     # bf16 activations: images off by 0.6 %, weight gradients by up to 10 % (in norm)
 ])
 def test_speed_options_compute_what_the_plain_networks_compute(option, tolerance):
     for plain, fast in zip(_one_step("plain"), _one_step(option)):
-        scale = plain.abs().max().clamp(min=1e-6)
-        assert (fast - plain).abs().max() / scale < tolerance
+        assert torch.linalg.vector_norm(fast - plain) / torch.linalg.vector_norm(plain) < tolerance
 
 
 @pytest.mark.parametrize("option", ["model.channels_last=true", "model.compile=default",
