@@ -245,3 +245,23 @@ def test_mi_blocks_cover_every_pair(monkeypatch):
     monkeypatch.setattr(mutual_info, "BLOCK_PAIRS", 32 * 32 * 2)  # blocks of 1 synthetic x 2 reference images
     blocked = pairwise_mutual_information(FAKE, REAL)
     np.testing.assert_array_equal(full[0], blocked[0])
+
+
+def test_mi_on_a_gpu_uses_torch_and_agrees_with_the_numpy_path(monkeypatch):
+    """The torch sort-and-count that runs on a GPU, exercised on the CPU, in small blocks."""
+    import fetal_dcgan.metrics.mutual_info as mutual_info
+    numpy_path = mutual_info.joint_entropies(FAKE.flatten(1).numpy(), REAL.flatten(1).numpy())
+    monkeypatch.setattr(mutual_info, "DEVICE_BLOCK_PAIRS", 32 * 32 * 3)  # blocks of 1 x 3 images, one ragged
+    torch_path = mutual_info.joint_entropies_torch(FAKE.flatten(1), REAL.flatten(1))
+    np.testing.assert_allclose(torch_path, numpy_path, rtol=1e-12, atol=1e-12)
+
+
+def test_psnr_and_lbp_on_a_device_match_the_cpu_results():
+    device = "cuda" if torch.cuda.is_available() else "meta"
+    if device == "meta":  # every op must take its device from the input: "meta" catches a stray CPU tensor
+        codes = lbp_codes(FAKE.to("meta"))
+        assert codes.device.type == "meta" and codes.shape == (len(FAKE), 32, 32)
+        assert pairwise_psnr(FAKE.to("meta"), REAL.to("meta")).shape == (len(FAKE), len(REAL))
+        return
+    assert psnr(FAKE, REAL, device=device)["scalars"] == psnr(FAKE, REAL)["scalars"]
+    np.testing.assert_array_equal(lbp_histograms(FAKE, device=device), lbp_histograms(FAKE))

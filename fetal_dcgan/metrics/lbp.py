@@ -27,16 +27,18 @@ def lbp_codes(images: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
     cols_off = np.round(radius * np.cos(angles), 5)
     r_grid = np.arange(h, dtype=np.float64)[:, None] * np.ones((1, w))
     c_grid = np.ones((h, 1)) * np.arange(w, dtype=np.float64)[None, :]
-    codes = torch.zeros((n, h, w), dtype=torch.int64)
+    codes = torch.zeros((n, h, w), dtype=torch.int64, device=x.device)
+
+    def on_device(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(x.device)
 
     def pixel(rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-        return padded[:, torch.from_numpy(rows.astype(np.int64) + 2), torch.from_numpy(cols.astype(np.int64) + 2)]
+        return padded[:, on_device(rows.astype(np.int64) + 2), on_device(cols.astype(np.int64) + 2)]
 
     for bit, (dr_off, dc_off) in enumerate(zip(rows_off, cols_off)):
         rr, cc = r_grid + dr_off, c_grid + dc_off
         minr, maxr, minc, maxc = np.floor(rr), np.ceil(rr), np.floor(cc), np.ceil(cc)
-        dr = torch.from_numpy(rr - minr)
-        dc = torch.from_numpy(cc - minc)
+        dr, dc = on_device(rr - minr), on_device(cc - minc)
         top = (1 - dc) * pixel(minr, minc) + dc * pixel(minr, maxc)
         bottom = (1 - dc) * pixel(maxr, minc) + dc * pixel(maxr, maxc)
         texture = (1 - dr) * top + dr * bottom
@@ -44,14 +46,14 @@ def lbp_codes(images: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
     return codes
 
 
-def lbp_histograms(images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Per-image LBP code counts, (N, 256) int64, computed in batches to bound memory."""
+def lbp_histograms(images: torch.Tensor, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
+    """Per-image LBP code counts, (N, 256) int64, computed on ``device`` in batches to bound memory."""
     out = np.empty((len(images), N_CODES), np.int64)
     for start in range(0, len(images), batch_size):
-        codes = lbp_codes(images[start:start + batch_size])
-        offsets = torch.arange(len(codes))[:, None, None] * N_CODES
+        codes = lbp_codes(images[start:start + batch_size].to(device))
+        offsets = torch.arange(len(codes), device=codes.device)[:, None, None] * N_CODES
         counts = torch.bincount((codes + offsets).flatten(), minlength=len(codes) * N_CODES)
-        out[start:start + len(codes)] = counts.reshape(-1, N_CODES).numpy()
+        out[start:start + len(codes)] = counts.reshape(-1, N_CODES).cpu().numpy()
     return out
 
 
@@ -73,9 +75,10 @@ def chi2_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(total > 0, (p - q) ** 2 / safe, 0.0).sum(-1)
 
 
-def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.ndarray | None = None) -> dict:
+def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.ndarray | None = None,
+        device: str | torch.device = "cpu") -> dict:
     """rLBPv vs sLBPv: distances, named elements and per-image distances to rLBPv."""
-    fake_hist = lbp_histograms(fake) if fake_histograms is None else fake_histograms
+    fake_hist = lbp_histograms(fake, device=device) if fake_histograms is None else fake_histograms
     reference, synthetic = lbp_vector(real_histograms), lbp_vector(fake_hist)
     per_image = fake_hist / fake_hist.sum(1, keepdims=True)
     scalars = {"lbp_l1": float(l1_distance(synthetic, reference)),

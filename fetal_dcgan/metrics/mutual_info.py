@@ -4,7 +4,8 @@ Both come from entropies of 256-bin grey-level histograms: MI = H(s) + H(r) - H(
 and NMI = (H(s) + H(r)) / H(s, r) (scikit-image's definition). A joint histogram per pair
 would be 65,536 bins, mostly empty; instead each pair's pixels are coded as s * 256 + r,
 sorted (numpy's radix sort for 16-bit keys, in parallel threads), and the sum of c log c
-over runs of equal codes gives the joint entropy from only the bins that occur.
+over runs of equal codes gives the joint entropy from only the bins that occur. On a GPU
+the same sort-and-count runs in torch, a block of pairs at a time.
 """
 
 from __future__ import annotations
@@ -66,12 +67,49 @@ def joint_entropies(fake: np.ndarray, real: np.ndarray, workers: int | None = No
     return out
 
 
-def pairwise_mutual_information(fake: torch.Tensor, real: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _sum_c_log_c_torch(sorted_codes: torch.Tensor) -> torch.Tensor:
+    """``_sum_c_log_c`` for a tensor on any device."""
+    rows, width = sorted_codes.shape
+    starts = torch.ones_like(sorted_codes, dtype=torch.bool)
+    starts[:, 1:] = sorted_codes[:, 1:] != sorted_codes[:, :-1]
+    positions = starts.flatten().nonzero().squeeze(1)
+    counts = torch.diff(positions, append=positions.new_tensor([rows * width])).double()
+    return torch.zeros(rows, dtype=torch.float64, device=sorted_codes.device).index_add_(
+        0, positions // width, counts * counts.log())
+
+
+#: Pixel pairs per block on a GPU: int32 codes, their sort and its indices, about 1 GB.
+DEVICE_BLOCK_PAIRS = 2**26
+
+
+def joint_entropies_torch(fake: torch.Tensor, real: torch.Tensor) -> np.ndarray:
+    """``joint_entropies`` computed with torch on the tensors' device (a GPU)."""
+    s = fake.reshape(len(fake), -1).int() << 8
+    r = real.reshape(len(real), -1).int()
+    n = s.shape[1]
+    r_chunk = min(len(r), max(1, DEVICE_BLOCK_PAIRS // n))
+    s_chunk = max(1, DEVICE_BLOCK_PAIRS // (r_chunk * n))
+    out = torch.empty(len(s), len(r), dtype=torch.float64, device=s.device)
+    for i in range(0, len(s), s_chunk):
+        for j in range(0, len(r), r_chunk):
+            s_block, r_block = s[i:i + s_chunk], r[j:j + r_chunk]
+            codes = (s_block[:, None, :] | r_block[None, :, :]).reshape(-1, n)
+            h = math.log(n) - _sum_c_log_c_torch(codes.sort(dim=1).values) / n
+            out[i:i + s_chunk, j:j + r_chunk] = h.view(len(s_block), -1)
+    return out.cpu().numpy()
+
+
+def pairwise_mutual_information(fake: torch.Tensor, real: torch.Tensor,
+                                device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(len(fake), len(real)) matrices of MI in bits and of NMI (NaN where both images are
-    constant, since NMI is then 0 / 0)."""
-    s = fake.reshape(len(fake), -1).cpu().numpy()
-    r = real.reshape(len(real), -1).cpu().numpy()
-    h_sr = joint_entropies(s, r)
+    constant, since NMI is then 0 / 0). The joint entropies, the bulk of the work, run on
+    ``device``: numpy's radix sort on the CPU (3x faster there than torch's sort), torch elsewhere."""
+    s, r = fake.reshape(len(fake), -1), real.reshape(len(real), -1)
+    if torch.device(device).type == "cpu":
+        h_sr = joint_entropies(s.cpu().numpy(), r.cpu().numpy())
+    else:
+        h_sr = joint_entropies_torch(s.to(device), r.to(device))
+    s, r = s.cpu().numpy(), r.cpu().numpy()
     marginal = entropies(s)[:, None] + entropies(r)[None, :]
     mi = np.maximum(marginal - h_sr, 0.0) / math.log(2)  # clipped at 0 like scikit-learn
     nmi = np.full_like(h_sr, np.nan)
@@ -90,9 +128,9 @@ def _nan_mean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def mutual_information(fake: torch.Tensor, real: torch.Tensor) -> dict:
+def mutual_information(fake: torch.Tensor, real: torch.Tensor, device: str | torch.device = "cpu") -> dict:
     """All-pairs MI in bits and NMI; per synthetic image its best match of each."""
-    mi, nmi = pairwise_mutual_information(fake, real)
+    mi, nmi = pairwise_mutual_information(fake, real, device)
     best_nmi = _nan_max(nmi)
     return {
         "scalars": {"mi_mean": float(mi.mean()), "mi_best_mean": float(mi.max(1).mean()),

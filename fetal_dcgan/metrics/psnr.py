@@ -34,9 +34,10 @@ def _finite_mean(values: torch.Tensor) -> float:
     return float(finite.mean()) if finite.numel() else float("nan")
 
 
-def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0) -> dict:
-    """Set-level and per-synthetic-image PSNR (data range 255)."""
-    values = pairwise_psnr(fake, real, data_range)
+def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0,
+         device: str | torch.device = "cpu") -> dict:
+    """Set-level and per-synthetic-image PSNR (data range 255), computed on ``device``."""
+    values = pairwise_psnr(fake.to(device), real.to(device), data_range)
     best, best_index = values.max(dim=1)
     return {
         "scalars": {
@@ -44,5 +45,5 @@ def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0) -> d
             "psnr_best_mean": _finite_mean(best),
             "psnr_identical_pairs": int(torch.isinf(values).sum()),
         },
-        "per_image": {"psnr_best": best.numpy(), "psnr_best_ref": best_index.numpy()},
+        "per_image": {"psnr_best": best.cpu().numpy(), "psnr_best_ref": best_index.cpu().numpy()},
     }

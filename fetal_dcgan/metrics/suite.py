@@ -72,16 +72,16 @@ def _kid(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
 
 
 def _psnr(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
-    return psnr(fake, real)
+    return psnr(fake, real, device=suite.device)
 
 
 def _mi(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
-    return mutual_information(fake, real)
+    return mutual_information(fake, real, suite.device)
 
 
 def _lbp(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     real_hist = suite.real_lbp_histograms(real)
-    out = lbp(fake, real_hist)
+    out = lbp(fake, real_hist, device=suite.device)
     fake_hist, reference = out["vectors"]["lbp_per_image"], out["vectors"]["lbp_reference"]
     low, high = bootstrap_ci(lambda i: l1_distance(lbp_vector(fake_hist[i]), reference), len(fake_hist),
                              suite.ci_resamples, suite.seed, estimate=out["scalars"]["lbp_l1"])
@@ -273,7 +273,8 @@ class MetricSuite:
         return self._random_space
 
     def real_lbp_histograms(self, real: torch.Tensor) -> np.ndarray:
-        return self._real_statistic("lbp", real, lambda: lbp_histograms(real), "lbp-P8-R1-default")
+        return self._real_statistic("lbp", real, lambda: lbp_histograms(real, device=self.device),
+                                    "lbp-P8-R1-default")
 
     # -- scoring ------------------------------------------------------------------------
     def score(self, fake: torch.Tensor, real: torch.Tensor, train: torch.Tensor | None = None,
