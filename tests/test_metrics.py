@@ -265,3 +265,16 @@ def test_psnr_and_lbp_on_a_device_match_the_cpu_results():
         return
     assert psnr(FAKE, REAL, device=device)["scalars"] == psnr(FAKE, REAL)["scalars"]
     np.testing.assert_array_equal(lbp_histograms(FAKE, device=device), lbp_histograms(FAKE))
+
+
+def test_frechet_reference_agrees_with_torch_fidelity():
+    """The bootstrap's eigenvalue form of FD against the reported (torch-fidelity, sqrtm) one."""
+    from fetal_dcgan.metrics.fid import FrechetReference
+
+    fake, real = _features(40, 4), _features(30, 5)
+    reference = FrechetReference(real)
+    assert reference(fake) == pytest.approx(frechet_distance(fake, real), rel=1e-6)  # sqrtm is good to ~1e-8
+    assert reference(real) == pytest.approx(0, abs=1e-9)
+    wide = torch.randn(300, 256, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert FrechetReference(wide[:150])(wide[150:] * 1.2) == pytest.approx(
+        frechet_distance(wide[150:] * 1.2, wide[:150]), rel=1e-6)  # rank-deficient covariances (n < d)
