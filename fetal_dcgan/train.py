@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -60,6 +61,21 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(node) for node in (group or {}).values() if node is not None]
 
 
+def share_machine(gpu_memory_fraction: float | None, cpu_threads: int | None) -> None:
+    """Limit this run's share of the GPU's memory and of the CPU cores, so several runs of
+    a sweep can work side by side (``jobs=shared_gpu``)."""
+    if gpu_memory_fraction is not None:
+        if not 0 < gpu_memory_fraction <= 1:
+            raise ConfigError(f"gpu_memory_fraction={gpu_memory_fraction}: give a share in (0, 1], e.g. 0.18 "
+                              "for 5 runs on one GPU, or null for no limit.")
+        if torch.cuda.is_available():
+            torch.cuda.set_per_process_memory_fraction(gpu_memory_fraction)
+    if cpu_threads is not None:
+        if cpu_threads < 1:
+            raise ConfigError(f"cpu_threads={cpu_threads}: give at least 1, or null for all cores.")
+        torch.set_num_threads(cpu_threads)
+
+
 def train(cfg: DictConfig) -> dict:
     """Compose the parts from ``cfg``, fit, and return the run's ``finished.json`` record.
 
@@ -72,6 +88,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("resume") and finished and finished.get("max_epochs") == cfg.trainer.max_epochs:
         log.info("%s already finished %d epochs: skipping it.", run_dir, finished["max_epochs"])
         return finished
+    share_machine(cfg.get("gpu_memory_fraction"), cfg.get("cpu_threads"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)

@@ -36,11 +36,17 @@ def test_smoke_preset_sweeps_into_its_own_folder(tmp_path):
         assert (run / "metrics.csv").read_text().count("\n") == 3  # header + epochs 2 and 4
 
 
-def test_joblib_launcher_runs_cells_in_parallel(tmp_path):
-    result = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 's'}")
+def test_shared_gpu_jobs_run_cells_in_parallel_with_their_share(tmp_path):
+    """jobs=shared_gpu (joblib workers, each with a memory share and a thread budget); on
+    this CPU-only machine the memory share is not applied but the rest runs as on a GPU."""
+    result = sweep(tmp_path, "jobs=shared_gpu", "hydra.launcher.n_jobs=2", "cpu_threads=1",
+                   f"hydra.sweep.dir={tmp_path / 's'}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(finished_runs(tmp_path / "s")) == 4
+    runs = finished_runs(tmp_path / "s")
+    assert len(runs) == 4
     assert "Joblib.Parallel(n_jobs=2" in result.stderr + result.stdout
+    config = yaml.safe_load((runs[0] / "config.yaml").read_text())
+    assert config["gpu_memory_fraction"] == 0.18 and config["cpu_threads"] == 1
 
 
 def test_submitit_local_launcher(tmp_path):

@@ -11,7 +11,6 @@ the same sort-and-count runs in torch, a block of pairs at a time.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -62,7 +61,7 @@ def joint_entropies(fake: np.ndarray, real: np.ndarray, workers: int | None = No
         out[i:i + s_chunk, j:j + r_chunk] = (math.log(n) - _sum_c_log_c(codes) / n).reshape(len(s_block), -1)
 
     corners = [(i, j) for i in range(0, len(s), s_chunk) for j in range(0, len(r), r_chunk)]
-    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+    with ThreadPoolExecutor(workers or torch.get_num_threads()) as pool:  # cpu_threads when set
         list(pool.map(block, corners))
     return out
 
