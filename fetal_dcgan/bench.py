@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m fetal_dcgan.bench {train,metrics,sweep} [--json]``.
+"""Benchmarks: ``python -m fetal_dcgan.bench {train,metrics,sweep,phases} [--json]``.
 
 ``train`` runs the same DCGAN steps twice in one process: as a bare PyTorch loop on
 in-memory tensors, and through the project's real training path (the phantom datamodule
@@ -96,14 +96,18 @@ def bench_metrics(n_fake: int, n_real: int, image_size: int, sample_pairs: int, 
 
 
 def _bare_loop(images: torch.Tensor, image_size: int, batch_size: int, steps: int, warmup: int,
-               device: str) -> float:
-    """Images/s of a plain DCGAN loop (PyTorch DCGAN example) on tensors already in memory."""
+               device: str, options: dict) -> float:
+    """Images/s of a plain DCGAN loop (PyTorch DCGAN example) on tensors already in memory,
+    with the same speed options (channels_last, compile, bf16 autocast) as the project run."""
     import torch.nn.functional as F
 
     from fetal_dcgan.models.dcgan import DCGAN
 
-    model = DCGAN(image_size=image_size).to(device)
+    model = DCGAN(image_size=image_size, channels_last=options["channels_last"], compile=options["compile"])
+    model.configure_model()
+    model = model.to(device)
     g, d = model.generator, model.discriminator
+    autocast = torch.autocast(torch.device(device).type, torch.bfloat16, enabled=options["precision"] == "bf16-mixed")
     opt_g, opt_d = model.configure_optimizers()  # the same Adam settings as the training path
     data = images.to(device).float().div(127.5).sub(1)
     start = 0.0
@@ -112,16 +116,19 @@ def _bare_loop(images: torch.Tensor, image_size: int, batch_size: int, steps: in
             _sync(device)
             start = time.perf_counter()
         real = data[torch.randint(0, len(data), (batch_size,), device=device)]
-        fake = g(torch.randn(batch_size, 100, device=device))
+        with autocast:
+            fake = g(torch.randn(batch_size, 100, device=device))
+            logits_real, logits_fake = d(real), d(fake.detach())
+            loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
+                      + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
         opt_d.zero_grad(set_to_none=True)
-        logits_real, logits_fake = d(real), d(fake.detach())
-        loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
-                  + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
         loss_d.backward()
         opt_d.step()
+        with autocast:
+            logits = d(fake)
+            loss_g = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
         opt_g.zero_grad(set_to_none=True)
-        logits = d(fake)
-        F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)).backward()
+        loss_g.backward()
         opt_g.step()
     _sync(device)
     return steps * batch_size / (time.perf_counter() - start)
@@ -155,8 +162,10 @@ class StepTimer(L.Callback):
 
 
 def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accelerator: str,
-                cache_dir: str | None) -> dict:
-    """Bare-loop and training-path images/s for the same networks, batch and data."""
+                cache_dir: str | None, precision: str = "32-true", channels_last: bool = False,
+                compile: str | None = None) -> dict:
+    """Bare-loop and training-path images/s for the same networks, batch, data and options."""
+    options = {"precision": precision, "channels_last": channels_last, "compile": compile}
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from omegaconf import open_dict
@@ -166,6 +175,8 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
     with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=conf, version_base="1.3"):
         cfg = compose("config", overrides=[f"data.image_size={image_size}", f"data.batch_size={batch_size}",
                                            "model.ngf=64", "model.ndf=64", f"trainer.accelerator={accelerator}",
+                                           f"trainer.precision={precision}", f"model.channels_last={channels_last}",
+                                           f"model.compile={compile or 'null'}",
                                            "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
                       + ([f"paths.cache_dir={cache_dir}"] if cache_dir else []))
         with open_dict(cfg):
@@ -173,7 +184,7 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
         L.seed_everything(0, verbose=False)
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
-        bare = _bare_loop(datamodule.train_images, image_size, batch_size, steps, warmup, device)
+        bare = _bare_loop(datamodule.train_images, image_size, batch_size, steps, warmup, device, options)
         timer = StepTimer(warmup, device)
         trainer = instantiate(cfg.trainer, max_steps=2 * (warmup + steps), max_epochs=-1, callbacks=[timer],
                               logger=[instantiate(node) for node in cfg.logger.values()],
@@ -182,7 +193,7 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
         trainer.fit(instantiate(cfg.model), datamodule=datamodule)
         project = timer.images_per_s()
     return {"image_size": image_size, "batch_size": batch_size, "steps": steps, "accelerator": accelerator,
-            "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1), "ratio": round(project / bare, 3),
+            **options, "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1), "ratio": round(project / bare, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1), "torch_threads": torch.get_num_threads()}
 
 
@@ -216,6 +227,20 @@ def bench_sweep(sizes: list[int], epochs: int, snapshots: list[int], n_images: i
             "seconds": {k: round(v, 1) for k, v in phases.items()}, "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def sweep_phases(sweep_dir: str | Path) -> dict:
+    """Per-phase seconds summed over a real sweep's finished runs (their ``finished.json``),
+    for timing the actual command, e.g. ``-m experiment=paper64 trainer=gpu jobs=shared_gpu``."""
+    from fetal_dcgan.runs import read_finished
+
+    records = [r for r in map(read_finished, sorted(Path(sweep_dir).glob("*/"))) if r]
+    if not records:
+        raise SystemExit(f"error: no finished runs (*/finished.json) under {sweep_dir}: run the sweep first.")
+    phases = {phase: round(sum(r["seconds"].get(phase, 0.0) for r in records), 1)
+              for phase in ("training", "sampling", "metrics", "fit")}
+    return {"sweep_dir": str(sweep_dir), "runs": len(records), "seconds_summed_over_runs": phases,
+            "longest_run_seconds": round(max(r["seconds"].get("fit", 0.0) for r in records), 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--steps", type=int, default=40, help="timed steps, after warm-up steps")
     train.add_argument("--warmup", type=int, default=5)
     train.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    train.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
+    train.add_argument("--channels-last", action="store_true")
+    train.add_argument("--compile", choices=("default", "reduce-overhead", "max-autotune"), default=None)
     train.add_argument("--cache-dir", default=None)
     train.add_argument("--json", action="store_true", help="print JSON only")
     sweep = sub.add_parser("sweep", help="a scaled-down paper64 grid, timed per phase")
@@ -236,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     sweep.add_argument("--cache-dir", default=None)
     sweep.add_argument("--json", action="store_true")
+    phases = sub.add_parser("phases", help="per-phase seconds of a finished real sweep, from its finished.json files")
+    phases.add_argument("sweep_dir")
     metrics = sub.add_parser("metrics", help="all-pairs PSNR, MI/NMI and LBPv against scikit-image/scikit-learn")
     metrics.add_argument("--n-fake", type=int, default=800)
     metrics.add_argument("--n-real", type=int, default=800)
@@ -246,15 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         result = bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.accelerator,
-                             args.cache_dir)
+                             args.cache_dir, args.precision, args.channels_last, args.compile)
         if args.json:
             print(json.dumps(result))
         else:
             print(f"DCGAN{args.image_size}, batch {args.batch_size}, nz 100, ngf = ndf = 64, {args.accelerator}, "
+                  f"{args.precision}, channels_last={args.channels_last}, compile={args.compile}, "
                   f"{args.steps} timed steps:")
             print(f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s")
             print(f"  fetal_dcgan training   {result['images_per_s']:8.1f} images/s   ratio {result['ratio']:.3f}")
             print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
+        return 0
+    if args.command == "phases":
+        print(json.dumps(sweep_phases(args.sweep_dir)))
         return 0
     if args.command == "sweep":
         result = bench_sweep([int(v) for v in args.sizes.split(",")], args.epochs,
