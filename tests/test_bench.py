@@ -32,3 +32,11 @@ def test_bench_phases_sums_a_sweeps_finished_runs(tmp_path, capsys):
     assert result["seconds_summed_over_runs"] == {"training": 34.0, "sampling": 2.0, "metrics": 4.0, "fit": 40.0}
     with pytest.raises(SystemExit, match="no finished runs"):
         main(["phases", str(tmp_path / "2")])
+
+
+def test_bench_metrics_agrees_with_the_reference_libraries(capsys):
+    assert main(["metrics", "--n-fake", "20", "--n-real", "15", "--image-size", "32", "--sample-pairs", "10",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["pairs"] == 300 and result["lbp_histograms_identical"]
+    assert max(result["max_rel_diff"].values()) < 1e-9
