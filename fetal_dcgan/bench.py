@@ -199,7 +199,8 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
         trainer.fit(instantiate(cfg.model), datamodule=datamodule)
         project = timer.images_per_s()
     return {"image_size": image_size, "batch_size": batch_size, "steps": steps, "accelerator": accelerator,
-            **options, "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1), "ratio": round(project / bare, 3),
+            **options, "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1),
+            "ratio": round(project / bare, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1), "torch_threads": torch.get_num_threads()}
 
 

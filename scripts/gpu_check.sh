@@ -34,7 +34,8 @@ has tests && timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.p
 
 # 2. Training throughput: bare loop vs the training path, per speed option (about 2 min).
 if has bench; then
-    for options in "" "--channels-last --precision bf16-mixed" "--compile default" "--batch-size 256"; do
+    for options in "" "--channels-last --precision bf16-mixed" "--compile default" "--compile reduce-overhead" \
+                   "--batch-size 256"; do
         timeout 90 "$PY" -m fetal_dcgan.bench train --accelerator "$ACCELERATOR" --steps "$STEPS" --warmup 20 --json \
             $options 2>>"$OUT/bench.log" | tail -1 >> "$OUT/bench_train.jsonl"
     done

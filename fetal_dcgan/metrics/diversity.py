@@ -52,7 +52,8 @@ def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int = 2000, seed: int = 0
     else:
         i = rng.integers(0, n, pairs)
         j = (i + rng.integers(1, n, pairs)) % n  # never the same image
-    return float(ms_ssim_pairs(images[torch.from_numpy(i)], images[torch.from_numpy(j)]).mean())
+    i, j = torch.from_numpy(i).to(images.device), torch.from_numpy(j).to(images.device)
+    return float(ms_ssim_pairs(images[i], images[j]).mean())
 
 
 def duplicate_rate(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB, block: int = 1024) -> float:
@@ -63,14 +64,20 @@ def duplicate_rate(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB
     has_copy = np.zeros(n, bool)
     for start in range(0, n, block):
         values = pairwise_psnr(images[start:start + block], images)
-        values[torch.arange(len(values)), torch.arange(start, start + len(values))] = -np.inf  # not itself
-        has_copy[start:start + len(values)] = (values >= threshold_db).any(1).numpy()
+        rows = torch.arange(len(values), device=values.device)
+        values[rows, rows + start] = -np.inf  # not itself
+        has_copy[start:start + len(values)] = (values >= threshold_db).any(1).cpu().numpy()
     return float(has_copy.mean())
 
 
-def diversity(fake: torch.Tensor, real: torch.Tensor, pairs: int = 2000, seed: int = 0) -> dict:
-    ms_fake, ms_real = mean_pairwise_ms_ssim(fake, pairs, seed), mean_pairwise_ms_ssim(real, pairs, seed)
-    dup = duplicate_rate(fake)
-    collapse = bool(ms_fake - ms_real > COLLAPSE_MARGIN or dup > COLLAPSE_DUPLICATES)
-    return {"scalars": {"ms_ssim_fake": ms_fake, "ms_ssim_real": ms_real, "duplicate_rate": dup,
-                        "duplicate_rate_real": duplicate_rate(real), "collapse": float(collapse)}}
+def set_diversity(images: torch.Tensor, pairs: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean pairwise MS-SSIM and duplicate rate of one set, on the images' device."""
+    return {"ms_ssim": mean_pairwise_ms_ssim(images, pairs, seed), "duplicate_rate": duplicate_rate(images)}
+
+
+def diversity(fake: dict[str, float], real: dict[str, float]) -> dict:
+    """The synthetic set's ``set_diversity`` beside the reference set's, and the collapse flag."""
+    collapse = fake["ms_ssim"] - real["ms_ssim"] > COLLAPSE_MARGIN or fake["duplicate_rate"] > COLLAPSE_DUPLICATES
+    return {"scalars": {"ms_ssim_fake": fake["ms_ssim"], "ms_ssim_real": real["ms_ssim"],
+                        "duplicate_rate": fake["duplicate_rate"], "duplicate_rate_real": real["duplicate_rate"],
+                        "collapse": float(collapse)}}

@@ -42,9 +42,9 @@ def training_variants(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     variants, index = [], []
     for flip in (False, True):
         for degrees in ROTATIONS_DEG:
-            angles = torch.full((len(x),), math.radians(degrees))
-            variants.append(flip_rotate(x, angles, torch.full((len(x),), flip)))
-            index.append(torch.arange(len(x)))
+            angles = torch.full((len(x),), math.radians(degrees), device=x.device)
+            variants.append(flip_rotate(x, angles, torch.full((len(x),), flip, device=x.device)))
+            index.append(torch.arange(len(x), device=x.device))
     return torch.cat(variants), torch.cat(index)
 
 
@@ -60,8 +60,8 @@ def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tenso
             own = exclude[start:start + block, None] == bank_index[None, :]
             sims = sims.masked_fill(own, -2.0)
         values, columns = sims.max(1)
-        best[start:start + len(values)] = values.numpy()
-        where[start:start + len(values)] = bank_index[columns].numpy()
+        best[start:start + len(values)] = values.cpu().numpy()
+        where[start:start + len(values)] = bank_index[columns].cpu().numpy()
     return best, where
 
 
@@ -95,14 +95,16 @@ def _space(bank_rows: torch.Tensor, index: torch.Tensor, train_rows: torch.Tenso
     if held_out_rows is not None:
         calibration = nearest_ncc(held_out_rows, bank, index)[0]
     else:
-        calibration = nearest_ncc(train_rows, bank, index, exclude=torch.arange(len(train_rows)))[0]
+        own = torch.arange(len(train_rows), device=index.device)
+        calibration = nearest_ncc(train_rows, bank, index, exclude=own)[0]
     return Space(bank, index, float(np.quantile(calibration, CALIBRATION_QUANTILE)), float(calibration.mean()))
 
 
 def training_bank(train: torch.Tensor, held_out: torch.Tensor | None = None,
                   features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TrainingBank:
     """Every flip/rotation variant of the training images, in pixels and, with ``features``
-    (uint8 images -> (N, d)), in that feature space, with the copy thresholds of each."""
+    (uint8 images -> (N, d)), in that feature space, with the copy thresholds of each; on
+    the device of ``train`` (``features`` must return rows there too)."""
     if held_out is not None and len(held_out) < MIN_HELD_OUT:
         held_out = None  # too few to calibrate on: the training images calibrate instead
     variants, index = training_variants(train)

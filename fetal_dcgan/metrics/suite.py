@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fetal_dcgan.metrics.diversity import diversity
+from fetal_dcgan.metrics.diversity import diversity, set_diversity
 from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, RandomConvFeatures, extract_features
 from fetal_dcgan.metrics.fid import FrechetReference, frechet_distance
 from fetal_dcgan.metrics.kid import kernel_inception_distance
@@ -97,20 +97,26 @@ def _lbp(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
 
 
 def _diversity(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
-    return diversity(fake, real, seed=suite.seed)
+    real_stats = suite._real_statistic("diversity", real, lambda: set_diversity(real.to(suite.device), seed=suite.seed),
+                                       f"ms-ssim-2000-pairs-seed-{suite.seed}")  # the same at every snapshot
+    return diversity(set_diversity(fake.to(suite.device), seed=suite.seed), real_stats)
 
 
 def _memorisation(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     if suite.context.get("train") is None:
         raise MetricUnavailable("the memorisation audit needs the training images (evaluate: --train DIR).")
     extractor, space = suite.feature_space()
-    features = lambda images: extract_features(extractor, images, suite.feature_batch_size, suite.device)  # noqa: E731
+    device = suite.device
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        return extract_features(extractor, images, suite.feature_batch_size, device).to(device)
+
     train, held_out = suite.context["train"], suite.context.get("held_out")
     key = ("memorisation", images_digest(train), None if held_out is None else images_digest(held_out), space)
     if key not in suite._memo:  # the training side is the same for every snapshot of a run
-        suite._memo[key] = training_bank(train, held_out, features)
+        suite._memo[key] = training_bank(train.to(device), None if held_out is None else held_out.to(device), features)
     bank = suite._memo[key]
-    out = memorisation(fake, bank, features)
+    out = memorisation(fake.to(device), bank, features)
     out["status"] = f"ok: calibrated on {bank.calibration}; features: {space}"
     return out
 
@@ -124,10 +130,11 @@ def _space_features(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor
 
 def _prdc(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     f, r, space = _space_features(suite, fake, real)
+    f, r = f.to(suite.device), r.to(suite.device)
     scalars = prdc(f, r)
     for key in ("precision", "recall"):
-        low, high = bootstrap_ci(lambda i: prdc(f[torch.from_numpy(i)], r)[key], len(f), suite.ci_resamples // 4,
-                                 suite.seed, estimate=scalars[key])
+        low, high = bootstrap_ci(lambda i: prdc(f[torch.from_numpy(i).to(f.device)], r)[key], len(f),
+                                 suite.ci_resamples // 4, suite.seed, estimate=scalars[key])
         scalars.update({f"{key}_ci_low": low, f"{key}_ci_high": high})
     return {"scalars": scalars, "status": f"ok: {space} features, k=5"}
 
