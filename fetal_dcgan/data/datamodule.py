@@ -38,7 +38,7 @@ class ShuffledBatches:
 
     The images stay on the training device and a batch is one gather with an index that
     is already there: no collation, no host-to-device copy and no host sync per step. The
-    order comes from torch's global generator, so ``seed_everything`` fixes it.
+    order comes from torch's generator of that device, so ``seed_everything`` fixes it.
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int):
@@ -48,7 +48,7 @@ class ShuffledBatches:
         return math.ceil(len(self.images) / self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(len(self.images)).to(self.images.device)  # one small copy an epoch
+        order = torch.randperm(len(self.images), device=self.images.device)  # no host copy, no sync
         for start in range(0, len(order), self.batch_size):
             yield self.images[order[start:start + self.batch_size]]
 
