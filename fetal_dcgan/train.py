@@ -61,6 +61,19 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(node) for node in (group or {}).values() if node is not None]
 
 
+def check_devices(accelerator: str | None, metrics_device: str | None) -> None:
+    """A GPU asked for where PyTorch sees none: say so, instead of Lightning's 'No supported
+    gpu backend found!' or a metric failing at every snapshot."""
+    if torch.cuda.is_available():
+        return
+    if accelerator in ("gpu", "cuda"):
+        raise ConfigError("trainer=gpu, but PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False): "
+                          "use trainer=auto (the default: the GPU when there is one) or trainer=cpu.")
+    if str(metrics_device).startswith("cuda"):
+        raise ConfigError(f"metrics.device={metrics_device}, but PyTorch sees no CUDA GPU here: "
+                          "use metrics.device=auto (the default) or metrics.device=cpu.")
+
+
 def share_machine(gpu_memory_fraction: float | None, cpu_threads: int | None) -> None:
     """Limit this run's share of the GPU's memory and of the CPU cores, so several runs of
     a sweep can work side by side (``jobs=shared_gpu``)."""
@@ -88,6 +101,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("resume") and finished and finished.get("max_epochs") == cfg.trainer.max_epochs:
         log.info("%s already finished %d epochs: skipping it.", run_dir, finished["max_epochs"])
         return finished
+    check_devices(cfg.trainer.get("accelerator"), cfg.get("metrics", {}).get("device"))
     share_machine(cfg.get("gpu_memory_fraction"), cfg.get("cpu_threads"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)

@@ -145,6 +145,9 @@ BAD_INPUTS = {
     "snapshot after the last epoch": (lambda t: ["sampling.epochs=[2,9]"], "sampling.epochs [9] fall outside"),
     "unknown compile mode": (lambda t: ["model.compile=fast"], "model.compile='fast'"),
     "gpu memory share above 1": (lambda t: ["gpu_memory_fraction=2"], "gpu_memory_fraction=2: give a share"),
+    **({} if torch.cuda.is_available() else {
+        "gpu asked for without one": (lambda t: ["trainer=gpu"], "trainer=gpu, but PyTorch sees no CUDA GPU"),
+        "metrics on a missing gpu": (lambda t: ["metrics.device=cuda"], "metrics.device=cuda, but PyTorch")}),
     "unknown option": (lambda t: ["data.nn=5"], "Could not override 'data.nn'"),
 }
 
