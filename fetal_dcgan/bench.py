@@ -214,6 +214,7 @@ def bench_sweep(sizes: list[int], epochs: int, snapshots: list[int], n_images: i
 
     conf = str(Path(__file__).resolve().parents[1] / "conf")
     phases = {"training": 0.0, "sampling": 0.0, "metrics": 0.0, "total": 0.0}
+    by_metric: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=conf, version_base="1.3"):
         for n in sizes:
             cfg = compose("config", overrides=[
@@ -225,13 +226,16 @@ def bench_sweep(sizes: list[int], epochs: int, snapshots: list[int], n_images: i
             with open_dict(cfg):
                 cfg.paths.output_dir = f"{out}/n={n}"
             start = time.perf_counter()
-            seconds = train(cfg)["seconds"]
+            record = train(cfg)
             phases["total"] += time.perf_counter() - start
             for phase in ("training", "sampling", "metrics"):
-                phases[phase] += seconds[phase]
+                phases[phase] += record["seconds"][phase]
+            for name, seconds in record["metric_seconds"].items():
+                by_metric[name] = by_metric.get(name, 0.0) + seconds
     return {"sizes": sizes, "epochs": epochs, "snapshots": snapshots, "n_images": n_images,
             "image_size": image_size, "accelerator": accelerator, "sets": len(sizes) * len(set(snapshots) | {epochs}),
-            "seconds": {k: round(v, 1) for k, v in phases.items()}, "peak_rss_mb": round(peak_rss_mb(), 1)}
+            "seconds": {k: round(v, 1) for k, v in phases.items()},
+            "metric_seconds": {k: round(v, 1) for k, v in by_metric.items()}, "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 def sweep_phases(sweep_dir: str | Path) -> dict:
@@ -244,7 +248,12 @@ def sweep_phases(sweep_dir: str | Path) -> dict:
         raise SystemExit(f"error: no finished runs (*/finished.json) under {sweep_dir}: run the sweep first.")
     phases = {phase: round(sum(r["seconds"].get(phase, 0.0) for r in records), 1)
               for phase in ("training", "sampling", "metrics", "fit")}
+    metrics: dict[str, float] = {}
+    for record in records:
+        for name, seconds in record.get("metric_seconds", {}).items():
+            metrics[name] = metrics.get(name, 0.0) + seconds
     return {"sweep_dir": str(sweep_dir), "runs": len(records), "seconds_summed_over_runs": phases,
+            "metric_seconds_summed_over_runs": {k: round(v, 1) for k, v in metrics.items()},
             "longest_run_seconds": round(max(r["seconds"].get("fit", 0.0) for r in records), 1)}
 
 
@@ -309,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.n_images} images, {args.accelerator}:")
             for phase in ("training", "sampling", "metrics", "total"):  # total includes data set-up
                 print(f"  {phase:<9} {result['seconds'][phase]:8.1f} s")
+            print("  metrics: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["metric_seconds"].items()))
         return 0
     result = bench_metrics(args.n_fake, args.n_real, args.image_size, args.sample_pairs, args.cache_dir, args.device)
     if args.json:

@@ -41,10 +41,14 @@ def read_finished(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_finished(run_dir: Path, max_epochs: int, seconds: dict[str, float] | None = None) -> dict:
-    """Mark the run complete; ``seconds``: wall time of this session's phases."""
+def write_finished(run_dir: Path, max_epochs: int, seconds: dict[str, float] | None = None,
+                   metric_seconds: dict[str, float] | None = None) -> dict:
+    """Mark the run complete; ``seconds``: wall time of this session's phases, and
+    ``metric_seconds`` of each metric within the metrics phase."""
     record = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "max_epochs": max_epochs,
-              "seconds": {k: round(v, 3) for k, v in (seconds or {}).items()}, "last_metrics": last_metrics(run_dir)}
+              "seconds": {k: round(v, 3) for k, v in (seconds or {}).items()},
+              "metric_seconds": {k: round(v, 3) for k, v in (metric_seconds or {}).items()},
+              "last_metrics": last_metrics(run_dir)}
     atomic_write_text(json.dumps(record, indent=1), Path(run_dir) / FINISHED)
     return record
 

@@ -117,13 +117,15 @@ def train(cfg: DictConfig) -> dict:
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     trainer.save_checkpoint(last_checkpoint(run_dir))  # the final state, so the run can be extended
     seconds = {"fit": time.perf_counter() - start, "sampling": 0.0, "metrics": 0.0}
+    by_metric: dict[str, float] = {}
     for callback in callbacks:  # phases timed by the callbacks that ran inside fit
         if isinstance(callback, SampleSnapshots):
             seconds["sampling"] += callback.seconds
         elif isinstance(callback, SnapshotMetrics):
             seconds["metrics"] += callback.seconds
+            by_metric.update(callback.seconds_by_metric)
     seconds["training"] = seconds["fit"] - seconds["sampling"] - seconds["metrics"]
-    return write_finished(run_dir, cfg.trainer.max_epochs, seconds)
+    return write_finished(run_dir, cfg.trainer.max_epochs, seconds, by_metric)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

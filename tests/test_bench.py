@@ -24,12 +24,14 @@ def test_bench_phases_sums_a_sweeps_finished_runs(tmp_path, capsys):
     for i, fit in enumerate((10.0, 30.0)):
         (tmp_path / str(i)).mkdir()
         (tmp_path / str(i) / "finished.json").write_text(json.dumps(
-            {"max_epochs": 4, "seconds": {"fit": fit, "training": fit - 3, "sampling": 1.0, "metrics": 2.0}}))
+            {"max_epochs": 4, "seconds": {"fit": fit, "training": fit - 3, "sampling": 1.0, "metrics": 2.0},
+             "metric_seconds": {"mi": 1.5, "psnr": 0.5}}))
     (tmp_path / "2").mkdir()  # an unfinished run is not counted
     assert main(["phases", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["runs"] == 2 and result["longest_run_seconds"] == 30.0
     assert result["seconds_summed_over_runs"] == {"training": 34.0, "sampling": 2.0, "metrics": 4.0, "fit": 40.0}
+    assert result["metric_seconds_summed_over_runs"] == {"mi": 3.0, "psnr": 1.0}
     with pytest.raises(SystemExit, match="no finished runs"):
         main(["phases", str(tmp_path / "2")])
 

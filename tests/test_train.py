@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,11 @@ def test_short_run_leaves_checkpoints_tensorboard_and_samples(tmp_path):
     assert "optimizer_states" not in weights and weights["epoch"] == 2
     restored = DCGAN.load_from_checkpoint(run / "checkpoints" / "epoch=0003.ckpt")
     assert restored.hparams.image_size == 32
+    finished = json.loads((run / "finished.json").read_text())
+    phases = finished["seconds"]
+    assert phases["training"] + phases["sampling"] + phases["metrics"] == pytest.approx(phases["fit"], abs=0.01)
+    assert set(finished["metric_seconds"]) == set(compose_config(run, TINY).metrics.names)
+    assert sum(finished["metric_seconds"].values()) <= phases["metrics"]
 
 
 def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path):

@@ -65,6 +65,7 @@ class SnapshotMetrics(L.Callback):
         self.snapshots: SampleSnapshots | None = None
         self.last_scalars: dict = {}
         self.seconds = 0.0  # time spent scoring, for the sweep benchmark
+        self.seconds_by_metric: dict[str, float] = {}  # the same, per metric
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         found = [cb for cb in trainer.callbacks if isinstance(cb, SampleSnapshots)]
@@ -101,6 +102,8 @@ class SnapshotMetrics(L.Callback):
         fake = read_image_set(files)
         datamodule = trainer.datamodule
         result = self.suite.score(fake, datamodule.reference, datamodule.train_images, datamodule.held_out)
+        for name, seconds in result.seconds.items():
+            self.seconds_by_metric[name] = self.seconds_by_metric.get(name, 0.0) + seconds
         run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info}
         replace_rows(self.dirpath / "metrics.csv", "epoch", epoch, [{**run_columns, **result.record()}])
         replace_rows(self.dirpath / "per_image.csv", "epoch", epoch, per_image_rows(result, run_columns, files))
@@ -109,6 +112,8 @@ class SnapshotMetrics(L.Callback):
             closest_pairs_sheet(fake, datamodule.train_images, result.per_image["nearest_train_ncc"],
                                 result.per_image["nearest_train_index"],
                                 self.dirpath / "metrics" / f"epoch={epoch:04d}_closest_to_training.png")
+        log.info("Epoch %d metrics took %.1f s: %s", epoch, sum(result.seconds.values()),
+                 ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
         log.info("Epoch %d metrics: %s", epoch, ", ".join(
             f"{k}={v:.4g}" for k, v in result.scalars.items() if isinstance(v, float) and not math.isnan(v)))
         return result.scalars

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,7 @@ class MetricsResult:
     per_image: dict[str, np.ndarray] = field(default_factory=dict)
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each metric
 
     def record(self) -> dict[str, float | str]:
         """One flat row: every scalar, then ``status_<metric>``."""
@@ -300,6 +302,7 @@ class MetricSuite:
         try:
             for name in self.names:
                 metric = METRICS[name]
+                start = time.perf_counter()
                 try:
                     out = metric.compute(self, fake, real)
                     result.status[name] = out.pop("status", "ok")
@@ -311,6 +314,7 @@ class MetricSuite:
                 except Exception as exc:  # a failing metric must not stop the others or training
                     out, result.status[name] = {}, f"error: {type(exc).__name__}: {exc}"
                     log.exception("metric %s failed", name)
+                result.seconds[name] = time.perf_counter() - start
                 scalars = out.get("scalars", {})
                 result.scalars.update({k: scalars.get(k, math.nan) for k in metric.keys})
                 result.per_image.update(out.get("per_image", {}))
