@@ -152,3 +152,14 @@ def test_fid_and_kid_intervals_cover_their_estimates(phantom):
                     ci_resamples=80).score(phantom[:100], phantom[150:250]).scalars
     assert s["fid_ci_low"] <= s["fid"] <= s["fid_ci_high"] and s["fid_ci_low"] < s["fid_ci_high"]
     assert s["kid_mean_ci_low"] <= s["kid_mean"] <= s["kid_mean_ci_high"]
+
+
+def test_prdc_of_a_resample_equals_prdc_recomputed_on_it():
+    """The bootstrap gathers from distances computed once; recomputing them on the
+    resampled features gives the same scores."""
+    from fetal_dcgan.metrics.prdc import NeighbourBalls
+
+    rng = np.random.default_rng(3)
+    real, fake = torch.from_numpy(rng.normal(size=(60, 8))), torch.from_numpy(rng.normal(0.3, 1.2, size=(50, 8)))
+    index = torch.from_numpy(rng.integers(0, 50, 50))
+    assert NeighbourBalls(fake, real).scores(index) == pytest.approx(prdc(fake[index], real), abs=1e-12)

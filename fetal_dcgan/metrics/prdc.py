@@ -13,27 +13,41 @@ import torch
 K_NEAREST = 5
 
 
-def _kth_neighbour_radius(features: torch.Tensor, k: int) -> torch.Tensor:
-    distances = torch.cdist(features, features)
+class NeighbourBalls:
+    """The distances precision, recall, density and coverage need, computed once: a
+    bootstrap resample of the synthetic set then only gathers rows and columns of them."""
+
+    def __init__(self, fake_features: torch.Tensor, real_features: torch.Tensor, k: int = K_NEAREST):
+        real, fake = real_features.double(), fake_features.double()
+        if min(len(real), len(fake)) <= k:
+            from fetal_dcgan.metrics.features import MetricUnavailable
+
+            raise MetricUnavailable(f"precision/recall need more than k={k} images in each set.")
+        self.k = k
+        self.real_radius = _kth_neighbour_radius(torch.cdist(real, real), k)
+        self.fake_fake = torch.cdist(fake, fake)
+        self.cross = torch.cdist(real, fake)  # (real, fake)
+
+    def scores(self, index: torch.Tensor | None = None) -> dict[str, float]:
+        """The four scores of the synthetic set, or of its resample ``index`` (with repeats)."""
+        fake_fake = self.fake_fake if index is None else self.fake_fake[index][:, index]
+        cross = self.cross if index is None else self.cross[:, index]
+        fake_radius = _kth_neighbour_radius(fake_fake, self.k)
+        inside_real = cross < self.real_radius[:, None]
+        precision = inside_real.any(0).double().mean()
+        recall = (cross < fake_radius[None, :]).any(1).double().mean()
+        density = inside_real.sum(0).double().mean() / self.k
+        coverage = (cross.min(1).values < self.real_radius).double().mean()
+        return {"precision": float(precision), "recall": float(recall), "density": float(density),
+                "coverage": float(coverage)}
+
+
+def _kth_neighbour_radius(distances: torch.Tensor, k: int) -> torch.Tensor:
     return distances.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
 
 
 def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int = K_NEAREST) -> dict[str, float]:
-    real, fake = real_features.double(), fake_features.double()
-    if min(len(real), len(fake)) <= k:
-        from fetal_dcgan.metrics.features import MetricUnavailable
-
-        raise MetricUnavailable(f"precision/recall need more than k={k} images in each set.")
-    real_radius = _kth_neighbour_radius(real, k)
-    fake_radius = _kth_neighbour_radius(fake, k)
-    cross = torch.cdist(real, fake)  # (real, fake)
-    inside_real = cross < real_radius[:, None]
-    precision = inside_real.any(0).double().mean()
-    recall = (cross < fake_radius[None, :]).any(1).double().mean()
-    density = inside_real.sum(0).double().mean() / k
-    coverage = (cross.min(1).values < real_radius).double().mean()
-    return {"precision": float(precision), "recall": float(recall), "density": float(density),
-            "coverage": float(coverage)}
+    return NeighbourBalls(fake_features, real_features, k).scores()
 
 
 def bootstrap_ci(statistic, n: int, resamples: int = 200, seed: int = 0, level: float = 0.95,

@@ -28,7 +28,7 @@ from fetal_dcgan.metrics.kid import kernel_inception_distance
 from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS, l1_distance, lbp, lbp_histograms, lbp_vector
 from fetal_dcgan.metrics.memorisation import memorisation, training_bank
 from fetal_dcgan.metrics.mutual_info import mutual_information
-from fetal_dcgan.metrics.prdc import bootstrap_ci, prdc
+from fetal_dcgan.metrics.prdc import NeighbourBalls, bootstrap_ci
 from fetal_dcgan.metrics.psnr import psnr
 from fetal_dcgan.utils import atomic_save
 
@@ -132,10 +132,10 @@ def _space_features(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor
 
 def _prdc(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     f, r, space = _space_features(suite, fake, real)
-    f, r = f.to(suite.device), r.to(suite.device)
-    scalars = prdc(f, r)
+    balls = NeighbourBalls(f.to(suite.device), r.to(suite.device))
+    scalars = balls.scores()
     for key in ("precision", "recall"):
-        low, high = bootstrap_ci(lambda i: prdc(f[torch.from_numpy(i).to(f.device)], r)[key], len(f),
+        low, high = bootstrap_ci(lambda i: balls.scores(torch.from_numpy(i).to(suite.device))[key], len(f),
                                  suite.ci_resamples // 4, suite.seed, estimate=scalars[key])
         scalars.update({f"{key}_ci_low": low, f"{key}_ci_high": high})
     return {"scalars": scalars, "status": f"ok: {space} features, k=5"}
