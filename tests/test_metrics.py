@@ -158,6 +158,24 @@ def test_kid_matches_torchmetrics_on_full_sets():
     assert std == 0
 
 
+def test_kid_matches_torch_fidelity_subset_for_subset():
+    """Same seeded subsets, same kernel, same estimator as torch-fidelity, including the
+    bootstrap's resampled sets (rows repeated)."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    from fetal_dcgan.metrics.kid import PolynomialKernels, kid_from_kernels
+
+    fake, real = _features(40, 4), _features(30, 5) * 1.1
+    theirs = kid_features_to_metric(fake, real, kid_subsets=7, kid_subset_size=20, rng_seed=3, verbose=False)
+    mean, std = kernel_inception_distance(fake, real, subsets=7, subset_size=20, seed=3)
+    assert (mean, std) == pytest.approx((theirs[KEY_METRIC_KID_MEAN], theirs[KEY_METRIC_KID_STD]), rel=1e-10)
+    resample = np.random.default_rng(0).integers(0, 40, 40)
+    theirs = kid_features_to_metric(fake[torch.from_numpy(resample)], real, kid_subsets=5, kid_subset_size=20,
+                                    rng_seed=3, verbose=False)
+    ours = kid_from_kernels(PolynomialKernels(fake, real), resample, 5, 20, 3)
+    assert ours == pytest.approx((theirs[KEY_METRIC_KID_MEAN], theirs[KEY_METRIC_KID_STD]), rel=1e-10)
+
+
 def test_identical_sets_score_as_identical():
     suite = MetricSuite(PAPER, feature_extractor=TinyFeatures(), kid={"subsets": 10})
     images = varied_images(24, seed=6)

@@ -1,24 +1,70 @@
 """Kernel Inception Distance: unbiased MMD^2 with the cubic polynomial kernel.
 
-The maths is torch-fidelity's ``kid_features_to_metric`` (100 random subsets, kernel
-(x.y / d + 1)^3). The subset size is clamped to the smaller set, since a study's sets
-of 800 are below the usual 1000.
+The estimate is torch-fidelity's ``kid_features_to_metric``: 100 random subsets drawn
+with the same seeded ``RandomState`` calls, kernel (x.y / d + 1)^3, the unbiased MMD^2 of
+each subset, their mean and standard deviation. The subset size is clamped to the smaller
+set, since a study's sets of 800 are below the usual 1000. Instead of three kernel
+matrices per subset (and per bootstrap resample), the kernels between and within the two
+whole sets are computed once, on the metrics device, and every subset gathers its rows
+and columns: the same numbers (tested against torch-fidelity) without 300 matrix
+products of 2048-d features per scored set.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
 from fetal_dcgan.metrics.features import MetricUnavailable
 
 
-def kernel_inception_distance(fake_features: torch.Tensor, real_features: torch.Tensor, subsets: int = 100,
-                              subset_size: int = 1000, seed: int = 2020) -> tuple[float, float]:
-    """Mean and standard deviation of the MMD^2 estimates over ``subsets`` random subsets."""
-    size = min(subset_size, len(fake_features), len(real_features))
+class PolynomialKernels:
+    """(x.y / d + 1)^3 within and between a synthetic and a reference feature set."""
+
+    def __init__(self, fake_features: torch.Tensor, real_features: torch.Tensor, device: str | torch.device = "cpu"):
+        fake, real = fake_features.double().to(device), real_features.double().to(device)
+        d = fake.shape[1]
+        self.fake_fake = (fake @ fake.T / d + 1) ** 3
+        self.real_real = (real @ real.T / d + 1) ** 3
+        self.fake_real = (fake @ real.T / d + 1) ** 3
+        self.n_fake, self.n_real = len(fake), len(real)
+
+    def mmd2(self, fake_index: torch.Tensor, real_index: torch.Tensor) -> torch.Tensor:
+        """Unbiased MMD^2 between the synthetic rows ``fake_index`` and reference rows ``real_index``."""
+        k_xx = self.fake_fake[fake_index][:, fake_index]
+        k_yy = self.real_real[real_index][:, real_index]
+        k_xy = self.fake_real[fake_index][:, real_index]
+        m = len(fake_index)
+        within = k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()
+        return within / (m * (m - 1)) - 2 * k_xy.sum() / (m * m)
+
+
+def subset_size_for(n_fake: int, n_real: int, subset_size: int) -> int:
+    size = min(subset_size, n_fake, n_real)
     if size < 2:
         raise MetricUnavailable("KID needs at least 2 images in each set.")
-    out = kid_features_to_metric(fake_features.double().cpu(), real_features.double().cpu(), kid_subsets=subsets,
-                                 kid_subset_size=size, rng_seed=seed, verbose=False)
-    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+    return size
+
+
+def kid_from_kernels(kernels: PolynomialKernels, fake_rows: np.ndarray, subsets: int, subset_size: int,
+                     seed: int) -> tuple[float, float]:
+    """KID of the synthetic set made of ``fake_rows`` (a bootstrap resample may repeat rows)."""
+    size = subset_size_for(len(fake_rows), kernels.n_real, subset_size)
+    rng = np.random.RandomState(seed)  # torch-fidelity's draws, in its order: synthetic, then reference
+    device = kernels.fake_fake.device
+    mmds = []
+    for _ in range(subsets):
+        fake_index = torch.from_numpy(fake_rows[rng.choice(len(fake_rows), size, replace=False)]).to(device)
+        real_index = torch.from_numpy(rng.choice(kernels.n_real, size, replace=False)).to(device)
+        mmds.append(kernels.mmd2(fake_index, real_index))
+    values = torch.stack(mmds).cpu().numpy()
+    return float(values.mean()), float(values.std())
+
+
+def kernel_inception_distance(fake_features: torch.Tensor, real_features: torch.Tensor, subsets: int = 100,
+                              subset_size: int = 1000, seed: int = 2020,
+                              device: str | torch.device = "cpu") -> tuple[float, float]:
+    """Mean and standard deviation of the MMD^2 estimates over ``subsets`` random subsets."""
+    subset_size_for(len(fake_features), len(real_features), subset_size)
+    kernels = PolynomialKernels(fake_features, real_features, device)
+    return kid_from_kernels(kernels, np.arange(len(fake_features)), subsets, subset_size, seed)

@@ -24,7 +24,7 @@ from torch import nn
 from fetal_dcgan.metrics.diversity import diversity, set_diversity
 from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, RandomConvFeatures, extract_features
 from fetal_dcgan.metrics.fid import FrechetReference, frechet_distance
-from fetal_dcgan.metrics.kid import kernel_inception_distance
+from fetal_dcgan.metrics.kid import PolynomialKernels, kid_from_kernels, subset_size_for
 from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS, l1_distance, lbp, lbp_histograms, lbp_vector
 from fetal_dcgan.metrics.memorisation import memorisation, training_bank
 from fetal_dcgan.metrics.mutual_info import mutual_information
@@ -73,9 +73,11 @@ def bootstrap_fd(fake: torch.Tensor, real: torch.Tensor, suite: "MetricSuite", e
 
 def _kid(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     f, r = suite.fake_features(fake), suite.real_features(real)
-    mean, std = kernel_inception_distance(f, r, suite.kid_subsets, suite.kid_subset_size, suite.seed)
-    low, high = bootstrap_ci(  # 10 subsets per resample keeps the interval affordable
-        lambda i: kernel_inception_distance(f[torch.from_numpy(i)], r, 10, suite.kid_subset_size, suite.seed)[0],
+    subset_size_for(len(f), len(r), suite.kid_subset_size)
+    kernels = PolynomialKernels(f, r, suite.device)  # once: every subset and resample gathers from them
+    mean, std = kid_from_kernels(kernels, np.arange(len(f)), suite.kid_subsets, suite.kid_subset_size, suite.seed)
+    low, high = bootstrap_ci(  # 10 subsets per resample, as torch-fidelity would draw them on the resample
+        lambda i: kid_from_kernels(kernels, i, 10, suite.kid_subset_size, suite.seed)[0],
         len(f), suite.ci_resamples // 10, suite.seed, estimate=mean)
     return {"scalars": {"kid_mean": mean, "kid_std": std, "kid_mean_ci_low": low, "kid_mean_ci_high": high}}
 
@@ -282,7 +284,8 @@ class MetricSuite:
     def random_space(self) -> "MetricSuite":
         """A companion suite whose feature space is the fixed random network."""
         if self._random_space is None:
-            self._random_space = MetricSuite([], device=self.device, seed=self.seed, feature_extractor=RandomConvFeatures(),
+            self._random_space = MetricSuite([], device=self.device, seed=self.seed,
+                                             feature_extractor=RandomConvFeatures(),
                                              cache_dir=self.cache_dir.parent if self.cache_dir else None)
         return self._random_space
 
