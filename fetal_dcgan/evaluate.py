@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="fit every image into SIZE x SIZE first (default: sizes must already match)")
     parser.add_argument("--fit", choices=FIT_MODES, default="pad", help="how --resize fits non-square images")
     parser.add_argument("--fid-weights", default=None, help="local path of the FID Inception weights file")
-    parser.add_argument("--device", default="cpu", help="device for feature extraction (cpu, cuda)")
+    parser.add_argument("--device", default="cpu", help="device the metrics run on (cpu, cuda)")
     parser.add_argument("--cache-dir", default=None, help="cache reference statistics here")
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON to this file")
     return parser.parse_args(argv)

@@ -18,6 +18,7 @@ from torchmetrics.functional.image import multiscale_structural_similarity_index
 from fetal_dcgan.metrics.psnr import pairwise_psnr
 
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)
+MS_SSIM_PAIRS = 2000
 DUPLICATE_PSNR_DB = 40.0
 COLLAPSE_MARGIN = 0.1
 COLLAPSE_DUPLICATES = 0.05
@@ -41,7 +42,7 @@ def ms_ssim_pairs(a: torch.Tensor, b: torch.Tensor, batch_size: int = 256) -> to
     return torch.cat(out)
 
 
-def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int = 2000, seed: int = 0) -> float:
+def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int = MS_SSIM_PAIRS, seed: int = 0) -> float:
     """Mean MS-SSIM over ``pairs`` random pairs of distinct images (all pairs if fewer)."""
     n = len(images)
     if n < 2:
@@ -70,7 +71,7 @@ def duplicate_rate(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB
     return float(has_copy.mean())
 
 
-def set_diversity(images: torch.Tensor, pairs: int = 2000, seed: int = 0) -> dict[str, float]:
+def set_diversity(images: torch.Tensor, pairs: int = MS_SSIM_PAIRS, seed: int = 0) -> dict[str, float]:
     """Mean pairwise MS-SSIM and duplicate rate of one set, on the images' device."""
     return {"ms_ssim": mean_pairwise_ms_ssim(images, pairs, seed), "duplicate_rate": duplicate_rate(images)}
 

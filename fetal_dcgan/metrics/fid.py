@@ -16,8 +16,9 @@ from fetal_dcgan.metrics.features import MetricUnavailable
 
 
 def _mean_and_covariance(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    centred = features - features.mean(0)
-    return features.mean(0), centred.T @ centred / (len(features) - 1)
+    mean = features.mean(0)
+    centred = features - mean
+    return mean, centred.T @ centred / (len(features) - 1)
 
 
 class FrechetReference:

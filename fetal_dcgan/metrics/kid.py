@@ -39,7 +39,7 @@ class PolynomialKernels:
         return within / (m * (m - 1)) - 2 * k_xy.sum() / (m * m)
 
 
-def subset_size_for(n_fake: int, n_real: int, subset_size: int) -> int:
+def _subset_size(n_fake: int, n_real: int, subset_size: int) -> int:
     size = min(subset_size, n_fake, n_real)
     if size < 2:
         raise MetricUnavailable("KID needs at least 2 images in each set.")
@@ -49,7 +49,7 @@ def subset_size_for(n_fake: int, n_real: int, subset_size: int) -> int:
 def kid_from_kernels(kernels: PolynomialKernels, fake_rows: np.ndarray, subsets: int, subset_size: int,
                      seed: int) -> tuple[float, float]:
     """KID of the synthetic set made of ``fake_rows`` (a bootstrap resample may repeat rows)."""
-    size = subset_size_for(len(fake_rows), kernels.n_real, subset_size)
+    size = _subset_size(len(fake_rows), kernels.n_real, subset_size)
     rng = np.random.RandomState(seed)  # torch-fidelity's draws, in its order: synthetic, then reference
     device = kernels.fake_fake.device
     mmds = []
@@ -65,6 +65,5 @@ def kernel_inception_distance(fake_features: torch.Tensor, real_features: torch.
                               subset_size: int = 1000, seed: int = 2020,
                               device: str | torch.device = "cpu") -> tuple[float, float]:
     """Mean and standard deviation of the MMD^2 estimates over ``subsets`` random subsets."""
-    subset_size_for(len(fake_features), len(real_features), subset_size)
     kernels = PolynomialKernels(fake_features, real_features, device)
     return kid_from_kernels(kernels, np.arange(len(fake_features)), subsets, subset_size, seed)

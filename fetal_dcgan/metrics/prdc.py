@@ -50,20 +50,28 @@ def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int = K_NE
     return NeighbourBalls(fake_features, real_features, k).scores()
 
 
-def bootstrap_ci(statistic, n: int, resamples: int = 200, seed: int = 0, level: float = 0.95,
-                 estimate: float | None = None) -> tuple[float, float]:
-    """Bootstrap interval of ``statistic(indices)`` over ``resamples`` resamples of n items.
-
-    Percentile interval, shifted by the bootstrap estimate of bias (mean of the resampled
-    values minus ``estimate``, the full-sample value): resampling with replacement
-    duplicates images, which inflates distances such as FD, so the plain percentile
-    interval would sit above the estimate it is meant to bracket.
-    """
+def bootstrap_values(statistic, n: int, resamples: int = 200, seed: int = 0) -> np.ndarray:
+    """``statistic(indices)`` for ``resamples`` resamples of n items with replacement; a
+    statistic returning several values gives one column each, from the same resamples."""
     rng = np.random.default_rng(seed)
-    values = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+    return np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+
+
+def shifted_percentile_interval(values: np.ndarray, estimate: float | None = None,
+                                level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap ``values``, shifted by the bootstrap estimate of bias
+    (their mean minus ``estimate``, the full-sample value): resampling with replacement
+    duplicates images, which inflates distances such as FD, so the plain percentile
+    interval would sit above the estimate it is meant to bracket."""
     values = values[np.isfinite(values)]
     if not len(values):
         return float("nan"), float("nan")
     shift = values.mean() - estimate if estimate is not None and np.isfinite(estimate) else 0.0
     tail = (1 - level) / 2 * 100
     return float(np.percentile(values, tail) - shift), float(np.percentile(values, 100 - tail) - shift)
+
+
+def bootstrap_ci(statistic, n: int, resamples: int = 200, seed: int = 0, level: float = 0.95,
+                 estimate: float | None = None) -> tuple[float, float]:
+    """Bias-shifted percentile interval of ``statistic(indices)`` over ``resamples`` resamples of n items."""
+    return shifted_percentile_interval(bootstrap_values(statistic, n, resamples, seed), estimate, level)

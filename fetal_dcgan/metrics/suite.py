@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from fetal_dcgan.metrics.diversity import diversity, set_diversity
+from fetal_dcgan.metrics.diversity import DUPLICATE_PSNR_DB, MS_SSIM_PAIRS, diversity, set_diversity
 from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, RandomConvFeatures, extract_features
 from fetal_dcgan.metrics.fid import FrechetReference, frechet_distance
-from fetal_dcgan.metrics.kid import PolynomialKernels, kid_from_kernels, subset_size_for
+from fetal_dcgan.metrics.kid import PolynomialKernels, kid_from_kernels
 from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS, l1_distance, lbp, lbp_histograms, lbp_vector
 from fetal_dcgan.metrics.memorisation import memorisation, training_bank
 from fetal_dcgan.metrics.mutual_info import mutual_information
-from fetal_dcgan.metrics.prdc import NeighbourBalls, bootstrap_ci
+from fetal_dcgan.metrics.prdc import NeighbourBalls, bootstrap_ci, bootstrap_values, shifted_percentile_interval
 from fetal_dcgan.metrics.psnr import psnr
 from fetal_dcgan.utils import atomic_save
 
@@ -73,7 +73,6 @@ def bootstrap_fd(fake: torch.Tensor, real: torch.Tensor, suite: "MetricSuite", e
 
 def _kid(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     f, r = suite.fake_features(fake), suite.real_features(real)
-    subset_size_for(len(f), len(r), suite.kid_subset_size)
     kernels = PolynomialKernels(f, r, suite.device)  # once: every subset and resample gathers from them
     mean, std = kid_from_kernels(kernels, np.arange(len(f)), suite.kid_subsets, suite.kid_subset_size, suite.seed)
     low, high = bootstrap_ci(  # 10 subsets per resample, as torch-fidelity would draw them on the resample
@@ -101,8 +100,9 @@ def _lbp(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
 
 
 def _diversity(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
-    real_stats = suite._real_statistic("diversity", real, lambda: set_diversity(real.to(suite.device), seed=suite.seed),
-                                       f"ms-ssim-2000-pairs-seed-{suite.seed}")  # the same at every snapshot
+    real_stats = suite._real_statistic(  # the same at every snapshot
+        "diversity", real, lambda: set_diversity(real.to(suite.device), seed=suite.seed),
+        f"ms-ssim-{MS_SSIM_PAIRS}-pairs-seed-{suite.seed}-dup-{DUPLICATE_PSNR_DB}dB")
     return diversity(set_diversity(fake.to(suite.device), seed=suite.seed), real_stats)
 
 
@@ -136,9 +136,15 @@ def _prdc(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     f, r, space = _space_features(suite, fake, real)
     balls = NeighbourBalls(f.to(suite.device), r.to(suite.device))
     scalars = balls.scores()
-    for key in ("precision", "recall"):
-        low, high = bootstrap_ci(lambda i: balls.scores(torch.from_numpy(i).to(suite.device))[key], len(f),
-                                 suite.ci_resamples // 4, suite.seed, estimate=scalars[key])
+    keys = ("precision", "recall")
+
+    def resampled(i: np.ndarray) -> list[float]:  # both from one pass over each resample
+        scores = balls.scores(torch.from_numpy(i).to(suite.device))
+        return [scores[key] for key in keys]
+
+    values = bootstrap_values(resampled, len(f), suite.ci_resamples // 4, suite.seed).reshape(-1, len(keys))
+    for column, key in enumerate(keys):
+        low, high = shifted_percentile_interval(values[:, column], scalars[key])
         scalars.update({f"{key}_ci_low": low, f"{key}_ci_high": high})
     return {"scalars": scalars, "status": f"ok: {space} features, k=5"}
 
