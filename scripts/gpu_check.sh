@@ -2,7 +2,7 @@
 # GPU checks in one call on a lent GPU machine (README: Performance). That machine has
 # PyTorch, Lightning and the scientific stack but no network: first run
 # scripts/gpu_wheels.sh here, then in one device call, carrying .whl:
-#     bash scripts/gpu_check.sh        (about 9 minutes: give the call timeout_s=590)
+#     bash scripts/gpu_check.sh        (estimated, not yet measured: about 9 minutes; timeout_s=590)
 # PARTS picks steps ("tests bench grid" by default; "tests bench" then "grid" on the warm
 # machine splits it into two calls); GRID_SECONDS caps the grid (300). ACCELERATOR=cpu
 # DEVICE=cpu GRID_SECONDS=60 STEPS=3 rehearses the script on a machine without a GPU.
