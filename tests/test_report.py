@@ -49,7 +49,7 @@ def test_every_file_is_written(report):
     assert len(list((out / "figures" / "grids").glob("*.png"))) == 8
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4 + 8  # self-contained: figures and grids inline
-    assert "What was run" in page and "phantom" in page and "Statistics" in page
+    assert "What was run" in page and "phantom" in page and "Statistics: runs" in page
 
 
 def test_results_have_one_row_per_run_and_snapshot(report):
@@ -60,46 +60,58 @@ def test_results_have_one_row_per_run_and_snapshot(report):
     assert len(per_image) == 8 * 16 and {"run", "epoch", "image", "psnr_best", "lbp_l1"} <= set(per_image)
 
 
-def test_statistics_match_scipy(report):
+def test_statistics_use_runs_as_replicates_and_match_scipy(report):
+    from statsmodels.stats.multitest import multipletests
+
     results = pd.read_csv(report["out"] / "results.csv")
     table = pd.read_csv(report["out"] / "stats.csv")
-    row = table[(table.metric == "lbp_l1") & (table.axis == "n") & (table.level == "set")].iloc[0]
-    groups = [g["lbp_l1"].to_numpy() for _, g in results.groupby("n")]
-    assert row.kruskal_h == pytest.approx(stats.kruskal(*groups).statistic, rel=1e-12)
-    assert row.kruskal_p == pytest.approx(stats.kruskal(*groups).pvalue, rel=1e-12)
-    assert row.anova_f == pytest.approx(stats.f_oneway(*groups).statistic, rel=1e-12)
-    assert row.groups == "20: 4; 40: 4"
-    per_image = pd.read_csv(report["out"] / "per_image.csv")
-    image_row = table[(table.metric == "psnr_best") & (table.axis == "epoch") & (table.level == "image")].iloc[0]
-    groups = [g["psnr_best"].to_numpy() for _, g in per_image.groupby("epoch")]
-    assert image_row.kruskal_p == pytest.approx(stats.kruskal(*groups).pvalue, rel=1e-12)
+    assert list(table.columns) == ["metric", "factor", "epoch", "design", "unit", "test", "n_groups",
+                                   "replicates_per_group", "statistic", "p_value", "p_adjusted", "effect_size",
+                                   "effect_size_name", "note"]
+    row = table[(table.metric == "lbp_l1") & (table.factor == "n") & (table.design == "runs")
+                & (table.epoch == 4)].iloc[0]
+    groups = [g["lbp_l1"].to_numpy() for _, g in results[results.epoch == 4].groupby("n")]
+    assert row.unit == "run" and row.replicates_per_group == 2  # 2 seeds per n
+    assert row.statistic == pytest.approx(stats.f_oneway(*groups).statistic, rel=1e-9)
+    assert row.p_value == pytest.approx(stats.f_oneway(*groups).pvalue, rel=1e-9)
+    assert set(table.design) == {"runs", "runs-blocked-by-epoch", "paper-epochs-as-replicates", "descriptive-images"}
+    images = table[table.design == "descriptive-images"]
+    assert len(images) and images.p_value.isna().all() and (images.unit == "image").all()
     pairs = pd.read_csv(report["out"] / "pairwise.csv")
-    psnr_pairs = pairs[(pairs.level == "set") & (pairs.axis == "n")]
-    assert len(psnr_pairs) == len(pairs[(pairs.level == "set") & (pairs.axis == "n")]["metric"].unique())
-    one = psnr_pairs[psnr_pairs.metric == "lbp_l1"].iloc[0]
-    u = stats.mannwhitneyu(*[g["lbp_l1"].to_numpy() for _, g in results.groupby("n")], alternative="two-sided")
-    assert one.u == u.statistic and one.p == pytest.approx(u.pvalue)
-    fid = table[(table.metric == "fid") & (table.axis == "n")].iloc[0]
-    assert np.isnan(fid.kruskal_p) and fid.note.startswith("cannot test")  # FID unavailable offline
+    p = np.r_[table.p_value.dropna(), pairs.p_value.dropna()]
+    adjusted = np.r_[table.p_adjusted.dropna(), pairs.p_adjusted.dropna()]
+    assert np.allclose(adjusted, multipletests(p, method="fdr_bh")[1])
+    assert set(table.factor) == {"n", "epoch"}  # seeds are replicates, not a factor
+    fid = table[(table.metric == "fid") & (table.factor == "n")].iloc[0]
+    assert np.isnan(fid.p_value) and fid.note  # FID unavailable offline: said, not tested
+    summary = (report["out"] / "stats.md").read_text()
+    assert summary.index("**n**") < summary.index("## runs") and "Replicate: one value per training run" in summary
+    page = (report["out"] / "report.html").read_text()
+    assert page.index("Answer") < page.index("<img") < page.index("Statistics: runs")
 
 
-def test_ratings_regressions_match_scipy(report, tmp_path):
+def test_ratings_are_related_per_set(report, tmp_path):
     per_image = pd.read_csv(report["out"] / "per_image.csv")
+    results = pd.read_csv(report["out"] / "results.csv")
     rng = np.random.default_rng(0)
-    ratings = per_image[["run", "epoch", "image"]].sample(30, random_state=0).assign(
+    ratings = per_image[["run", "epoch", "image"]].sample(60, random_state=0).assign(
         rating=lambda f: rng.integers(1, 6, len(f)).astype(float))
     ratings.to_csv(tmp_path / "ratings.csv", index=False)
     out = tmp_path / "with_ratings"
-    build_report(report["sweep"], out, tmp_path / "ratings.csv")
-    table = pd.read_csv(out / "ratings_regression.csv")
-    merged = per_image.merge(ratings, on=["run", "epoch", "image"])
-    fit = stats.linregress(merged["lbp_l1"], merged["rating"])
-    row = table[table.metric == "lbp_l1 (image)"].iloc[0]
-    assert row.r == pytest.approx(fit.rvalue) and row.p == pytest.approx(fit.pvalue) and row.n == 30
-    assert (out / "figures" / "ratings_regression.png").is_file()
+    assert report_main([str(report["sweep"]), "--out", str(out), "--ratings", str(tmp_path / "ratings.csv"),
+                        "--log-fit"]) == 0
+    table = pd.read_csv(out / "metrics_vs_ratings.csv").set_index("metric")
+    sets = ratings.groupby(["run", "epoch"], as_index=False)["rating"].mean().merge(results, on=["run", "epoch"])
+    expected = stats.pearsonr(sets["rating"], sets["lbp_l1"])
+    assert table.loc["lbp_l1", "n_sets"] == len(sets) == 8  # sets, not the 60 rated images
+    assert table.loc["lbp_l1", "pearson_r"] == pytest.approx(expected.statistic)
+    assert table.loc["lbp_l1", "pearson_p"] == pytest.approx(expected.pvalue)
+    assert (out / "figures" / "metrics_vs_ratings.png").is_file()
     (tmp_path / "bad.csv").write_text("image,score\na.png,3\n")
     with pytest.raises(UserError, match="lacks the columns .*run, epoch, image, rating"):
         build_report(report["sweep"], tmp_path / "x", tmp_path / "bad.csv")
+    assert report_main([str(report["sweep"]), "--out", str(out), "--ratings", str(tmp_path / "ratings.csv"),
+                        "--role", "clinician"]) == 2  # no role column: said, not guessed
 
 
 def test_not_a_sweep(tmp_path, capsys):

@@ -299,36 +299,54 @@ def test_agreement_statistics_match_reference_libraries():
     assert fleiss_kappa(counts) == pytest.approx(sm_fleiss(counts), rel=1e-12)
 
 
-def test_metrics_against_ratings(study, tmp_path):
-    storage = Storage(study / "ratings.sqlite")
-    key = read_key(study)
+def test_metrics_against_ratings_per_set_and_role(tmp_path):
+    """One point per synthetic set (n = sets, not images), per role; the same numbers through
+    `survey analyze` and `report --ratings`, checked against scipy."""
+    from fetal_dcgan.report.ratings import metrics_vs_ratings
+
+    real = tmp_path / "real"
+    for i in range(6):
+        write_image(real / f"scan_{i:02d}.png", noise_image(i, (32, 32)))
+    for run in ("0", "1", "2"):
+        for epoch in (2, 4):
+            for i in range(4):
+                write_image(tmp_path / "sweep" / run / "samples" / f"epoch={epoch:04d}" / f"{i:04d}.png",
+                            noise_image(1000 * int(run) + 10 * epoch + i, (32, 32)))
+    study = tmp_path / "study"
+    assert survey_main(["build", "--real", str(real), "--fake", str(tmp_path / "sweep"), "--n-real", "4",
+                        "--n-fake", "24", "--out", str(study)]) == 0
+    storage, key = Storage(study / "ratings.sqlite"), read_key(study)
     rng = np.random.default_rng(1)
-    for rater in ("x", "y", "z"):
-        storage.add_rater(rater, "clinician", 5)
+    for rater, role in (("x", "clinician"), ("y", "engineer"), ("z", "engineer")):
+        storage.add_rater(rater, role, 5)
         for row in key:
-            storage.save_answer(rater, row["id"], "real", int(rng.integers(1, 6)), 1.0)
-    metrics = tmp_path / "report"
-    metrics.mkdir()
-    files = [r for r in key if r["truth"] == "synthetic"]
-    per_image = pd.DataFrame({"run": [r["run"] for r in files], "epoch": 2, "image": [r["image"] for r in files],
-                              "lbp_l1": rng.random(len(files)), "psnr_best": rng.random(len(files)) * 30})
-    per_image.to_csv(metrics / "per_image.csv", index=False)
-    pd.DataFrame({"run": ["0", "1"], "epoch": [2, 2], "fid": [10.0, 20.0], "lbp_l1": [0.5, 0.7]}).to_csv(
-        metrics / "results.csv", index=False)
-    assert survey_main(["analyze", str(study), "--metrics", str(metrics / "per_image.csv"),
+            storage.save_answer(rater, row["id"], rng.choice(["real", "synthetic"]), int(rng.integers(1, 6)), 1.0)
+    sets = pd.DataFrame([{"run": r, "epoch": e} for r in ("0", "1", "2") for e in (2, 4)])
+    results = sets.assign(fid=rng.random(6) * 100, lbp_l1=rng.random(6))
+    results.to_csv(tmp_path / "results.csv", index=False)
+    assert survey_main(["analyze", str(study), "--metrics", str(tmp_path / "results.csv"), "--log-fit",
                         "--out", str(tmp_path / "analysis")]) == 0
-    relations = pd.read_csv(tmp_path / "analysis" / "metric_relations.csv").set_index("metric")
+    relations = pd.read_csv(tmp_path / "analysis" / "metrics_vs_ratings.csv")
+    assert set(relations.role) == {"all", "clinician", "engineer"}
     answers = pd.DataFrame(storage.answers()).merge(pd.DataFrame(key), left_on="image", right_on="id")
-    mean_rating = answers[answers.truth == "synthetic"].groupby(["run", "image_y"])["rating"].mean()
-    joined = per_image.set_index(["run", "image"]).join(mean_rating.rename_axis(["run", "image"]))  # file names repeat across runs
-    expected = stats.pearsonr(joined["lbp_l1"], joined["rating"])
-    assert relations.loc["lbp_l1", "pearson_r"] == pytest.approx(expected.statistic)
-    assert relations.loc["lbp_l1", "pearson_p"] == pytest.approx(expected.pvalue)
-    assert relations.loc["lbp_l1", "spearman_r"] == pytest.approx(stats.spearmanr(joined["lbp_l1"], joined["rating"]).statistic)
-    assert "set_fid" in relations.index and (tmp_path / "analysis" / "metrics_vs_ratings.png").is_file()
-    assert (tmp_path / "analysis" / "summary.html").is_file()
+    clinician = answers[(answers.truth == "synthetic") & (answers.role == "clinician")]
+    means = clinician.assign(epoch=clinician.epoch.astype(int)).groupby(["run", "epoch"], as_index=False)[
+        "rating"].mean().merge(results, on=["run", "epoch"])
+    row = relations[(relations.role == "clinician") & (relations.metric == "fid")].iloc[0]
+    expected = stats.pearsonr(means["rating"], means["fid"])
+    assert row.n_sets == 6 and row.pearson_r == pytest.approx(expected.statistic)
+    assert row.pearson_p == pytest.approx(expected.pvalue)
+    z, half = np.arctanh(expected.statistic), 1.96 / np.sqrt(6 - 3)  # Fisher z, by hand
+    assert row.pearson_ci_low == pytest.approx(np.tanh(z - half), abs=1e-3)
+    assert row.spearman_rho == pytest.approx(stats.spearmanr(means["rating"], means["fid"]).statistic)
+    assert row.spearman_ci_low <= row.spearman_rho <= row.spearman_ci_high
+    slope, intercept = np.polyfit(np.log(means["rating"]), means["fid"], 1)
+    assert row.log_a == pytest.approx(slope) and row.log_b == pytest.approx(intercept)
+    assert (tmp_path / "analysis" / "metrics_vs_ratings.png").is_file()
     ratings = pd.read_csv(tmp_path / "analysis" / "ratings.csv")  # the report's --ratings format
-    assert list(ratings.columns) == ["run", "epoch", "image", "rating"] and len(ratings) == 4
+    assert {"run", "epoch", "image", "rating", "role", "called_real"} <= set(ratings) and len(ratings) == 72
+    same, _ = metrics_vs_ratings(results, ratings, ["fid", "lbp_l1"], "clinician", log_fit=True)
+    assert same.set_index("metric").loc["fid", "pearson_r"] == pytest.approx(row.pearson_r)
 
 
 def test_analyze_without_answers_says_so(study, capsys):

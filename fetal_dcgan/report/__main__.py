@@ -1,4 +1,4 @@
-"""python -m fetal_dcgan.report SWEEP_DIR [--out DIR] [--ratings ratings.csv]"""
+"""python -m fetal_dcgan.report SWEEP_DIR [--out DIR] [--ratings ratings.csv [--role clinician] [--log-fit]]"""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 from fetal_dcgan.errors import cli_status
 from fetal_dcgan.report.build import build_report
+from fetal_dcgan.report.ratings import ROLES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,12 +17,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep", help="the sweep folder (multirun/...) or a single run folder")
     parser.add_argument("--out", default=None, help="output folder (default: SWEEP/report)")
     parser.add_argument("--ratings", default=None,
-                        help="CSV with columns run,epoch,image,rating (mean rating of each rated synthetic image)")
+                        help="CSV with one row per rating of a synthetic image: run,epoch,image,rating "
+                             "[,role,rater,called_real] (survey analyze writes analysis/ratings.csv)")
+    parser.add_argument("--role", default="all", choices=ROLES,
+                        help="use only the ratings of raters of this role (the paper used the clinician's)")
+    parser.add_argument("--log-fit", action="store_true",
+                        help="also fit metric = a ln(rating) + b, the paper's Fig. 2 regression")
+    parser.add_argument("--resamples", type=int, default=200,
+                        help="bootstrap resamples for the CIs of Cliff's delta over images")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
     def run() -> None:
-        for name, path in build_report(args.sweep, args.out, args.ratings).items():
+        for name, path in build_report(args.sweep, args.out, args.ratings, args.role, args.log_fit,
+                                              args.resamples).items():
             print(f"{name:<28} {path}")
 
     return cli_status(run)

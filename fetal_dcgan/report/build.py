@@ -10,46 +10,82 @@ import numpy as np
 import pandas as pd
 
 from fetal_dcgan.callbacks.snapshot import sample_dir
-from fetal_dcgan.errors import UserError
 from fetal_dcgan.report import figures
 from fetal_dcgan.report.collect import PER_IMAGE_METRICS, Sweep, load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
-from fetal_dcgan.report.stats import axis_tests, pairwise_tests
+from fetal_dcgan.report.ratings import metrics_vs_ratings, rating_figure, read_ratings
+from fetal_dcgan.report.stats import DESIGNS, significant, sweep_statistics
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
-RATING_COLUMNS = ("run", "epoch", "image", "rating")
-SET_RATING_METRICS = ("fid", "lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240", "lbp_l1", "psnr_mean", "mi_mean")
 
 
-def statistics(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tests across every varied axis: set-level metrics, then per-image metrics."""
-    axes = sweep.varied_axes
-    per_image_metrics = [m for m in PER_IMAGE_METRICS if m in sweep.per_image]
-    per_image = sweep.per_image.merge(sweep.results[["run", "epoch"] + [a for a in axes if a in sweep.results
-                                                                        and a not in sweep.per_image]],
-                                      on=["run", "epoch"], how="left") if not sweep.per_image.empty else sweep.per_image
-    tests = pd.concat([axis_tests(sweep.results, sweep.metric_columns, axes, "set"),
-                       axis_tests(per_image, per_image_metrics, axes, "image")], ignore_index=True)
-    pairs = pd.concat([pairwise_tests(sweep.results, sweep.metric_columns, axes, "set"),
-                       pairwise_tests(per_image, per_image_metrics, axes, "image")], ignore_index=True)
-    return tests, pairs
+def statistics(sweep: Sweep, resamples: int = 200) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every design over every varied factor (see ``report.stats``), BH-adjusted as one family."""
+    factors = sweep.varied_axes
+    per_image = sweep.per_image
+    if not per_image.empty:
+        per_image = per_image.merge(sweep.results[["run", "epoch"] + [f for f in factors if f not in per_image]],
+                                    on=["run", "epoch"], how="left")
+    return sweep_statistics(sweep.results, per_image, sweep.metric_columns,
+                            [m for m in PER_IMAGE_METRICS if m in per_image], factors, resamples)
+
+
+def _md(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "(none)\n"
+    cells = frame.astype(object).where(frame.notna(), "")
+    lines = ["| " + " | ".join(map(str, cells.columns)) + " |", "|" + "---|" * len(cells.columns)]
+    lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+              for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
 
 
 def stats_markdown(tests: pd.DataFrame, pairs: pd.DataFrame) -> str:
-    def md(frame: pd.DataFrame) -> str:
-        if frame.empty:
-            return "(none)\n"
-        cells = frame.astype(object).where(frame.notna(), "")
-        lines = ["| " + " | ".join(map(str, cells.columns)) + " |", "|" + "---|" * len(cells.columns)]
-        lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
-                  for row in cells.itertuples(index=False)]
-        return "\n".join(lines) + "\n"
+    """stats.md: the answer first, then one table per design, each saying what its replicate is."""
+    parts = ["# Does each metric differ across the sweep's factors?\n", answer_text(tests) + "\n",
+             "`p_adjusted`: Benjamini-Hochberg over every p-value of this report (stats and pairwise).\n"]
+    for design, (_, sentence) in DESIGNS.items():
+        rows = tests[tests["design"] == design]
+        if not rows.empty:
+            parts.append(f"## {design}\n\nReplicate: {sentence}.\n\n" + _md(rows))
+    if not pairs.empty:
+        parts.append("## Pairwise comparisons\n\nRun-level designs: Welch's t and Hedges' g between runs; "
+                     "descriptive-images: Cliff's delta with a bootstrap CI over images, no p-value.\n\n" + _md(pairs))
+    return "\n".join(parts)
 
-    return ("# Does each metric differ across the sweep's axes?\n\nKruskal-Wallis and one-way ANOVA per metric "
-            "and axis (scipy). Set-level metrics use the other axes and seeds as replicates; per-image metrics "
-            "use the images. `groups` gives each level's number of values.\n\n" + md(tests) +
-            "\n# Pairwise Mann-Whitney U, Benjamini-Hochberg adjusted (`p_bh`)\n\n" + md(pairs))
+
+def answers(tests: pd.DataFrame) -> list[tuple[str, str]]:
+    """Per factor, one sentence: which metrics differ between runs (effect size, adjusted p),
+    that none does, or that the design cannot say."""
+    out = []
+    for factor, rows in tests.groupby("factor", sort=False):
+        run_level = rows[rows["unit"] == "run"]
+        tested = run_level[run_level["p_value"].notna()]
+        paper = rows[(rows["design"] == "paper-epochs-as-replicates") & (rows["p_adjusted"] < 0.05)]
+        aside = (f" (the paper's analysis, with snapshots as replicates, would call {paper['metric'].nunique()} "
+                 "metrics different)") if len(paper) else ""
+        if tested.empty:
+            out.append((factor, f"The design cannot say: every cell of {factor} has one run, so there is no run-level "
+                                f"test. Add seeds (seed=0,1,2) to replicate{aside}."))
+            continue
+        found = significant(rows)
+        if found.empty:
+            out.append((factor, f"No metric differs across {factor} between runs: {len(tested)} run-level tests, "
+                                f"smallest adjusted p {tested['p_adjusted'].min():.3g}{aside}."))
+            continue
+        best = found.drop_duplicates("metric")
+        listed = "; ".join(
+            f"{r.metric} ({r.design}{'' if pd.isna(r.epoch) or r.epoch == '' else f', epoch {int(r.epoch)}'}: "
+            f"{r.effect_size_name} {r.effect_size:.2f}, adjusted p {r.p_adjusted:.3g})" for r in best.itertuples())
+        out.append((factor, f"{best['metric'].nunique()} metrics differ across {factor} between runs: {listed}."))
+    return out
+
+
+def answer_text(tests: pd.DataFrame) -> str:
+    found = answers(tests)
+    return "\n".join(f"- **{factor}**: {text}" for factor, text in found) if found else \
+        "Nothing varies across the sweep's runs except replicates: there is no factor to test."
 
 
 def _loss_curves(sweep: Sweep) -> dict:
@@ -81,33 +117,8 @@ def _lbp_sets(sweep: Sweep) -> list:
     return sets
 
 
-def read_ratings(path: Path) -> pd.DataFrame:
-    ratings = pd.read_csv(path)
-    missing = [c for c in RATING_COLUMNS if c not in ratings]
-    if missing:
-        raise UserError(f"{path} lacks the columns {missing}: a ratings CSV has one row per rated synthetic image "
-                        f"with columns {', '.join(RATING_COLUMNS)} (rating: mean quality score).")
-    ratings["run"] = ratings["run"].astype(str)
-    return ratings
-
-
-def rating_regressions(sweep: Sweep, ratings: pd.DataFrame, out: Path) -> tuple[pd.DataFrame, Path | None]:
-    """Metrics against ratings: per image (per-image metrics) and per set (set-level metrics)."""
-    per_image = sweep.per_image.assign(run=sweep.per_image["run"].astype(str)).merge(
-        ratings, on=["run", "epoch", "image"])
-    per_set = sweep.results.assign(run=sweep.results["run"].astype(str)).merge(
-        ratings.groupby(["run", "epoch"], as_index=False)["rating"].mean(), on=["run", "epoch"])
-    panels = [("image", m, per_image) for m in PER_IMAGE_METRICS if m in per_image] + \
-             [("set", m, per_set) for m in SET_RATING_METRICS if m in per_set and per_set[m].notna().any()]
-    if not panels:
-        return pd.DataFrame(), None
-    fits, path = figures.regression_grid(
-        [(f"{metric} ({level})", frame[metric].to_numpy(float), frame["rating"].to_numpy(float))
-         for level, metric, frame in panels], "rating", out / "figures" / "ratings_regression.png")
-    return pd.DataFrame([{**fit, "level": level} for fit, (level, _, _) in zip(fits, panels)]), path
-
-
-def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: str | Path | None = None) -> dict:
+def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: str | Path | None = None,
+                 role: str = "all", log_fit: bool = False, resamples: int = 200) -> dict:
     """Write every table, figure and report.html for the sweep; return their paths."""
     sweep = load_sweep(sweep_dir)
     out = Path(out) if out else sweep.root / "report"
@@ -116,7 +127,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
              "pairwise": out / "pairwise.csv", "stats_md": out / "stats.md", "html": out / "report.html"}
     atomic_write_text(sweep.results.to_csv(index=False), paths["results"])
     atomic_write_text(sweep.per_image.to_csv(index=False), paths["per_image"])
-    tests, pairs = statistics(sweep)
+    tests, pairs = statistics(sweep, resamples)
     atomic_write_text(tests.to_csv(index=False), paths["stats"])
     atomic_write_text(pairs.to_csv(index=False), paths["pairwise"])
     atomic_write_text(stats_markdown(tests, pairs), paths["stats_md"])
@@ -133,26 +144,34 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
         grid = figures.sample_grid(files, out / "figures" / "grids" / f"run={row.run}_epoch={int(row.epoch):04d}.png")
         if grid:
             grids.append((f"run {row.run} · n={row.n} · epoch {row.epoch}", grid))
-    regressions = pd.DataFrame()
+    relations = pd.DataFrame()
     if ratings:
-        regressions, figs["metrics against ratings"] = rating_regressions(sweep, read_ratings(Path(ratings)), out)
-        atomic_write_text(regressions.to_csv(index=False), out / "ratings_regression.csv")
+        relations, sets = metrics_vs_ratings(sweep.results, read_ratings(Path(ratings)), sweep.metric_columns,
+                                             role, log_fit)
+        paths["ratings"] = out / "metrics_vs_ratings.csv"
+        atomic_write_text(relations.to_csv(index=False), paths["ratings"])
+        figs["metrics against ratings"] = rating_figure(sets, relations, out / "figures" / "metrics_vs_ratings.png")
 
-    atomic_write_text(_page(sweep, tests, pairs, figs, grids, regressions), paths["html"])
+    atomic_write_text(_page(sweep, tests, pairs, figs, grids, relations), paths["html"])
     paths.update({f"figure {k}": v for k, v in figs.items() if v})
     log.info("Report of %d runs written to %s", len(sweep.runs), out)
     return paths
 
 
-def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, regressions: pd.DataFrame) -> str:
+def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, relations: pd.DataFrame) -> str:
     cfg = sweep.config or {}
     data, model, trainer = cfg.get("data", {}), cfg.get("model", {}), cfg.get("trainer", {})
     failed = sweep.runs[sweep.runs["status"] != "finished"]
-    metric_cols = [c for c in sweep.results.columns if not c.startswith(("status_", "override.", "lbp_v"))]
+    metric_cols = [c for c in sweep.results.columns if not c.startswith(("status_", "override.", "lbp_v"))
+                   and not c.endswith(("_ci_low", "_ci_high"))]
     statuses = {c.removeprefix("status_"): sorted(sweep.results[c].astype(str).str.split(":").str[0].unique())
                 for c in sweep.results.columns if c.startswith("status_")}
+    cells = [f for f in sweep.varied_axes if f != "epoch"]
+    replicates = (sweep.results.groupby(cells)["run"].nunique() if cells
+                  else pd.Series([sweep.results["run"].nunique()]))
     about = (f"<p>Sweep <code>{html.escape(str(sweep.root))}</code>: {len(sweep.runs)} runs, "
-             f"{len(sweep.results)} scored snapshots. Data: <code>{html.escape(str(data.get('source')))}</code>"
+             f"{len(sweep.results)} scored snapshots, {replicates.min()}-{replicates.max()} runs (seeds) per cell. "
+             f"Data: <code>{html.escape(str(data.get('source')))}</code>"
              f"{' at ' + html.escape(str(data.get('root'))) if data.get('root') else ''}, "
              f"{data.get('image_size')} px (fit={data.get('fit')}), reference set of {data.get('reference_n')} "
              f"non-augmented images. Model: DCGAN nz={model.get('nz')}, ngf={model.get('ngf')}, "
@@ -162,15 +181,27 @@ def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, regressions: pd.D
              "full settings are in <code>&lt;run&gt;/config.yaml</code> and its training images in "
              "<code>&lt;run&gt;/subset.txt</code>. Metric status: "
              + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in statuses.items())) + "</p>")
-    sections = [("What was run", about + table(sweep.runs.drop(columns=["path"]))),
-                ("Cells not finished or not scored", table(failed.drop(columns=["path"]))),
-                ("Results (one row per run and snapshot)", table(sweep.results[metric_cols])),
-                ("Statistics", "<p class='note'>Kruskal-Wallis and one-way ANOVA (scipy); set-level metrics use "
-                 "the other axes and seeds as replicates, per-image metrics the images.</p>" + table(tests)),
-                ("Pairwise tests (Mann-Whitney U, Benjamini-Hochberg)", table(pairs))]
+    answer = "<ul>" + "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>"
+                              for f, text in answers(tests)) + "</ul>" + \
+             "<p class='note'>Run-level tests (the training run is the replicate), Benjamini-Hochberg adjusted over " \
+             "every p-value of this report; the tables below give every test with its effect size.</p>"
+    sections = [("Answer", answer), ("What was run", about + table(sweep.runs.drop(columns=["path"]))),
+                ("Cells not finished or not scored", table(failed.drop(columns=["path"])))]
     sections += [(title, image_tag(path, title)) for title, path in figs.items() if path]
-    if not regressions.empty:
-        sections.append(("Regression of metrics on ratings", table(regressions)))
+    if not relations.empty:
+        sections.append(("Metrics against ratings (one point per synthetic set)",
+                         "<p class='note'>Replicate: a synthetic set (its mean rating); Pearson with a Fisher-z CI, "
+                         "Spearman with a bootstrap CI over sets, p adjusted (BH) over the metrics.</p>" +
+                         table(relations)))
+    for design, (_, sentence) in DESIGNS.items():
+        rows = tests[tests["design"] == design].drop(columns=["design", "unit"])
+        if not rows.empty:
+            sections.append((f"Statistics: {design}", f"<p class='note'>Replicate: {html.escape(sentence)}.</p>"
+                             + table(rows)))
+    sections.append(("Pairwise comparisons", "<p class='note'>Run-level designs: Welch's t and Hedges' g between "
+                     "runs; descriptive-images: Cliff's delta with a bootstrap CI over images, no p-value.</p>"
+                     + table(pairs)))
+    sections.append(("Results (one row per run and snapshot)", table(sweep.results[metric_cols])))
     sections.append(("Synthetic images (first 9 of each set)", "<div class='grids'>" + "".join(
         f"<figure>{image_tag(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in grids) + "</div>"))
     return render(f"fetal_dcgan sweep report: {sweep.root.name}", sections)

@@ -22,8 +22,13 @@ CONFIG_COLUMNS = ("run", "epoch", "n", "image_size", "lr", "seed")
 #: Per-image metrics (in per_image.csv) that can serve as replicates.
 PER_IMAGE_METRICS = ("psnr_best", "mi_best", "nmi_best", "lbp_l1", "lbp_chi2", "lbp_v8", "lbp_v20", "lbp_v143",
                      "lbp_v240")
+#: Set-level columns that describe the reference set or the design, not the synthetic set.
+DESCRIPTOR_COLUMNS = ("n_fake", "n_real", "reference_in_training", "ms_ssim_real", "duplicate_rate_real",
+                      "copy_threshold_ncc", "calibration_ncc_mean")
 #: Candidate axes of a study, in the order they are reported; seeds are replicates, not an axis.
 AXES = ("n", "epoch", "lr", "image_size")
+#: Overrides that replicate a cell (training seed, data seed) or are already an axis above.
+NOT_FACTORS = ("data.n", "model.lr", "data.image_size", "seed", "data.seed", "experiment")
 
 
 @dataclass
@@ -36,7 +41,7 @@ class Sweep:
 
     @property
     def metric_columns(self) -> list[str]:
-        skip = set(CONFIG_COLUMNS) | {"n_fake", "n_real"}
+        skip = set(CONFIG_COLUMNS) | set(DESCRIPTOR_COLUMNS)
         return [c for c in self.results.columns if c not in skip and not c.startswith(("status_", "override."))
                 and not c.endswith(("_reference", "_ci_low", "_ci_high"))
                 and pd.api.types.is_numeric_dtype(self.results[c])]
@@ -46,7 +51,7 @@ class Sweep:
         """Axes with more than one value among the scored cells."""
         axes = [a for a in AXES if a in self.results and self.results[a].nunique() > 1]
         axes += [c for c in self.results.columns if c.startswith("override.") and self.results[c].nunique() > 1
-                 and c.removeprefix("override.") not in ("data.n", "model.lr", "data.image_size", "seed", "experiment")]
+                 and c.removeprefix("override.") not in NOT_FACTORS and not c.startswith("override.hydra")]
         return axes
 
 

@@ -112,31 +112,12 @@ def sample_grid(files: list[Path], path: Path, scale: int = 4) -> Path | None:
     return path
 
 
-def regression(x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str, ax) -> dict:
-    """Scatter, least-squares line and scipy's linregress r and p on one axis."""
-    from scipy import stats
-
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    ax.scatter(x, y, s=10, alpha=0.7)
-    out = {"metric": xlabel, "n": int(len(x)), "r": np.nan, "p": np.nan, "slope": np.nan}
-    if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-        fit = stats.linregress(x, y)
-        xs = np.linspace(x.min(), x.max(), 50)
-        ax.plot(xs, fit.intercept + fit.slope * xs, color="tab:red")
-        out.update(r=fit.rvalue, p=fit.pvalue, slope=fit.slope)
-    ax.set_title(f"{xlabel}: r={out['r']:.2f}, p={out['p']:.2g}, n={out['n']}", fontsize=8)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    return out
-
-
-def regression_grid(panels: list[tuple[str, np.ndarray, np.ndarray]], ylabel: str, path: Path,
-                    cols: int = 4) -> tuple[list[dict], Path]:
-    """One regression panel per (label, x, y), four a row; returns each panel's fit."""
-    rows = -(-len(panels) // cols)
+def panel_grid(items: list, draw, path: Path, cols: int = 4) -> Path:
+    """One panel per item, ``cols`` a row; ``draw(ax, item)`` fills each."""
+    rows = -(-len(items) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(14, 3 * rows), squeeze=False)
-    fits = [regression(x, y, label, ylabel, ax) for ax, (label, x, y) in zip(axes.flat, panels)]
-    for ax in axes.flat[len(panels):]:
+    for ax, item in zip(axes.flat, items):
+        draw(ax, item)
+    for ax in axes.flat[len(items):]:
         ax.axis("off")
-    return fits, save_figure(fig, path)
+    return save_figure(fig, path)

@@ -14,7 +14,7 @@ table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}img{max-width:100%}
 .grids{display:flex;flex-wrap:wrap;gap:12px}.grids figure{margin:0;width:220px;font-size:11px}
-.note{color:#555;font-size:13px}code{background:#f5f5f5;padding:0 3px}
+.wide{overflow-x:auto;max-width:100%}.note{color:#555;font-size:13px}code{background:#f5f5f5;padding:0 3px}
 """
 
 
@@ -26,7 +26,8 @@ def image_tag(path: Path, alt: str) -> str:
 def table(frame: pd.DataFrame, digits: int = 4) -> str:
     if frame.empty:
         return '<p class="note">(none)</p>'
-    return frame.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.{digits}g}", border=0)
+    body = frame.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.{digits}g}", border=0)
+    return f'<div class="wide">{body}</div>'  # a wide table scrolls inside the page, not the page
 
 
 def render(title: str, sections: list[tuple[str, str]]) -> str:

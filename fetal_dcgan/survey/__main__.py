@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     serving.add_argument("--port", type=int, default=8000)
     analyze = sub.add_parser("analyze", help="tables, agreement, metrics vs ratings")
     analyze.add_argument("study", type=Path)
-    analyze.add_argument("--metrics", type=Path, default=None, help="a sweep folder or a report's per_image.csv")
+    analyze.add_argument("--metrics", type=Path, default=None, help="a sweep folder or its report's results.csv")
+    analyze.add_argument("--role", default=None, choices=("all", "clinician", "engineer"),
+                         help="relate metrics to this role's ratings only (default: all, then each role present)")
+    analyze.add_argument("--log-fit", action="store_true", help="also fit metric = a ln(rating) + b (paper's Fig. 2)")
     analyze.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     return cli_status(lambda: run_command(args))
@@ -65,7 +68,7 @@ def run_command(args: argparse.Namespace) -> None:
     else:
         from fetal_dcgan.survey.analysis import analyze as run_analysis
 
-        for name, path in run_analysis(args.study, args.metrics, args.out).items():
+        for name, path in run_analysis(args.study, args.metrics, args.out, args.role, args.log_fit).items():
             print(f"{name:<18} {path}")
 
 if __name__ == "__main__":

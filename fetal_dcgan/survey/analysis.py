@@ -13,17 +13,13 @@ import pandas as pd
 from scipy import stats
 
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.report import figures
-from fetal_dcgan.report.collect import PER_IMAGE_METRICS, load_sweep
+from fetal_dcgan.report.collect import load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
+from fetal_dcgan.report.ratings import metrics_vs_ratings, rating_figure
 from fetal_dcgan.survey.agreement import cohen_kappa, fleiss_kappa
 from fetal_dcgan.survey.deck import read_key
 from fetal_dcgan.survey.storage import Storage
 from fetal_dcgan.utils import atomic_write_text
-
-#: Set-level metrics of an image's source set related to ratings.
-SET_METRICS = ("fid", "kid_mean", "lbp_l1", "lbp_chi2", "psnr_best_mean", "mi_best_mean")
-
 
 def load_answers(study: Path) -> pd.DataFrame:
     """Every answer with its image's truth and source (run, epoch, file)."""
@@ -82,65 +78,42 @@ def agreement(answers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _load_metrics(source: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-image and set-level metrics from a sweep folder, or from a report's per_image.csv."""
+def _load_results(source: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Set-level metrics (one row per run and snapshot) from a sweep folder or a report's results.csv."""
     source = Path(source)
     if source.is_dir():
         sweep = load_sweep(source)
-        return sweep.per_image, sweep.results
-    per_image = pd.read_csv(source)
-    results = source.with_name("results.csv")
-    return per_image, (pd.read_csv(results) if results.is_file() else pd.DataFrame())
+        return sweep.results, sweep.metric_columns
+    if not source.is_file():
+        raise UserError(f"--metrics {source} does not exist: give the sweep folder or its report's results.csv.")
+    results = pd.read_csv(source)
+    if not {"run", "epoch"} <= set(results):
+        raise UserError(f"{source} is not a report's results.csv (no run and epoch columns): give the sweep folder "
+                        "or report/results.csv.")
+    return results, [c for c in results if c not in ("run", "epoch") and pd.api.types.is_numeric_dtype(results[c])
+                     and not c.endswith(("_ci_low", "_ci_high", "_reference"))]
 
 
-def _correlate(x: np.ndarray, y: np.ndarray) -> dict:
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    out = {"n": int(len(x))}
-    if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {**out, "note": "too few values or no spread"}
-    pearson = stats.pearsonr(x, y)
-    ci = pearson.confidence_interval(0.95)
-    spearman = stats.spearmanr(x, y)
-    z, half = np.arctanh(np.clip(spearman.statistic, -0.999999, 0.999999)), 1.96 / math.sqrt(len(x) - 3)
-    fit = stats.linregress(x, y)
-    return {**out, "pearson_r": pearson.statistic, "pearson_p": pearson.pvalue, "pearson_ci_low": ci.low,
-            "pearson_ci_high": ci.high, "spearman_r": spearman.statistic, "spearman_p": spearman.pvalue,
-            "spearman_ci_low": math.tanh(z - half), "spearman_ci_high": math.tanh(z + half),
-            "slope": fit.slope, "intercept": fit.intercept, "note": ""}
-
-
-def mean_ratings(answers: pd.DataFrame) -> pd.DataFrame:
-    """Mean rating of each synthetic image, in the format of ``python -m fetal_dcgan.report --ratings``."""
+def rating_rows(answers: pd.DataFrame) -> pd.DataFrame:
+    """One row per rating of a synthetic image, in the format ``report --ratings`` reads."""
     synthetic = answers[answers.truth == "synthetic"]
-    table_ = synthetic.groupby(["run", "epoch", "file"], as_index=False)["rating"].mean()
-    return table_.rename(columns={"file": "image"})[["run", "epoch", "image", "rating"]]
+    return synthetic.assign(image=synthetic["file"], called_real=(synthetic["choice"] == "real").astype(int))[
+        ["run", "epoch", "image", "rating", "role", "rater", "called_real"]]
 
 
-def metric_relations(answers: pd.DataFrame, per_image: pd.DataFrame, results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean rating of each synthetic image against its metrics; ranked by |Spearman r|."""
-    rated = mean_ratings(answers).rename(columns={"image": "file"})
-    rated["run"] = rated["run"].astype(str)
-    joined = rated
-    if not per_image.empty:
-        joined = joined.merge(per_image.assign(run=per_image["run"].astype(str)).rename(columns={"image": "file"}),
-                              on=["run", "epoch", "file"], how="left")
-    if not results.empty:
-        set_cols = [m for m in SET_METRICS if m in results]
-        joined = joined.merge(results.assign(run=results["run"].astype(str))[["run", "epoch", *set_cols]]
-                              .rename(columns={m: f"set_{m}" for m in set_cols}), on=["run", "epoch"], how="left")
-    candidates = [m for m in PER_IMAGE_METRICS if m in joined] + [c for c in joined if c.startswith("set_")]
-    rows = [{"metric": m, **_correlate(joined[m].to_numpy(float), joined["rating"].to_numpy(float))}
-            for m in candidates]
-    table_ = pd.DataFrame(rows)
-    if "spearman_r" in table_:
-        table_ = table_.assign(strength=table_["spearman_r"].abs()).sort_values("strength", ascending=False,
-                                                                                 na_position="last")
-        table_ = table_.drop(columns="strength")
-    return table_.reset_index(drop=True), joined
+def role_relations(ratings: pd.DataFrame, results: pd.DataFrame, metrics: list[str], log_fit: bool,
+                   roles: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics against mean ratings per set, for each role asked for; the first role's sets."""
+    tables, first = [], None
+    for role in roles:
+        table_, sets = metrics_vs_ratings(results, ratings, metrics, role, log_fit)
+        tables.append(table_)
+        first = sets if first is None else first
+    return pd.concat(tables, ignore_index=True), first
 
 
-def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Path | None = None) -> dict:
+def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Path | None = None,
+            role: str | None = None, log_fit: bool = False) -> dict:
     """Write the analysis tables, figures and summary.html; return their paths."""
     study = Path(study)
     out = Path(out) if out else study / "analysis"
@@ -150,22 +123,23 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
     paths = {"answers": out / "answers.csv", "per_rater": out / "per_rater.csv", "per_role": out / "per_role.csv",
              "agreement": out / "agreement.csv", "ratings": out / "ratings.csv", "html": out / "summary.html"}
     for name, frame in (("answers", answers), ("per_rater", per_rater), ("per_role", per_role),
-                        ("agreement", agree), ("ratings", mean_ratings(answers))):
+                        ("agreement", agree), ("ratings", rating_rows(answers))):
         atomic_write_text(frame.to_csv(index=False), paths[name])
     sections = [("Who rated", table(per_rater)), ("By role", table(per_role)), ("Agreement", table(agree))]
     if metrics:
-        per_image, results = _load_metrics(Path(metrics))
-        relations, joined = metric_relations(answers, per_image, results)
-        paths["relations"] = out / "metric_relations.csv"
+        results, columns = _load_results(Path(metrics))
+        roles = [role] if role else ["all", *sorted(set(answers["role"]) & {"clinician", "engineer"})]
+        relations, sets = role_relations(rating_rows(answers), results, columns, log_fit, roles)
+        paths["relations"] = out / "metrics_vs_ratings.csv"
         atomic_write_text(relations.to_csv(index=False), paths["relations"])
-        shown = [m for m in relations.get("metric", []) if m in joined and joined[m].notna().sum() >= 2][:12]
-        if shown:
-            _, paths["regression_figure"] = figures.regression_grid(
-                [(m, joined[m].to_numpy(float), joined["rating"].to_numpy(float)) for m in shown], "mean rating",
-                out / "metrics_vs_ratings.png")
-            sections.append(("Metrics against ratings (synthetic images)", image_tag(paths["regression_figure"],
-                                                                                   "regressions")))
-        sections.append(("Metrics ranked by strength of relation to ratings", table(relations)))
+        figure = rating_figure(sets, relations[relations["role"] == roles[0]], out / "metrics_vs_ratings.png")
+        if figure:
+            paths["regression_figure"] = figure
+            sections.append((f"Metrics against mean ratings ({roles[0]}; one point per synthetic set)",
+                             image_tag(figure, "metrics against ratings")))
+        sections.append(("Metrics against ratings, by rater role", "<p class='note'>Replicate: a synthetic set "
+                         "(its mean rating); n counts sets. Pearson with a Fisher-z CI, Spearman with a bootstrap "
+                         "CI over sets, p adjusted (BH) over the metrics of each role.</p>" + table(relations)))
     synthetic_real = per_role[["role", "synthetic_called_real"]].to_dict("records")
     intro = ("<p>" + html.escape(f"{answers.rater.nunique()} raters, {len(answers)} answers on "
                                  f"{answers.image_id.nunique()} images. Synthetic images called real: ")

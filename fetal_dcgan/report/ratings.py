@@ -1,0 +1,138 @@
+"""Image-quality metrics against raters' scores, one point per synthetic set.
+
+A set-level metric is one number per set, so the ratings are aggregated per set first
+(mean rating, share of its images called real) and n counts sets, never images. Pearson's
+r comes with its Fisher-z interval, Spearman's rho with a bootstrap interval over sets,
+and optionally the paper's logarithmic fit ``metric = a ln(rating) + b`` (its Fig. 2).
+The paper's correlations use the clinician's scores: ``role`` filters by rater role.
+Both ``python -m fetal_dcgan.report --ratings`` and ``survey analyze`` call this module.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from fetal_dcgan.errors import UserError
+
+#: Columns of a ratings CSV: one row per rating of a synthetic image. ``role``, ``rater``
+#: and ``called_real`` (1/0) are optional; ``survey analyze`` writes all of them.
+RATING_COLUMNS = ("run", "epoch", "image", "rating")
+ROLES = ("all", "clinician", "engineer")
+RELATION_COLUMNS = ("metric", "role", "n_sets", "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p",
+                    "spearman_rho", "spearman_ci_low", "spearman_ci_high", "spearman_p", "p_adjusted",
+                    "log_a", "log_b", "log_r2", "log_p", "note")
+MIN_SETS = 4
+
+
+def read_ratings(path: Path) -> pd.DataFrame:
+    ratings = pd.read_csv(path)
+    missing = [c for c in RATING_COLUMNS if c not in ratings]
+    if missing:
+        raise UserError(f"{path} lacks the columns {missing}: a ratings CSV has one row per rating of a synthetic "
+                        f"image with columns {', '.join(RATING_COLUMNS)} (and optionally role, rater, called_real); "
+                        "`python -m fetal_dcgan.survey analyze` writes one as analysis/ratings.csv.")
+    return ratings.assign(run=ratings["run"].astype(str))
+
+
+def per_set(ratings: pd.DataFrame, role: str = "all") -> pd.DataFrame:
+    """Mean rating, number of ratings and share called real of each synthetic set (run, epoch)."""
+    if role not in ROLES:
+        raise UserError(f"--role {role!r}: choose one of {', '.join(ROLES)}.")
+    if role != "all":
+        if "role" not in ratings:
+            raise UserError(f"--role {role} needs a `role` column in the ratings (survey analyze writes it).")
+        chosen = ratings[ratings["role"] == role]
+        if chosen.empty:
+            raise UserError(f"No ratings by a rater of role {role!r}: the roles present are "
+                            f"{sorted(set(ratings['role'].astype(str)))}; use --role all.")
+        ratings = chosen
+    aggregations = {"rating": ("rating", "mean"), "n_ratings": ("rating", "size")}
+    if "called_real" in ratings:
+        aggregations["called_real"] = ("called_real", "mean")
+    return ratings.assign(run=ratings["run"].astype(str)).groupby(["run", "epoch"], as_index=False).agg(
+        **aggregations)
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval (95 %) of Spearman's rho over resampled (x, y) pairs, all
+    resamples at once (rank each row, then Pearson of the ranks); resamples with no spread
+    in x or y have no rho and are left out."""
+    index = np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))
+    rx, ry = stats.rankdata(x[index], axis=1), stats.rankdata(y[index], axis=1)
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(1) / np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+    rho = rho[np.isfinite(rho)]
+    if not len(rho):
+        return math.nan, math.nan
+    low, high = np.percentile(rho, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def correlate(metric: np.ndarray, rating: np.ndarray, log_fit: bool = False, resamples: int = 2000,
+              seed: int = 0) -> dict:
+    """Pearson and Spearman between a metric and the mean rating of the same sets."""
+    keep = np.isfinite(metric) & np.isfinite(rating)
+    x, y = rating[keep], metric[keep]
+    out = {"n_sets": int(len(x))}
+    if len(x) < MIN_SETS or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {**out, "note": f"needs {MIN_SETS}+ rated sets with a spread of ratings and values"}
+    pearson = stats.pearsonr(x, y)
+    ci = pearson.confidence_interval(0.95)  # Fisher z
+    spearman = stats.spearmanr(x, y)
+    low, high = spearman_ci(x, y, resamples, seed)
+    out.update(pearson_r=pearson.statistic, pearson_ci_low=ci.low, pearson_ci_high=ci.high,
+               pearson_p=pearson.pvalue, spearman_rho=spearman.statistic, spearman_ci_low=low,
+               spearman_ci_high=high, spearman_p=spearman.pvalue, note="")
+    if log_fit and (x > 0).all():
+        fit = stats.linregress(np.log(x), y)
+        out.update(log_a=fit.slope, log_b=fit.intercept, log_r2=fit.rvalue ** 2, log_p=fit.pvalue)
+    return out
+
+
+def metrics_vs_ratings(results: pd.DataFrame, ratings: pd.DataFrame, metrics: list[str], role: str = "all",
+                       log_fit: bool = False, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per metric (n = rated sets), Pearson p-values BH-adjusted over the metrics;
+    and the per-set table the correlations were computed on."""
+    sets = per_set(ratings, role).merge(results.assign(run=results["run"].astype(str)), on=["run", "epoch"])
+    rows = [{"metric": m, "role": role, **correlate(sets[m].to_numpy(float), sets["rating"].to_numpy(float),
+                                                    log_fit, seed=seed)}
+            for m in metrics if m in sets and sets[m].notna().any()]
+    table = pd.DataFrame(rows, columns=list(RELATION_COLUMNS))
+    tested = table["pearson_p"].notna()
+    if tested.any():
+        table.loc[tested, "p_adjusted"] = stats.false_discovery_control(table.loc[tested, "pearson_p"], method="bh")
+    order = table["pearson_r"].abs().sort_values(ascending=False, na_position="last").index
+    return table.loc[order].reset_index(drop=True), sets
+
+
+def rating_figure(sets: pd.DataFrame, relations: pd.DataFrame, path: Path, limit: int = 12) -> Path | None:
+    """Each metric (y) against the sets' mean rating (x), as in the paper's Fig. 2."""
+    from fetal_dcgan.report.figures import panel_grid
+
+    shown = [row for row in relations.itertuples() if math.isfinite(row.pearson_r)][:limit]
+    if not shown:
+        return None
+
+    def draw(ax, row) -> None:
+        x, y = sets["rating"].to_numpy(float), sets[row.metric].to_numpy(float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        x, y = x[keep], y[keep]
+        ax.scatter(x, y, s=14, alpha=0.8)
+        xs = np.linspace(x.min(), x.max(), 50)
+        fit = stats.linregress(x, y)
+        ax.plot(xs, fit.intercept + fit.slope * xs, color="tab:red", label="linear")
+        if math.isfinite(getattr(row, "log_a", math.nan)):
+            ax.plot(xs, row.log_a * np.log(xs) + row.log_b, color="tab:green", label="a ln(rating) + b")
+            ax.legend(fontsize=6)
+        ax.set_title(f"{row.metric}: r={row.pearson_r:.2f} [{row.pearson_ci_low:.2f}, {row.pearson_ci_high:.2f}], "
+                     f"n={row.n_sets} sets", fontsize=8)
+        ax.set_xlabel(f"mean rating ({row.role})", fontsize=8)
+        ax.set_ylabel(row.metric, fontsize=8)
+
+    return panel_grid(shown, draw, path)
