@@ -49,6 +49,26 @@ def noise_image(seed: int, shape=(54, 80)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
+TRAIN_NAMES = ["000_HC.png", "001_HC.png", "010_2HC.png", "010_3HC.png", "392_HC.png", "392_2HC.png"]
+
+
+def make_hc18(root, doubled=True, test=True):
+    """A miniature of the HC18 release: scans, annotation masks, the CSV, stray files."""
+    train = root / "training_set" / ("training_set" if doubled else "")
+    for i, name in enumerate(TRAIN_NAMES):
+        write_image(train / name, noise_image(i, (27 + i, 40)))
+        write_image(train / name.replace("HC.png", "HC_Annotation.png"), np.zeros((27 + i, 40), np.uint8))
+    (train / "training_set_pixel_size_and_HC.csv").write_text("filename,pixel size(mm),head circumference (mm)\n")
+    (train / "Thumbs.db").write_bytes(b"\0\1")
+    (train / "notes.txt").write_text("stray")
+    if test:
+        tdir = root / "test_set" / "test_set"
+        for name in ["1000_HC.png", "1001_HC.png"]:
+            write_image(tdir / name, noise_image(99, (27, 40)))
+        (tdir / "test_set_pixel_size.csv").write_text("filename,pixel size(mm)\n")
+    return train
+
+
 class CrashAtEpoch(L.Callback):
     """A Lightning callback that fails at the start of a 1-based epoch, like a killed job.
 

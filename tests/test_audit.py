@@ -15,7 +15,7 @@ from fetal_dcgan.data.preprocess import load_images
 from fetal_dcgan.data.sources import phantom_images
 from fetal_dcgan.evaluate import main as evaluate_main
 from fetal_dcgan.metrics import MetricSuite
-from fetal_dcgan.metrics.diversity import ms_ssim_pairs
+from fetal_dcgan.metrics.diversity import ms_ssim_betas, ms_ssim_pairs
 from fetal_dcgan.metrics.prdc import prdc
 
 AUDIT = ["diversity", "memorisation", "prdc", "fd", "lbp"]
@@ -96,8 +96,10 @@ def test_ms_ssim_matches_pytorch_msssim():
     b = ((base + 0.2 * torch.rand(6, 1, 192, 192, generator=gen)).clamp(0, 1) * 255).round().to(torch.uint8)
     ours = ms_ssim_pairs(a, b)
     theirs = ms_ssim(a.float() / 255, b.float() / 255, data_range=1.0, size_average=False,
-                     weights=[0.0448, 0.2856, 0.3001])
+                     weights=[w / 0.6305 for w in (0.0448, 0.2856, 0.3001)])  # renormalised to sum 1
     torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)  # blur and pooling differ in float32 detail
+    assert sum(ms_ssim_betas(64)) == pytest.approx(1) and len(ms_ssim_betas(64)) == 3
+    assert ms_ssim_betas(32) == pytest.approx((0.0448 / 0.3304, 0.2856 / 0.3304))
 
 
 def test_prdc_matches_the_authors_package():

@@ -39,6 +39,12 @@ def test_paper64_is_the_papers_grid(tmp_path):
     assert cfg.trainer.max_epochs == 1000 and list(cfg.sampling.epochs) == [300, 500, 800, 1000]
     assert cfg.sampling.n_images == 800 and cfg.data.image_size == 64 and cfg.model.lr == 2e-4
     assert cfg.model.beta1 == 0.5 and cfg.model.beta2 == 0.999 and cfg.model.init_std == 0.02
+    # where the paper is silent, the authors' notebooks: squashed aspect, batches of 10, nearest rotation
+    assert cfg.data.fit == "squash" and cfg.data.batch_size == 10
+    assert cfg.data.augment.interpolation == "nearest" and cfg.data.augment.degrees == 10
+    assert cfg.model.real_label == 1.0  # the notebooks' 0.9 is not the paper's "original hyperparameters"
+    big = compose_config(tmp_path, ["experiment=paper128"])
+    assert big.data.image_size == 128 and big.data.fit == "squash" and big.model.nz == big.model.ngf == 128
 
 
 def test_paper64_sweeps_training_set_size():
@@ -54,7 +60,7 @@ def test_data_sources_compose(tmp_path, source):
     cfg = compose_config(tmp_path, [f"data={source}", *root])
     assert cfg.data.source == source
     dm = instantiate(cfg.data)
-    assert dm.image_size == 64 and dm.fit == "pad" and dm.augment == {"hflip": True, "degrees": 10}
+    assert dm.image_size == 64 and dm.fit == "pad" and dm.augment == {"hflip": True, "degrees": 10, "interpolation": "nearest"}
 
 
 def test_image_size_drives_the_model(tmp_path):

@@ -158,6 +158,22 @@ def test_kid_matches_torchmetrics_on_full_sets():
     assert std == 0
 
 
+def test_kid_std_is_a_real_spread_for_sets_of_800():
+    """The default subset size is below the set size, so subsets differ (at 1000 clamped to
+    800 every subset was the whole set and kid_std about 1e-16)."""
+    from fetal_dcgan.metrics.kid import default_subset_size
+
+    fake, real = _features(800, 4), _features(800, 5) * 1.1
+    mean, std = kernel_inception_distance(fake, real, subsets=20)
+    assert default_subset_size(800, 800) == 400 and std > 1e-3 * abs(mean) and std > 1e-8
+    _, clamped = kernel_inception_distance(fake, real, subsets=20, subset_size=1000)
+    assert clamped < 1e-12  # what the old default gave
+    suite = MetricSuite(["kid"], feature_extractor=TinyFeatures(), kid={"subsets": 10}, ci_resamples=0)
+    result = suite.score(torch.randint(0, 256, (800, 1, 16, 16), dtype=torch.uint8),
+                         torch.randint(0, 200, (800, 1, 16, 16), dtype=torch.uint8))
+    assert result.scalars["kid_std"] > 0
+
+
 def test_kid_matches_torch_fidelity_subset_for_subset():
     """Same seeded subsets, same kernel, same estimator as torch-fidelity, including the
     bootstrap's resampled sets (rows repeated)."""

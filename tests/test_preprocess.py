@@ -64,10 +64,14 @@ def test_rotation_matches_scipy_and_fills_corners_black():
     yy, xx = np.mgrid[:64, :64]
     disc = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 < 26 ** 2
     for degrees, flip in [(10, False), (-7, False), (25, True)]:
-        out = flip_rotate(x, torch.tensor([math.radians(degrees)]), torch.tensor([flip]))[0, 0].numpy()
+        angle, mirror = torch.tensor([math.radians(degrees)]), torch.tensor([flip])
+        out = flip_rotate(x, angle, mirror, "bilinear")[0, 0].numpy()
         src = img[:, ::-1] if flip else img
         ref = ndimage.rotate(src, degrees, reshape=False, order=1, mode="constant", cval=0.0)
         assert np.abs(out - ref)[disc].max() < 1e-4
+        nearest = flip_rotate(x, angle, mirror)[0, 0].numpy()  # the default: pixels moved, never blended
+        ref = ndimage.rotate(src, degrees, reshape=False, order=0, mode="constant", cval=0.0)
+        assert (nearest == ref)[disc].mean() > 0.99 and np.isin(nearest[disc], img).all()
         assert out[0, 0] < 0.3 * img[0, 0] and out[-1, -1] < 0.3 * img[-1, -1]  # black, not grey
 
 
@@ -104,9 +108,9 @@ def test_batched_augmentation_equals_per_image_augmentation():
     x = torch.rand(16, 1, 32, 32)
     angles = torch.linspace(-0.17, 0.17, 16)
     flips = torch.arange(16) % 3 == 0
-    batched = flip_rotate(x, angles, flips)
+    batched = flip_rotate(x, angles, flips, "bilinear")
     for i in range(16):
-        single = flip_rotate(x[i:i + 1], angles[i:i + 1], flips[i:i + 1])
+        single = flip_rotate(x[i:i + 1], angles[i:i + 1], flips[i:i + 1], "bilinear")
         torch.testing.assert_close(batched[i:i + 1], single, rtol=0, atol=1e-6)
         src = x[i, 0].numpy()[:, ::-1] if flips[i] else x[i, 0].numpy()
         ref = ndimage.rotate(src, math.degrees(float(angles[i])), reshape=False, order=1, mode="constant", cval=0.0)

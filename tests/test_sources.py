@@ -10,27 +10,7 @@ from fetal_dcgan.data.preprocess import load_images, read_gray
 from fetal_dcgan.data.sources import discover, folder_images, hc18_images
 from fetal_dcgan.errors import DataError
 
-from conftest import noise_image, write_image
-
-TRAIN_NAMES = ["000_HC.png", "001_HC.png", "010_2HC.png", "010_3HC.png", "392_HC.png", "392_2HC.png"]
-
-
-def make_hc18(root, doubled=True, test=True):
-    """A miniature of the HC18 release: scans, annotation masks, the CSV, stray files."""
-    train = root / "training_set" / ("training_set" if doubled else "")
-    for i, name in enumerate(TRAIN_NAMES):
-        write_image(train / name, noise_image(i, (27 + i, 40)))
-        write_image(train / name.replace("HC.png", "HC_Annotation.png"), np.zeros((27 + i, 40), np.uint8))
-    (train / "training_set_pixel_size_and_HC.csv").write_text("filename,pixel size(mm),head circumference (mm)\n")
-    (train / "Thumbs.db").write_bytes(b"\0\1")
-    (train / "notes.txt").write_text("stray")
-    if test:
-        tdir = root / "test_set" / "test_set"
-        for name in ["1000_HC.png", "1001_HC.png"]:
-            write_image(tdir / name, noise_image(99, (27, 40)))
-        (tdir / "test_set_pixel_size.csv").write_text("filename,pixel size(mm)\n")
-    return train
-
+from conftest import TRAIN_NAMES, make_hc18, noise_image, write_image
 
 @pytest.mark.parametrize("doubled", [True, False])
 def test_hc18_uses_exactly_the_training_scans(tmp_path, doubled):
@@ -124,3 +104,41 @@ def test_identical_images_are_reported(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         dm.setup()
     assert "1 groups of images are identical" in caplog.text and "3.png = 3_copy.png" in caplog.text
+
+
+def test_a_folder_in_hc18_layout_yields_scans_not_masks(tmp_path, caplog):
+    train = make_hc18(tmp_path)
+    with caplog.at_level("WARNING"):
+        files = folder_images(train)
+    assert sorted(p.name for p in files) == sorted(TRAIN_NAMES)
+    assert "Skipped 6 annotation masks" in caplog.text
+
+
+def test_repeat_scans_of_a_fetus_stay_on_one_side(tmp_path, caplog):
+    from fetal_dcgan.data.datamodule import UltrasoundDataModule
+    from fetal_dcgan.data.sources import fetus_id
+
+    make_hc18(tmp_path)
+    for seed in range(8):
+        dm = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, n=2, reference_n=2, seed=seed,
+                                  reference="disjoint")
+        with caplog.at_level("WARNING"):
+            dm.setup()
+        train, reference = {fetus_id(p) for p in dm.train_files}, {fetus_id(p) for p in dm.reference_files}
+        assert not train & reference and dm.reference_in_training == 0 and len(dm.held_out) == 2
+    independent = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, n=6, reference_n=4)
+    independent.setup()
+    assert independent.reference_in_training == 4 and len(independent.held_out) == 0
+
+
+def test_near_identical_images_are_reported(tmp_path, caplog):
+    from fetal_dcgan.data.datamodule import UltrasoundDataModule
+    for i in range(4):
+        write_image(tmp_path / f"{i}.png", noise_image(i))
+    near = noise_image(2).astype(int)
+    near[0, 0] = (near[0, 0] + 3) % 256  # one pixel off: a different file, the same image
+    write_image(tmp_path / "2_resaved.png", near.astype(np.uint8))
+    dm = UltrasoundDataModule(source="folder", root=str(tmp_path), image_size=32, reference_n=2, fit="squash")
+    with caplog.at_level("WARNING"):
+        dm.setup()
+    assert "1 pairs of different images are near-identical" in caplog.text and "2.png ~ 2_resaved.png" in caplog.text

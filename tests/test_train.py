@@ -111,6 +111,20 @@ def test_half_written_sample_set_is_never_taken_for_a_whole_one(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["epoch=0005"]
 
 
+def test_sample_batches_are_full_training_size_batches(tmp_path):
+    """BatchNorm's batch statistics of every image come from a batch of the training batch size,
+    and image i has the same latent whatever the batch size."""
+    model = DCGAN(image_size=32, nz=16, ngf=8, ndf=8)
+    sizes, real_generate = [], model.generate
+    model.generate = lambda z, batchnorm: sizes.append(len(z)) or real_generate(z, batchnorm)
+    write_sample_set(model, tmp_path / "a", n_images=10, seed=0, batch_size=4)
+    assert sizes == [4, 4, 4]  # the last two images share their batch with two dropped padding images
+    write_sample_set(model, tmp_path / "b", n_images=10, seed=0, batch_size=3, batchnorm="running")
+    write_sample_set(model, tmp_path / "c", n_images=10, seed=0, batch_size=7, batchnorm="running")
+    for name in ("0000.png", "0009.png"):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
+
+
 def test_multirun_over_n_gives_nested_subsets(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli("-m", "data.n=10,20", f"hydra.sweep.dir={sweep}", *TINY)

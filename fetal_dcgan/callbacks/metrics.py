@@ -104,7 +104,8 @@ class SnapshotMetrics(L.Callback):
         result = self.suite.score(fake, datamodule.reference, datamodule.train_images, datamodule.held_out)
         for name, seconds in result.seconds.items():
             self.seconds_by_metric[name] = self.seconds_by_metric.get(name, 0.0) + seconds
-        run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info}
+        run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info,
+                       "reference_in_training": datamodule.reference_in_training}
         replace_rows(self.dirpath / "metrics.csv", "epoch", epoch, [{**run_columns, **result.record()}])
         replace_rows(self.dirpath / "per_image.csv", "epoch", epoch, per_image_rows(result, run_columns, files))
         atomic_save_npz(self.dirpath / "metrics" / f"epoch={epoch:04d}.npz", **result.vectors)

@@ -29,15 +29,26 @@ def sample_dir(run_dir: str | Path, epoch: int) -> Path:
 
 def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batch_size: int = 256,
                      batchnorm: str = "batch") -> Path:
-    """Generate ``n_images`` with latents seeded by ``seed`` and write them as 8-bit PNGs."""
+    """Generate ``n_images`` with latents seeded by ``seed`` and write them as 8-bit PNGs.
+
+    Every batch holds ``batch_size`` latents (the training batch size, in the configs): with
+    ``batchnorm="batch"`` each image's BatchNorm statistics then come from a batch as large
+    as in training. The last batch is filled up with extra latents whose images are dropped.
+    The image latents are drawn first, so image i has the same latent whatever the batch size.
+    """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     rng = torch.Generator().manual_seed(seed)
+    latents = module.noise(n_images, generator=rng)
+    padding = module.noise(-n_images % batch_size, generator=rng)
     for start in range(0, n_images, batch_size):
         count = min(batch_size, n_images - start)
-        images = module.generate(module.noise(count, generator=rng), batchnorm).cpu().numpy()
+        z = latents[start:start + count]
+        if count < batch_size:
+            z = torch.cat([z, padding[:batch_size - count]])
+        images = module.generate(z, batchnorm)[:count].cpu().numpy()
         for offset, image in enumerate(images):
             Image.fromarray(np.ascontiguousarray(image[0])).save(tmp / f"{start + offset:04d}.png", compress_level=1)
     shutil.rmtree(out_dir, ignore_errors=True)

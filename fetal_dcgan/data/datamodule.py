@@ -10,10 +10,13 @@ import lightning as L
 import numpy as np
 import torch
 
-from fetal_dcgan.data.augment import augment, to_signed, to_unit
+from fetal_dcgan.data.augment import INTERPOLATIONS, augment, to_signed, to_unit
 from fetal_dcgan.data.preprocess import check_settings, load_images
-from fetal_dcgan.data.sources import discover
+from fetal_dcgan.data.sources import discover, groups_of
 from fetal_dcgan.data.subsets import reference_indices, training_indices
+from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.metrics.diversity import DUPLICATE_PSNR_DB
+from fetal_dcgan.metrics.psnr import pairwise_psnr
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,17 @@ def duplicate_groups(images: torch.Tensor) -> list[list[int]]:
         if counts[group] > 1:
             groups.setdefault(group, []).append(index)
     return sorted(groups.values())
+
+
+def near_duplicate_pairs(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB,
+                         block: int = 1024) -> list[tuple[int, int]]:
+    """Pairs (i < j) of images that differ but are within ``threshold_db`` PSNR of each other."""
+    pairs = []
+    for start in range(0, len(images), block):
+        values = pairwise_psnr(images[start:start + block], images)
+        rows, cols = torch.nonzero((values >= threshold_db) & torch.isfinite(values), as_tuple=True)
+        pairs += [(start + i, j) for i, j in zip(rows.tolist(), cols.tolist()) if start + i < j]
+    return pairs
 
 
 class ShuffledBatches:
@@ -64,15 +78,20 @@ class UltrasoundDataModule(L.LightningDataModule):
     def __init__(self, source: str = "phantom", root: str | None = None, split: str = "train",
                  phantom: dict | None = None, image_size: int = 64, fit: str = "pad",
                  n: int | None = None, seed: int = 0, reference_n: int = 800, batch_size: int = 64,
-                 augment: dict | None = None, cache_dir: str | None = None):
+                 augment: dict | None = None, cache_dir: str | None = None, group_by: str = "fetus",
+                 reference: str = "independent"):
         super().__init__()
         check_settings(image_size, fit)
         self.source, self.root, self.split = source, root, split
         self.phantom = dict(phantom or {})
         self.image_size, self.fit = image_size, fit
         self.n, self.seed, self.reference_n = n, seed, reference_n
+        self.group_by, self.reference_mode = group_by, reference
         self.batch_size = batch_size
-        self.augment = {"hflip": True, "degrees": 10.0, **(augment or {})}
+        self.augment = {"hflip": True, "degrees": 10.0, "interpolation": "nearest", **(augment or {})}
+        if self.augment["interpolation"] not in INTERPOLATIONS:
+            raise ConfigError(f"data.augment.interpolation={self.augment['interpolation']!r}: use one of "
+                              f"{', '.join(INTERPOLATIONS)} (nearest keeps speckle; the paper's notebook used it).")
         self.cache_dir = cache_dir
         self.files: list[Path] = []
         self.train_files: list[Path] = []
@@ -80,6 +99,7 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.train_images: torch.Tensor | None = None
         self.reference: torch.Tensor | None = None
         self.held_out: torch.Tensor | None = None
+        self.reference_in_training = 0  # reference images that are also training images
 
     def _discover(self) -> list[Path]:
         if self.source == "phantom":
@@ -92,26 +112,40 @@ class UltrasoundDataModule(L.LightningDataModule):
         if self.train_images is not None:
             return
         self.files = self._discover()
-        train_idx = training_indices(len(self.files), self.n, self.seed)
-        ref_idx = reference_indices(len(self.files), self.reference_n, self.seed)
+        groups = groups_of(self.files, self.group_by)
+        train_idx = training_indices(len(self.files), self.n, self.seed, groups)
+        ref_idx = reference_indices(len(self.files), self.reference_n, self.seed, self.reference_mode,
+                                    len(train_idx), groups)
         if len(ref_idx) < self.reference_n:
             log.warning("data.reference_n=%d but the dataset has %d images: the reference set uses all of them.",
                         self.reference_n, len(ref_idx))
         images = load_images(self.files, self.image_size, self.fit, self.cache_dir)
-        duplicates = duplicate_groups(images)
-        if duplicates:
-            log.warning("%d groups of images are identical at %d px (kept; remove them from the data if unwanted): %s",
-                        len(duplicates), self.image_size,
-                        "; ".join(" = ".join(self.files[i].name for i in g) for g in duplicates[:10]))
+        self._report_duplicates(images)
         self.train_files = [self.files[i] for i in train_idx]
         self.reference_files = [self.files[i] for i in ref_idx]
         self.train_images = images[torch.from_numpy(train_idx)]
         self.reference = images[torch.from_numpy(ref_idx)]
-        # Reference images the generator never trains on: the memorisation audit's yardstick.
-        self.held_out = images[torch.from_numpy(ref_idx[~np.isin(ref_idx, train_idx)])]
-        log.info("Data: %d images from %s; training on %d, reference set of %d, %dx%d px (fit=%s).",
-                 len(self.files), self.source, len(self.train_files), len(self.reference_files),
-                 self.image_size, self.image_size, self.fit)
+        self.reference_in_training = int(np.isin(ref_idx, train_idx).sum())
+        # Reference images of fetuses the generator never trains on: the memorisation audit's yardstick.
+        labels = np.asarray(groups if groups is not None else [str(p) for p in self.files], dtype=object)
+        self.held_out = images[torch.from_numpy(ref_idx[~np.isin(labels[ref_idx], labels[train_idx])])]
+        log.info("Data: %d images from %s; training on %d, reference set of %d (%s; %d of them training images), "
+                 "%dx%d px (fit=%s).", len(self.files), self.source, len(self.train_files), len(self.reference_files),
+                 self.reference_mode, self.reference_in_training, self.image_size, self.image_size, self.fit)
+
+    def _report_duplicates(self, images: torch.Tensor) -> None:
+        """Log identical and near-identical images (PSNR >= 40 dB at the training size): they
+        weigh twice in training and can sit on both sides of a split unless grouped."""
+        identical = duplicate_groups(images)
+        if identical:
+            log.warning("%d groups of images are identical at %d px (kept; remove them from the data if unwanted): "
+                        "%s", len(identical), self.image_size,
+                        "; ".join(" = ".join(self.files[i].name for i in g) for g in identical[:10]))
+        near = near_duplicate_pairs(images)
+        if near:
+            log.warning("%d pairs of different images are near-identical (PSNR >= %g dB at %d px), e.g. %s",
+                        len(near), DUPLICATE_PSNR_DB, self.image_size,
+                        "; ".join(f"{self.files[i].name} ~ {self.files[j].name}" for i, j in near[:10]))
 
     def write_manifest(self, run_dir: str | Path) -> None:
         """Record which source files were used: ``subset.txt`` (training), ``reference.txt``."""

@@ -6,6 +6,7 @@ stays cheap and the order (which seeds the subsets) is the same on every machine
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,27 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 #: HC18 scan names: ``010_HC.png`` and repeat scans ``010_2HC.png``; never ``*_Annotation.png``.
 HC18_IMAGE = re.compile(r"^\d+_\d*HC\.png$", re.IGNORECASE)
 HC18_SPLITS = {"train": "training_set", "test": "test_set"}
+#: HC18's ellipse outlines: masks for head measurement, never images to train on or score.
+HC18_MASK = re.compile(r"_Annotation\.png$", re.IGNORECASE)
+#: The fetus of an HC18 scan: ``392_2HC.png`` is a repeat scan of ``392_HC.png``.
+HC18_FETUS = re.compile(r"^(\d+)_\d*HC\.png$", re.IGNORECASE)
+GROUP_MODES = ("fetus", "none")
+
+log = logging.getLogger(__name__)
+
+
+def fetus_id(path: Path) -> str:
+    """The fetus an image shows: HC18's number for its scans, else the file itself."""
+    match = HC18_FETUS.match(Path(path).name)
+    return f"fetus {match.group(1)}" if match else str(path)
+
+
+def groups_of(files: list[Path], group_by: str) -> list[str] | None:
+    """Group labels for seeded subsets (``data.group_by``); None keeps images independent."""
+    if group_by not in GROUP_MODES:
+        raise DataError(f"data.group_by={group_by!r}: use fetus (repeat scans of one fetus stay on one side of "
+                        "every split) or none.")
+    return [fetus_id(p) for p in files] if group_by == "fetus" else None
 
 
 def _existing_dir(root: str | Path | None, what: str) -> Path:
@@ -33,10 +55,16 @@ def _existing_dir(root: str | Path | None, what: str) -> Path:
 
 
 def folder_images(root: str | Path | None) -> list[Path]:
-    """Every image file (png/jpg/bmp/tif) under ``root``, recursively, hidden files skipped."""
+    """Every image file (png/jpg/bmp/tif) under ``root``, recursively; hidden files and HC18
+    annotation masks (``*_Annotation.png``) skipped, the masks with a log line saying so."""
     path = _existing_dir(root, "data=folder")
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    masks = [p for p in files if HC18_MASK.search(p.name)]
+    if masks:
+        log.warning("Skipped %d annotation masks (*_Annotation.png, HC18's head outlines) under %s: they are not "
+                    "scans. %d images remain.", len(masks), path, len(files) - len(masks))
+        files = [p for p in files if not HC18_MASK.search(p.name)]
     if not files:
         raise DataError(f"No images found under {path}: data=folder reads .png, .jpg, .bmp and .tif "
                         "files in that folder and its subfolders. Check data.root.")

@@ -1,10 +1,15 @@
-"""Seeded, nested choices of images.
+"""Seeded, nested choices of images, optionally keeping each fetus's scans together.
 
 A training subset of size n is the first n entries of one seeded permutation of the
 dataset, so for a fixed seed the 100 images are inside the 300, inside the 500, ... and a
-sweep over n only ever adds images. The reference set comes from an independent
-permutation that does not depend on n, so every cell of a sweep is scored against the
-same real images.
+sweep over n only ever adds images. With groups (``data.group_by=fetus``: HC18's repeat
+scans ``NNN_kHC.png`` belong to fetus NNN) the permutation orders whole groups, so a fetus's
+scans sit side by side; with one image per group it is the plain permutation.
+
+The reference set is either ``independent`` (its own permutation, the same for every n;
+it overlaps the training subset more as n grows) or ``disjoint`` (the last images of the
+training permutation: the same for every n, and never a training image or a repeat scan
+of one, as long as n + reference_n fits in the dataset).
 """
 
 from __future__ import annotations
@@ -13,23 +18,65 @@ import numpy as np
 
 from fetal_dcgan.errors import DataError
 
-
-def _permutation(size: int, seed: int, stream: int) -> np.ndarray:
-    return np.random.default_rng([seed, stream]).permutation(size)
+REFERENCE_MODES = ("independent", "disjoint")
 
 
-def training_indices(size: int, n: int | None, seed: int) -> np.ndarray:
+def _group_ids(size: int, groups: list | None) -> np.ndarray:
+    """Group number of every image, numbered by first appearance (one group an image if None)."""
+    if groups is None:
+        return np.arange(size)
+    if len(groups) != size:
+        raise ValueError(f"{len(groups)} group labels for {size} images.")
+    _, first, inverse = np.unique(np.asarray(groups, dtype=object).astype(str), return_index=True,
+                                  return_inverse=True)
+    rank = np.argsort(np.argsort(first))  # label order -> order of first appearance
+    return rank[inverse.ravel()]
+
+
+def _permutation(size: int, seed: int, stream: int, groups: list | None = None) -> np.ndarray:
+    """A seeded permutation of the images in which each group's images are contiguous."""
+    ids = _group_ids(size, groups)
+    order = np.random.default_rng([seed, stream]).permutation(ids.max() + 1 if size else 0)
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return np.argsort(position[ids], kind="stable")  # groups in permuted order, members in file order
+
+
+def training_indices(size: int, n: int | None, seed: int, groups: list | None = None) -> np.ndarray:
     """Indices of the n training images (all of them when n is None), nested in n."""
     if n is None:
         n = size
     if not 1 <= n <= size:
         raise DataError(f"data.n={n} cannot be chosen from a dataset of {size} images: "
                         f"set data.n between 1 and {size} (or null for all of them).")
-    return _permutation(size, seed, stream=0)[:n]
+    return _permutation(size, seed, 0, groups)[:n]
 
 
-def reference_indices(size: int, n: int, seed: int) -> np.ndarray:
-    """Indices of the non-augmented reference images, at most ``size`` of them."""
+def reference_indices(size: int, n: int, seed: int, mode: str = "independent", train_n: int | None = None,
+                      groups: list | None = None) -> np.ndarray:
+    """Indices of the non-augmented reference images: at most ``size`` of them when
+    ``independent``; with ``disjoint``, ``n`` images that share no group with the first
+    ``train_n`` training images, or a DataError that says how to fit them."""
     if n < 1:
         raise DataError(f"data.reference_n={n}: the reference set needs at least one image.")
-    return _permutation(size, seed, stream=1)[:min(n, size)]
+    if mode not in REFERENCE_MODES:
+        raise DataError(f"data.reference={mode!r}: use independent (same reference for every n, may overlap "
+                        "training) or disjoint (never a training image).")
+    if mode == "independent":
+        return _permutation(size, seed, 1)[:min(n, size)]
+    train_n = size if train_n is None else train_n
+    order = _permutation(size, seed, 0, groups)
+    reference = order[size - n:] if n <= size else order
+    ids = _group_ids(size, groups)
+    if n > size or np.isin(ids[reference], ids[order[:train_n]]).any():
+        free = size - train_n - (0 if groups is None else _split_group_tail(ids, order, train_n))
+        raise DataError(f"data.reference=disjoint needs data.n + data.reference_n <= {size} images "
+                        f"(whole groups): data.n={train_n} leaves {max(free, 0)} for a reference set of {n}. "
+                        f"Lower data.reference_n to at most {max(free, 0)} (or data.n), or use "
+                        "data.reference=independent.")
+    return reference
+
+
+def _split_group_tail(ids: np.ndarray, order: np.ndarray, train_n: int) -> int:
+    """Images after the training prefix that belong to a group the prefix has begun."""
+    return int(np.isin(ids[order[train_n:]], ids[order[:train_n]]).sum())

@@ -2,7 +2,8 @@
 
 ``ms_ssim``: mean MS-SSIM over random pairs of different images of the same set
 (torchmetrics; 3 scales with the first three of Wang et al.'s weights, since 64 px images
-are too small for 5, and 2 below 41 px; ReLU on negative terms). Higher means less diverse; compare with
+are too small for 5, and 2 below 41 px, renormalised to sum to 1 as Wang et al.'s five do,
+so the score stays on the scale of one SSIM; ReLU on negative terms). Higher means less diverse; compare with
 the reference set's value. ``duplicate_rate``: share of images with a near-copy elsewhere
 in the set (PSNR >= 40 dB, i.e. RMS difference below 2.6 grey levels), from the exact
 all-pairs PSNR. ``collapse`` when the synthetic set is clearly less diverse than the real
@@ -25,9 +26,12 @@ COLLAPSE_DUPLICATES = 0.05
 
 
 def ms_ssim_betas(size: int) -> tuple[float, ...]:
-    """Up to 3 scales; fewer for images too small for the 11-pixel window at every scale."""
+    """Up to 3 scales, fewer for images too small for the 11-pixel window at every scale;
+    the weights of the scales used sum to 1 (truncating Wang et al.'s five would leave 0.63,
+    which raises every score towards 1 and shrinks the gap the collapse flag reads)."""
     scales = max([k for k in range(1, len(MS_SSIM_BETAS) + 1) if size > 10 * 2 ** (k - 1)], default=1)
-    return MS_SSIM_BETAS[:scales]
+    total = sum(MS_SSIM_BETAS[:scales])
+    return tuple(beta / total for beta in MS_SSIM_BETAS[:scales])
 
 
 def ms_ssim_pairs(a: torch.Tensor, b: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

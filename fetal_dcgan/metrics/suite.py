@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fetal_dcgan.metrics.diversity import DUPLICATE_PSNR_DB, MS_SSIM_PAIRS, diversity, set_diversity
+from fetal_dcgan.metrics.diversity import (DUPLICATE_PSNR_DB, MS_SSIM_BETAS, MS_SSIM_PAIRS, diversity,
+                                           set_diversity)
 from fetal_dcgan.metrics.features import InceptionFeatures, MetricUnavailable, RandomConvFeatures, extract_features
 from fetal_dcgan.metrics.fid import FrechetReference, frechet_distance
 from fetal_dcgan.metrics.kid import PolynomialKernels, kid_from_kernels
@@ -102,7 +103,7 @@ def _lbp(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
 def _diversity(suite: "MetricSuite", fake: torch.Tensor, real: torch.Tensor) -> dict:
     real_stats = suite._real_statistic(  # the same at every snapshot
         "diversity", real, lambda: set_diversity(real.to(suite.device), seed=suite.seed),
-        f"ms-ssim-{MS_SSIM_PAIRS}-pairs-seed-{suite.seed}-dup-{DUPLICATE_PSNR_DB}dB")
+        f"ms-ssim-{MS_SSIM_PAIRS}-pairs-{MS_SSIM_BETAS}-normalised-seed-{suite.seed}-dup-{DUPLICATE_PSNR_DB}dB")
     return diversity(set_diversity(fake.to(suite.device), seed=suite.seed), real_stats)
 
 
@@ -232,7 +233,8 @@ class MetricSuite:
         self.fid_weights_path = fid.get("weights_path")
         self.feature_batch_size = int(fid.get("batch_size", 64))
         self.kid_subsets = int(kid.get("subsets", 100))
-        self.kid_subset_size = int(kid.get("subset_size", 1000))
+        size = kid.get("subset_size")
+        self.kid_subset_size = None if size is None else int(size)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.seed = seed
         self.cache_dir = Path(cache_dir).expanduser() / "metrics" if cache_dir else None
