@@ -22,6 +22,7 @@ from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError, cli_status
 from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
 from fetal_dcgan.metrics.suite import METRICS, MetricsResult, MetricSuite
+from fetal_dcgan.runs import preprocessing
 from fetal_dcgan.utils import atomic_write_text
 
 
@@ -65,8 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train", type=Path, default=None,
                         help="folder of the training images, for the memorisation audit")
     parser.add_argument("--resize", type=int, default=None,
-                        help="fit every image into SIZE x SIZE first (default: sizes must already match)")
-    parser.add_argument("--fit", choices=FIT_MODES, default="pad", help="how --resize fits non-square images")
+                        help="fit every image into SIZE x SIZE first (default: the run's data.image_size when --fake "
+                             "is a run's sample set; otherwise sizes must already match)")
+    parser.add_argument("--fit", choices=FIT_MODES, default=None,
+                        help="how --resize fits non-square images (default: the run's data.fit when --fake is a "
+                             "run's sample set, else pad)")
     parser.add_argument("--fid-weights", default=None, help="local path of the FID Inception weights file")
     parser.add_argument("--device", default="cpu", help="device the metrics run on (cpu, cuda)")
     parser.add_argument("--cache-dir", default=None, help="cache reference statistics here")
@@ -78,14 +82,18 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.resize is not None and args.resize < 1:
         raise UserError(f"--resize {args.resize}: give a positive size in pixels, e.g. --resize 64.")
     real_files, fake_files = folder_images(args.real), folder_images(args.fake)
-    real = read_image_set(real_files, args.resize, args.fit)
-    fake = read_image_set(fake_files, args.resize, args.fit)
+    fit, size, source = preprocessing([args.fake], args.fit, args.resize)
+    fit = fit or "pad"
+    if source != "as given":
+        print(f"Real images fitted to {size} px with fit={fit}, {source}.")
+    real = read_image_set(real_files, size, fit)
+    fake = read_image_set(fake_files, size, fit)
     if real.shape[-2:] != fake.shape[-2:]:
         raise UserError(f"Real images are {real.shape[-1]}x{real.shape[-2]} but synthetic ones are "
                         f"{fake.shape[-1]}x{fake.shape[-2]}: pass --resize SIZE to fit both to one size.")
     train = None
     if args.train is not None:
-        train = read_image_set(folder_images(args.train), args.resize or fake.shape[-1], args.fit)
+        train = read_image_set(folder_images(args.train), size or fake.shape[-1], fit)
     suite = MetricSuite(args.metrics, fid={"weights_path": args.fid_weights}, device=args.device,
                         cache_dir=args.cache_dir)
     result = suite.score(fake, real, train)

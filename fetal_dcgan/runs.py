@@ -12,11 +12,13 @@ import math
 import time
 from pathlib import Path
 
+from fetal_dcgan.errors import UserError
 from fetal_dcgan.utils import atomic_write_text
 
 FINISHED = "finished.json"
 METRICS_CSV = "metrics.csv"
 PER_IMAGE_CSV = "per_image.csv"
+CONFIG = "config.yaml"
 
 
 def last_checkpoint(run_dir: Path) -> Path:
@@ -62,3 +64,40 @@ def objective(record: dict | None, metric: str | None) -> float | None:
         return float(value)
     except ValueError:
         return math.nan
+
+
+def run_of(folder: Path) -> Path | None:
+    """The run directory a folder belongs to: the run itself or one of its ``samples/epoch=NNNN``."""
+    folder = Path(folder)
+    for candidate in (folder, folder.parent.parent):
+        if (candidate / CONFIG).is_file():
+            return candidate
+    return None
+
+
+def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit",
+                  size_flag: str = "--resize") -> tuple[str | None, int | None, str]:
+    """How real images must be prepared to match synthetic sets: ``data.fit`` and
+    ``data.image_size`` from the runs' ``config.yaml``, which options given by hand must
+    agree with; for folders that are not runs, the options as given. Returns (fit, size, where
+    they came from)."""
+    import yaml
+
+    found = {}
+    for run in {run_of(f) for f in folders} - {None}:  # a config.yaml's folder is its own run
+        data = (yaml.safe_load((run / CONFIG).read_text()) or {}).get("data", {})
+        found[run] = (data.get("fit"), data.get("image_size"))
+    if len(set(found.values())) > 1:
+        raise UserError("The synthetic sets were trained with different preprocessing: " + "; ".join(
+            f"{run}: fit={f}, image_size={s}" for run, (f, s) in sorted(found.items())) + ". Use sets of one "
+            "preprocessing at a time.")
+    if not found:
+        return fit, size, "as given"
+    run_fit, run_size = next(iter(found.values()))
+    for flag, given, wanted, key in ((fit_flag, fit, run_fit, "data.fit"), (size_flag, size, run_size,
+                                                                             "data.image_size")):
+        if given is not None and given != wanted:
+            raise UserError(f"{flag} {given} differs from the run's {key}={wanted} (in {next(iter(found))}/"
+                            f"{CONFIG}): real images must be prepared as the generator's training images were. "
+                            f"Drop {flag} or give {flag} {wanted}.")
+    return run_fit, run_size, f"from {next(iter(found))}/{CONFIG}"

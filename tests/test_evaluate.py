@@ -17,7 +17,7 @@ from fetal_dcgan.evaluate import main as evaluate_main
 from fetal_dcgan.metrics import METRICS
 from fetal_dcgan.train import train
 
-from conftest import TINY, compose_config, noise_image, write_image
+from conftest import TINY, compose_config, make_hc18, noise_image, write_image
 
 REPO = Path(__file__).resolve().parents[1]
 JSON_KEYS = {"fid", "kid_mean", "kid_std", "psnr_mean", "psnr_best_mean", "mi_mean", "mi_best_mean", "nmi_mean",
@@ -46,6 +46,20 @@ def test_evaluate_command_scores_two_folders(tmp_path):
     assert scores["fid"] is None and scores["status"]["fid"].startswith("unavailable")  # no weights offline
     assert scores["status"]["psnr"] == "ok" and scores["per_image"]["file"][0] == "img_000.png"
     assert len(scores["per_image"]["psnr_best"]) == 4
+
+
+def test_evaluate_reads_scans_of_an_hc18_folder_and_the_runs_preprocessing(tmp_path, capsys):
+    real = make_hc18(tmp_path / "hc18")  # scans of 27-32 x 40 px beside their annotation masks
+    run = tmp_path / "run"
+    fake = folder(run / "samples" / "epoch=0002", 4, shape=(16, 16))
+    (run / "config.yaml").write_text("data:\n  fit: squash\n  image_size: 16\n")
+    out = tmp_path / "scores.json"
+    assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n_real"] == 6  # 6 scans, no masks
+    assert "fit=squash, from" in capsys.readouterr().out
+    assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "--fit", "pad"]) == 2
+    assert "--fit pad differs from the run's data.fit=squash" in capsys.readouterr().err
+    assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "--resize", "32"]) == 2
 
 
 def test_evaluate_selected_metrics_and_resize(tmp_path, capsys):

@@ -25,7 +25,7 @@ from fetal_dcgan.survey.app import create_app
 from fetal_dcgan.survey.deck import build_deck, read_key
 from fetal_dcgan.survey.storage import Storage
 
-from conftest import noise_image, write_image
+from conftest import make_hc18, noise_image, write_image
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian package chromium is not installed "
@@ -101,6 +101,51 @@ def test_deck_is_blinded_balanced_and_keyed(study, tmp_path):
         build_deck(real, [sweep], study)
     with pytest.raises(UserError, match="Only 10 synthetic images"):
         build_deck(real, [sweep], tmp_path / "new", n_real=2, n_fake=11)
+
+
+def test_deck_from_hc18_layout_holds_scans_only(tmp_path):
+    real = make_hc18(tmp_path / "hc18")  # 6 scans beside 6 annotation masks, a CSV and stray files
+    _, sweep = make_sources(tmp_path)
+    study = build_deck(real, [sweep], tmp_path / "study", n_real=6, n_fake=4)
+    sources = [r["source"] for r in read_key(tmp_path / "study") if r["truth"] == "real"]
+    assert study["n_real"] == 6 and not [s for s in sources if "Annotation" in s]
+    with pytest.raises(UserError, match="holds only 6 images"):
+        build_deck(real, [sweep], tmp_path / "more", n_real=7, n_fake=4)
+
+
+def test_deck_prepares_real_images_as_the_run_did(tmp_path):
+    real, sweep = make_sources(tmp_path)
+    (sweep / "0" / "config.yaml").write_text("data:\n  fit: squash\n  image_size: 32\n")
+    (sweep / "1" / "config.yaml").write_text("data:\n  fit: squash\n  image_size: 32\n")
+    study = build_deck(real, [sweep], tmp_path / "study", n_real=4, n_fake=4)
+    assert study["fit"] == "squash" and "config.yaml" in study["fit_source"]
+    with pytest.raises(UserError, match="--fit pad differs from the run's data.fit=squash"):
+        build_deck(real, [sweep], tmp_path / "pad", n_real=4, n_fake=4, fit="pad")
+    (sweep / "1" / "config.yaml").write_text("data:\n  fit: pad\n  image_size: 32\n")
+    with pytest.raises(UserError, match="different preprocessing"):
+        build_deck(real, [sweep], tmp_path / "mixed", n_real=4, n_fake=4)
+    (sweep / "1" / "config.yaml").write_text("data:\n  fit: squash\n  image_size: 64\n")
+    with pytest.raises(UserError, match="different preprocessing"):
+        build_deck(real, [sweep / "1"], tmp_path / "size", n_real=4, n_fake=4, config=sweep / "0" / "config.yaml")
+
+
+def test_paper_design_is_68_images_3_from_each_of_19_sets(tmp_path):
+    real = tmp_path / "real"
+    for i in range(12):
+        write_image(real / f"scan_{i:02d}.png", noise_image(i, (32, 32)))
+    for run in range(5):
+        for epoch in (300, 500, 800, 1000):
+            for i in range(4):
+                write_image(tmp_path / "sweep" / str(run) / "samples" / f"epoch={epoch:04d}" / f"{i:04d}.png",
+                            noise_image(10_000 + 100 * run + epoch + i, (32, 32)))
+    assert survey_main(["build", "--real", str(real), "--fake", str(tmp_path / "sweep"), "--design", "paper",
+                        "--out", str(tmp_path / "study")]) == 0
+    key = read_key(tmp_path / "study")
+    synthetic = [(r["run"], r["epoch"]) for r in key if r["truth"] == "synthetic"]
+    assert len(key) == 68 and len(synthetic) == 57 and sum(r["truth"] == "real" for r in key) == 11
+    assert len(set(synthetic)) == 19 and all(synthetic.count(s) == 3 for s in set(synthetic))
+    with pytest.raises(UserError, match="19 synthetic sets"):
+        build_deck(real, [tmp_path / "sweep" / "0"], tmp_path / "few", design="paper")
 
 
 # -- the page in a real browser --------------------------------------------------------------

@@ -35,8 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--n-real", type=int, default=34)
     build.add_argument("--n-fake", type=int, default=34)
     build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--fit", default="pad", choices=("pad", "crop", "squash"),
-                       help="how real images are fitted to the synthetic images' size")
+    build.add_argument("--fit", default=None, choices=("pad", "crop", "squash"),
+                       help="how real images are fitted to the synthetic images' size (default: the runs' "
+                            "data.fit from their config.yaml; pad for folders that are not runs)")
+    build.add_argument("--config", type=Path, default=None,
+                       help="config.yaml of the run the synthetic images come from, when --fake is not a run folder")
+    build.add_argument("--design", default="balanced", choices=("balanced", "paper"),
+                       help="balanced: --n-real real and --n-fake synthetic images spread over the sets; paper: "
+                            "the paper's 68 (3 from each of 19 sets, 11 real)")
     build.add_argument("--out", required=True, type=Path, help="the new study folder")
     serving = sub.add_parser("serve", help="serve the rating page")
     serving.add_argument("study", type=Path)
@@ -57,8 +63,10 @@ def run_command(args: argparse.Namespace) -> None:
     if args.command == "build":
         from fetal_dcgan.survey.deck import build_deck
 
-        study = build_deck(args.real, args.fake, args.out, args.n_real, args.n_fake, args.seed, args.fit)
-        print(f"Study of {study['images']} images in {args.out}; the answer key is in {args.out}/private/.")
+        study = build_deck(args.real, args.fake, args.out, args.n_real, args.n_fake, args.seed, args.fit,
+                           args.design, args.config)
+        print(f"Study of {study['images']} images ({study['n_real']} real, fit={study['fit']} {study['fit_source']}) "
+              f"in {args.out}; the answer key is in {args.out}/private/.")
         print(f"Serve it: python -m fetal_dcgan.survey serve {args.out}")
     elif args.command == "serve":
         if not (args.study / "private" / "key.csv").is_file():

@@ -31,6 +31,7 @@ from PIL import Image
 from fetal_dcgan.data.preprocess import fit_square, read_gray
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError
+from fetal_dcgan.runs import preprocessing
 from fetal_dcgan.survey.storage import Storage
 
 KEY_COLUMNS = ("id", "truth", "source", "run", "epoch", "image")
@@ -70,23 +71,56 @@ def _balanced_counts(total: int, sizes: list[int]) -> list[int]:
     return counts
 
 
+#: The paper's deck: 3 images from each of 19 synthetic sets and 11 real images (68 in all).
+PAPER_DECK = {"sets": 19, "per_set": 3, "n_real": 11}
+DESIGNS = ("balanced", "paper")
+
+
+def _paper_counts(sets: list[SyntheticSet], rng: np.random.Generator) -> list[int]:
+    """3 images from each of 19 sets drawn at random (all sets if there are exactly 19)."""
+    if len(sets) < PAPER_DECK["sets"]:
+        raise UserError(f"--design paper takes {PAPER_DECK['per_set']} images from each of {PAPER_DECK['sets']} "
+                        f"synthetic sets, but {len(sets)} were found: give the whole sweep (e.g. multirun/paper64, "
+                        "20 sets), or use --design balanced with --n-fake.")
+    chosen = set(rng.choice(len(sets), PAPER_DECK["sets"], replace=False).tolist())
+    return [PAPER_DECK["per_set"] if i in chosen else 0 for i in range(len(sets))]
+
+
 def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fake: int = 34, seed: int = 0,
-               fit: str = "pad") -> dict:
-    """Sample, blind and copy the images, write the key and create the database."""
+               fit: str | None = None, design: str = "balanced", config: Path | None = None) -> dict:
+    """Sample, blind and copy the images, write the key and create the database.
+
+    Real images are prepared as the runs' training images were (``data.fit`` from each
+    run's config.yaml, or from ``config``, a run's config.yaml for sets copied out of their
+    run; ``fit`` given by hand must agree), or with ``fit`` (default pad) otherwise."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty: choose a new study folder (a deck is never "
                         "rebuilt over collected ratings).")
+    if design not in DESIGNS:
+        raise UserError(f"--design {design!r}: use balanced or paper.")
     rng = np.random.default_rng(seed)
     real_files = folder_images(real)
-    if n_real > len(real_files):
-        raise UserError(f"--n-real {n_real} but {real} holds only {len(real_files)} images.")
     sets = [s for fake in fakes for s in synthetic_sets(fake)]
     set_files = [folder_images(s.folder) for s in sets]
-    counts = _balanced_counts(n_fake, [len(f) for f in set_files])
     size = read_gray(set_files[0][0]).shape
     if size[0] != size[1]:
         raise UserError(f"Synthetic images must be square; {set_files[0][0]} is {size[1]}x{size[0]}.")
+    if config is not None and not Path(config).is_file():
+        raise UserError(f"--config {config} does not exist: give the config.yaml of the run the sets come from.")
+    fit, trained_size, fit_source = preprocessing([s.folder for s in sets] + ([Path(config).parent] if config else []),
+                                              fit, None)
+    if trained_size is not None and trained_size != size[0]:
+        raise UserError(f"The runs' config says data.image_size={trained_size} but the synthetic images are "
+                        f"{size[0]} px: the sample sets do not belong to those runs.")
+    fit = fit or "pad"
+    if design == "paper":
+        n_real, counts = PAPER_DECK["n_real"], _paper_counts(sets, rng)
+        n_fake = sum(counts)
+    else:
+        counts = _balanced_counts(n_fake, [len(f) for f in set_files])
+    if n_real > len(real_files):
+        raise UserError(f"--n-real {n_real} but {real} holds only {len(real_files)} images.")
 
     entries = [("real", p, "", "", fit_square(read_gray(p), size[0], fit))
                for p in (real_files[i] for i in sorted(rng.choice(len(real_files), n_real, replace=False)))]
@@ -114,7 +148,7 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
     (out / "private" / "secret_key").write_text(secrets.token_hex(32))
     (out / "private" / "admin_token").write_text(secrets.token_urlsafe(24))
     study = {"images": len(rows), "n_real": n_real, "n_fake": n_fake, "seed": seed, "image_size": size[0],
-             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+             "fit": fit, "fit_source": fit_source, "design": design, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out / "study.json").write_text(json.dumps(study, indent=1))
     Storage(out / "ratings.sqlite").create()
     return study
