@@ -28,6 +28,7 @@ from fetal_dcgan.data.sources import phantom_images
 from fetal_dcgan.metrics.lbp import lbp_histograms
 from fetal_dcgan.metrics.mutual_info import pairwise_mutual_information
 from fetal_dcgan.metrics.psnr import pairwise_psnr
+from fetal_dcgan.utils import default_cache_dir
 
 
 def peak_rss_mb() -> float:
@@ -36,7 +37,7 @@ def peak_rss_mb() -> float:
 
 def phantom_sets(n_fake: int, n_real: int, image_size: int, cache_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference: the first phantom images; synthetic: the last ones with added noise."""
-    cache = cache_dir or "~/.cache/fetal_dcgan"
+    cache = cache_dir or default_cache_dir()
     files = phantom_images(cache, n_images=max(999, n_fake, n_real))
     images = load_images(files, image_size, "pad", cache)
     real = images[:n_real]

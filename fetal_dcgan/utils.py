@@ -11,6 +11,12 @@ import torch
 from fetal_dcgan.errors import ConfigError
 
 
+def default_cache_dir() -> str:
+    """The cache folder of commands that do not compose the Hydra config: ``FETAL_DCGAN_CACHE``,
+    else the default of ``conf/paths/default.yaml``."""
+    return os.environ.get("FETAL_DCGAN_CACHE", "~/.cache/fetal_dcgan")
+
+
 def atomic_save(obj, path: str | Path) -> None:
     """``torch.save`` through a temporary file and a rename: readers never see half a file."""
     path = Path(path)

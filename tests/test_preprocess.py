@@ -116,3 +116,17 @@ def test_batched_augmentation_equals_per_image_augmentation():
         ref = ndimage.rotate(src, math.degrees(float(angles[i])), reshape=False, order=1, mode="constant", cval=0.0)
         inner = (slice(6, -6), slice(6, -6))
         assert np.abs(batched[i, 0].numpy()[inner] - ref[inner]).max() < 1e-4
+
+
+def test_real_baselines_show_what_bilinear_rotation_costs_lbp(isolated_cache):
+    """Two real halves are closest in LBP; nearest-neighbour rotation keeps the speckle far
+    better than bilinear (python -m fetal_dcgan.baselines, on 120 phantom images)."""
+    from fetal_dcgan.baselines import real_baselines
+    from fetal_dcgan.data.sources import phantom_images
+
+    images = load_images(phantom_images(isolated_cache, n_images=120), 64, "squash", isolated_cache)
+    rows = {r["comparison"]: r for r in real_baselines({"squash": images})}
+    halves = rows["real half vs real half"]["lbp_l1"]
+    nearest = rows["augmented (nearest) half vs real half"]["lbp_l1"]
+    bilinear = rows["augmented (bilinear) half vs real half"]["lbp_l1"]
+    assert halves < nearest < bilinear and bilinear > 2 * nearest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from fetal_dcgan.errors import UserError
 from fetal_dcgan.report import load_sweep
 from fetal_dcgan.report.__main__ import main as report_main
 from fetal_dcgan.report.build import build_report
+from fetal_dcgan.report.ratings import metrics_vs_ratings, read_ratings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,21 +99,19 @@ def test_ratings_are_related_per_set(report, tmp_path):
     ratings = per_image[["run", "epoch", "image"]].sample(60, random_state=0).assign(
         rating=lambda f: rng.integers(1, 6, len(f)).astype(float))
     ratings.to_csv(tmp_path / "ratings.csv", index=False)
-    out = tmp_path / "with_ratings"
-    assert report_main([str(report["sweep"]), "--out", str(out), "--ratings", str(tmp_path / "ratings.csv"),
-                        "--log-fit"]) == 0
-    table = pd.read_csv(out / "metrics_vs_ratings.csv").set_index("metric")
+    table, _ = metrics_vs_ratings(results, read_ratings(tmp_path / "ratings.csv"), ["lbp_l1", "fid"])
+    table = table.set_index("metric")  # report --ratings runs it in test_the_papers_chain_at_smoke_scale
     sets = ratings.groupby(["run", "epoch"], as_index=False)["rating"].mean().merge(results, on=["run", "epoch"])
     expected = stats.pearsonr(sets["rating"], sets["lbp_l1"])
     assert table.loc["lbp_l1", "n_sets"] == len(sets) == 8  # sets, not the 60 rated images
     assert table.loc["lbp_l1", "pearson_r"] == pytest.approx(expected.statistic)
     assert table.loc["lbp_l1", "pearson_p"] == pytest.approx(expected.pvalue)
-    assert (out / "figures" / "metrics_vs_ratings.png").is_file()
+    assert "fid" not in table.index  # no finite value offline: nothing to correlate
     (tmp_path / "bad.csv").write_text("image,score\na.png,3\n")
     with pytest.raises(UserError, match="lacks the columns .*run, epoch, image, rating"):
         build_report(report["sweep"], tmp_path / "x", tmp_path / "bad.csv")
-    assert report_main([str(report["sweep"]), "--out", str(out), "--ratings", str(tmp_path / "ratings.csv"),
-                        "--role", "clinician"]) == 2  # no role column: said, not guessed
+    assert report_main([str(report["sweep"]), "--out", str(tmp_path / "y"), "--ratings",
+                        str(tmp_path / "ratings.csv"), "--role", "clinician"]) == 2  # no role column: said, not guessed
 
 
 def test_not_a_sweep(tmp_path, capsys):
@@ -150,3 +150,46 @@ def test_notebook_runs_on_the_sweep(smoke_sweep, tmp_path):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+
+
+def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
+    """docs/reproduce-paper.md's chain on the phantom: sweep -> report -> deck -> ratings by
+    role -> analysis -> report with ratings; every file and column the claims point to."""
+    from fetal_dcgan.data.sources import phantom_images
+    from fetal_dcgan.survey.__main__ import main as survey_main
+    from fetal_dcgan.survey.deck import read_key
+    from fetal_dcgan.survey.storage import Storage
+
+    sweep, out = report["sweep"], report["out"]
+    results = pd.read_csv(out / "results.csv")  # claim 1: sets of n x epoch x seed
+    assert {"run", "epoch", "n", "seed", "n_fake", "reference_in_training"} <= set(results)
+    stats_ = pd.read_csv(out / "stats.csv")  # claim 2
+    assert {"runs", "runs-blocked-by-epoch", "paper-epochs-as-replicates"} <= set(stats_[stats_.factor == "n"].design)
+    with np.load(sweep / "0" / "metrics" / "epoch=0004.npz") as vectors:  # claim 6
+        assert {"lbp_reference", "lbp_synthetic", "lbp_abs_diff"} <= set(vectors.files)
+    real = phantom_images(isolated_cache, n_images=60, height=54, width=80)[0].parent
+    study = tmp_path / "study"
+    assert survey_main(["build", "--real", str(real), "--fake", str(sweep), "--n-real", "6", "--n-fake", "32",
+                        "--out", str(study)]) == 0
+    assert json.loads((study / "study.json").read_text())["fit"] == "pad"  # from the runs' config.yaml
+    storage, key = Storage(study / "ratings.sqlite"), read_key(study)
+    for rater, role in (("c", "clinician"), ("e1", "engineer"), ("e2", "engineer")):
+        storage.add_rater(rater, role, 10)
+        for i, row in enumerate(key):
+            choice = "synthetic" if role == "clinician" else ("real" if i % 2 else "synthetic")
+            storage.save_answer(rater, row["id"], choice, 1 + (i * 7 + len(rater)) % 5, 2.0)
+    analysis = tmp_path / "analysis"
+    assert survey_main(["analyze", str(study), "--metrics", str(sweep), "--log-fit", "--out", str(analysis)]) == 0
+    per_role = pd.read_csv(analysis / "per_role.csv").set_index("role")  # claims 3 and 4
+    assert per_role.loc["clinician", "synthetic_called_real"] == 0
+    assert 0 < per_role.loc["engineer", "synthetic_called_real"] < 1
+    relations = pd.read_csv(analysis / "metrics_vs_ratings.csv")  # claim 5
+    clinician = relations[relations.role == "clinician"].set_index("metric")
+    assert {"lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240"} <= set(clinician.index)
+    assert clinician["n_sets"].max() == 8 and {"pearson_r", "pearson_ci_low", "log_a"} <= set(clinician)
+    with_ratings = tmp_path / "with_ratings"
+    assert report_main([str(sweep), "--out", str(with_ratings), "--ratings", str(analysis / "ratings.csv"),
+                        "--role", "clinician", "--log-fit"]) == 0
+    same = pd.read_csv(with_ratings / "metrics_vs_ratings.csv").set_index("metric")
+    assert same.loc["lbp_v8", "pearson_r"] == pytest.approx(clinician.loc["lbp_v8", "pearson_r"])
+    assert (with_ratings / "figures" / "metrics_vs_ratings.png").is_file()

@@ -13,7 +13,7 @@ from fetal_dcgan.callbacks.snapshot import sample_dir
 from fetal_dcgan.report import figures
 from fetal_dcgan.report.collect import PER_IMAGE_METRICS, Sweep, load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
-from fetal_dcgan.report.ratings import metrics_vs_ratings, rating_figure, read_ratings
+from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
 from fetal_dcgan.report.stats import DESIGNS, significant, sweep_statistics
 from fetal_dcgan.utils import atomic_write_text
 
@@ -66,8 +66,9 @@ def answers(tests: pd.DataFrame) -> list[tuple[str, str]]:
         aside = (f" (the paper's analysis, with snapshots as replicates, would call {paper['metric'].nunique()} "
                  "metrics different)") if len(paper) else ""
         if tested.empty:
-            out.append((factor, f"The design cannot say: every cell of {factor} has one run, so there is no run-level "
-                                f"test. Add seeds (seed=0,1,2) to replicate{aside}."))
+            reasons = run_level["note"].replace("", np.nan).dropna()
+            reason = reasons.mode().iloc[0] if len(reasons) else "no run-level test could run"
+            out.append((factor, f"The design cannot say: {reason}{aside}."))
             continue
         found = significant(rows)
         if found.empty:
@@ -121,6 +122,9 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
                  role: str = "all", log_fit: bool = False, resamples: int = 200) -> dict:
     """Write every table, figure and report.html for the sweep; return their paths."""
     sweep = load_sweep(sweep_dir)
+    rated = read_ratings(Path(ratings)) if ratings else None
+    if rated is not None:
+        per_set(rated, role)  # a bad file or role fails before any work
     out = Path(out) if out else sweep.root / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     paths = {"results": out / "results.csv", "per_image": out / "per_image.csv", "stats": out / "stats.csv",
@@ -145,9 +149,8 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
         if grid:
             grids.append((f"run {row.run} · n={row.n} · epoch {row.epoch}", grid))
     relations = pd.DataFrame()
-    if ratings:
-        relations, sets = metrics_vs_ratings(sweep.results, read_ratings(Path(ratings)), sweep.metric_columns,
-                                             role, log_fit)
+    if rated is not None:
+        relations, sets = metrics_vs_ratings(sweep.results, rated, sweep.metric_columns, role, log_fit)
         paths["ratings"] = out / "metrics_vs_ratings.csv"
         atomic_write_text(relations.to_csv(index=False), paths["ratings"])
         figs["metrics against ratings"] = rating_figure(sets, relations, out / "figures" / "metrics_vs_ratings.png")

@@ -222,6 +222,10 @@ def sweep_statistics(results: pd.DataFrame, per_image: pd.DataFrame, metrics: li
     for metric in metrics:
         if metric not in results:
             continue
+        if not np.isfinite(pd.to_numeric(results[metric], errors="coerce")).any():
+            tests += [_row(metric=metric, factor=f, design="runs", unit="run", n_groups=0,
+                           note="no finite value in any run: see its status_ column in results.csv") for f in factors]
+            continue
         for factor in factors:
             others = [f for f in between if f != factor]
             base = {"metric": metric, "factor": factor}
