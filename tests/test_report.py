@@ -45,12 +45,14 @@ def report(smoke_sweep, tmp_path_factory) -> dict:
 def test_every_file_is_written(report):
     out = report["out"]
     for name in ("results.csv", "per_image.csv", "stats.csv", "stats.md", "pairwise.csv", "report.html",
-                 "figures/metric_vs_n.png", "figures/metric_vs_epoch.png", "figures/lbp_vectors.png",
+                 "figures/metric_vs_n.png", "figures/metric_vs_epoch.png", "figures/lbp_vectors.png", "figures/lbp_differences.png",
                  "figures/losses.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert len(list((out / "figures" / "grids").glob("*.png"))) == 8
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 + 8  # self-contained: figures and grids inline
+    assert page.count("data:image/png;base64,") == 5 + 8  # self-contained: figures and grids inline
+    with np.load(report["sweep"] / "0" / "metrics" / "epoch=0004.npz") as vectors:  # one LBP code a pixel:
+        assert (vectors["lbp_per_image"].sum(1) == 32 * 32).all()  # the paper's units are fraction x 32^2
     assert "What was run" in page and "phantom" in page and "Statistics: runs" in page
 
 

@@ -114,7 +114,7 @@ def _lbp_sets(sweep: Sweep) -> list:
             with np.load(path) as data:
                 if "lbp_reference" in data:
                     sets.append((f"run {row.run}, n={row.n}, epoch {row.epoch}", data["lbp_reference"],
-                                 data["lbp_synthetic"]))
+                                 data["lbp_synthetic"], int(row.image_size) ** 2))  # LBP: one code a pixel
     return sets
 
 
@@ -136,10 +136,13 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
     atomic_write_text(pairs.to_csv(index=False), paths["pairwise"])
     atomic_write_text(stats_markdown(tests, pairs), paths["stats_md"])
 
+    lbp_sets = _lbp_sets(sweep)
     figs = {"metrics against n": figures.metric_lines(sweep.results, "n", "epoch", out / "figures" / "metric_vs_n.png"),
             "metrics against epoch": figures.metric_lines(sweep.results, "epoch", "n",
                                                           out / "figures" / "metric_vs_epoch.png"),
-            "LBP vectors": figures.lbp_vectors(_lbp_sets(sweep), out / "figures" / "lbp_vectors.png"),
+            "LBP vectors (fractions)": figures.lbp_vectors(lbp_sets, out / "figures" / "lbp_vectors.png"),
+            "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
+                lbp_sets, out / "figures" / "lbp_differences.png"),
             "training losses": figures.loss_curves(_loss_curves(sweep), out / "figures" / "losses.png")}
     grids = []
     for row in sweep.results.itertuples():

@@ -57,27 +57,46 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
     return save_figure(fig, path)
 
 
-def lbp_vectors(sets: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> Path | None:
-    """sLBPv of each set against rLBPv (log scale), the study's elements marked."""
+def lbp_vectors(sets: list[tuple[str, np.ndarray, np.ndarray, int]], path: Path) -> Path | None:
+    """sLBPv of each set against rLBPv as normalised fractions (log scale), the study's elements marked."""
     if not sets:
         return None
-    cols = min(4, len(sets))
-    rows = -(-len(sets) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.4 * rows), squeeze=False, sharey=True)
-    codes = np.arange(256)
-    for ax, (title, reference, synthetic) in zip(axes.flat, sets):
+
+    def draw(ax, item) -> None:
+        title, reference, synthetic, _ = item
+        codes = np.arange(256)
         ax.semilogy(codes, np.maximum(reference, 1e-6), color="k", lw=0.8, label="rLBPv")
         ax.semilogy(codes, np.maximum(synthetic, 1e-6), color="tab:orange", lw=0.8, label="sLBPv")
         for code in NAMED_ELEMENTS:
             ax.axvline(code, color="tab:red", lw=0.6, alpha=0.6)
             ax.plot([code], [max(synthetic[code], 1e-6)], "o", color="tab:red", ms=3)
         ax.set_title(title, fontsize=8)
+        ax.set_ylabel("fraction of codes", fontsize=7)
         ax.tick_params(labelsize=7)
-    for ax in axes.flat[len(sets):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
-    fig.suptitle("LBP vectors: synthetic (orange) vs reference (black); red: V8, V20, V143, V240", fontsize=10)
-    return save_figure(fig, path)
+        if item is sets[0]:
+            ax.legend(fontsize=6)
+
+    return panel_grid(sets, draw, path, title="LBP vectors as fractions of all codes: synthetic (orange) vs "
+                                              "reference (black); red: V8, V20, V143, V240")
+
+
+def lbp_differences(sets: list[tuple[str, np.ndarray, np.ndarray, int]], path: Path) -> Path | None:
+    """rLBPv - sLBPv in the paper's units: codes per image (fraction x pixels per image)."""
+    if not sets:
+        return None
+
+    def draw(ax, item) -> None:
+        title, reference, synthetic, pixels = item
+        difference = (reference - synthetic) * pixels
+        ax.bar(np.arange(256), difference, width=1.0, color="tab:gray")
+        ax.bar(list(NAMED_ELEMENTS), difference[list(NAMED_ELEMENTS)], width=3.0, color="tab:red")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(title, fontsize=8)
+        ax.set_ylabel("codes per image", fontsize=7)
+        ax.tick_params(labelsize=7)
+
+    return panel_grid(sets, draw, path, title="rLBPv - sLBPv in codes per image (the paper's units); "
+                                              "red: V8, V20, V143, V240")
 
 
 def loss_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> Path | None:
@@ -112,10 +131,12 @@ def sample_grid(files: list[Path], path: Path, scale: int = 4) -> Path | None:
     return path
 
 
-def panel_grid(items: list, draw, path: Path, cols: int = 4) -> Path:
+def panel_grid(items: list, draw, path: Path, cols: int = 4, title: str | None = None) -> Path:
     """One panel per item, ``cols`` a row; ``draw(ax, item)`` fills each."""
     rows = -(-len(items) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(14, 3 * rows), squeeze=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     for ax, item in zip(axes.flat, items):
         draw(ax, item)
     for ax in axes.flat[len(items):]:
