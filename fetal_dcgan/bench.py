@@ -23,6 +23,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from fetal_dcgan.config import compose_config
 from fetal_dcgan.data.preprocess import load_images
 from fetal_dcgan.data.sources import phantom_images
 from fetal_dcgan.metrics.lbp import lbp_histograms
@@ -173,14 +174,12 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
                 compile: str | None = None) -> dict:
     """Bare-loop and training-path images/s for the same networks, batch, data and options."""
     options = {"precision": precision, "channels_last": channels_last, "compile": compile}
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from omegaconf import open_dict
 
     device = "cuda" if accelerator == "gpu" else "cpu"
-    conf = str(Path(__file__).resolve().parents[1] / "conf")
-    with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=conf, version_base="1.3"):
-        cfg = compose("config", overrides=[f"data.image_size={image_size}", f"data.batch_size={batch_size}",
+    with tempfile.TemporaryDirectory() as out:
+        cfg = compose_config([f"data.image_size={image_size}", f"data.batch_size={batch_size}",
                                            "model.ngf=64", "model.ndf=64", f"trainer.accelerator={accelerator}",
                                            f"trainer.precision={precision}", f"model.channels_last={channels_last}",
                                            f"model.compile={compile or 'null'}",
@@ -208,17 +207,15 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
 def bench_sweep(sizes: list[int], epochs: int, snapshots: list[int], n_images: int, image_size: int,
                 accelerator: str, cache_dir: str | None) -> dict:
     """A scaled-down paper64 grid through ``train``: wall time per phase (train, sample, score)."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
     from fetal_dcgan.train import train
 
-    conf = str(Path(__file__).resolve().parents[1] / "conf")
     phases = {"training": 0.0, "sampling": 0.0, "metrics": 0.0, "total": 0.0}
     by_metric: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=conf, version_base="1.3"):
+    with tempfile.TemporaryDirectory() as out:
         for n in sizes:
-            cfg = compose("config", overrides=[
+            cfg = compose_config([
                 "experiment=paper64", f"data.n={n}", f"data.image_size={image_size}",
                 f"trainer.max_epochs={epochs}", f"sampling.epochs=[{','.join(map(str, snapshots))}]",
                 f"sampling.n_images={n_images}", f"trainer.accelerator={accelerator}",

@@ -3,16 +3,21 @@
     python -m fetal_dcgan.evaluate --real DIR --fake DIR [--metrics fid kid psnr mi lbp]
                                    [--resize 64] [--out scores.json]
 
-Prints a table and, with ``--out``, writes JSON: every set-level value, the two LBP
-vectors, per-image values keyed by file name, and a status per metric.
+The metrics and their settings are training's (``conf/metrics``, composed as training
+composes it), so a folder scores as a run's snapshot would; options override them. Prints a
+table and, with ``--out``, writes JSON: every set-level value, the two LBP vectors,
+per-image values keyed by file name, and a status per metric. A metric that fails is one
+status line; its traceback goes to the log file beside ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", required=True, type=Path, help="folder of real (reference) images")
     parser.add_argument("--fake", required=True, type=Path, help="folder of synthetic images")
-    parser.add_argument("--metrics", nargs="+", default=list(METRICS), choices=list(METRICS))
+    parser.add_argument("--metrics", nargs="+", default=None, choices=list(METRICS),
+                        help="default: training's metrics.names (conf/metrics/default.yaml)")
     parser.add_argument("--train", type=Path, default=None,
                         help="folder of the training images, for the memorisation audit")
     parser.add_argument("--resize", type=int, default=None,
@@ -72,8 +78,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how --resize fits non-square images (default: the run's data.fit when --fake is a "
                              "run's sample set, else pad)")
     parser.add_argument("--fid-weights", default=None, help="local path of the FID Inception weights file")
-    parser.add_argument("--device", default="cpu", help="device the metrics run on (cpu, cuda)")
-    parser.add_argument("--cache-dir", default=None, help="cache reference statistics here")
+    parser.add_argument("--device", default=None, help="where the metrics run: auto, cpu, cuda (default: training's "
+                                                      "metrics.device, auto)")
+    parser.add_argument("--kid-subsets", type=int, default=None, help="default: metrics.kid.subsets")
+    parser.add_argument("--kid-subset-size", type=int, default=None,
+                        help="default: metrics.kid.subset_size (half the smaller set, at most 1000)")
+    parser.add_argument("--ci-resamples", type=int, default=None, help="bootstrap resamples (default: "
+                                                                       "metrics.ci_resamples; 0: no intervals)")
+    parser.add_argument("--cache-dir", default=None, help="cache reference statistics here (default: the "
+                                                          "training cache, $FETAL_DCGAN_CACHE)")
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON to this file")
     return parser.parse_args(argv)
 
@@ -94,9 +107,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     train = None
     if args.train is not None:
         train = read_image_set(folder_images(args.train), size or fake.shape[-1], fit)
-    suite = MetricSuite(args.metrics, fid={"weights_path": args.fid_weights}, device=args.device,
-                        cache_dir=args.cache_dir)
-    result = suite.score(fake, real, train)
+    result = metric_suite(args).score(fake, real, train)
     print(format_table(result))
     payload = result_to_json(result, fake_files)
     if args.out is not None:
@@ -110,9 +121,59 @@ def evaluate(args: argparse.Namespace) -> dict:
     return payload
 
 
+def metric_suite(args: argparse.Namespace) -> MetricSuite:
+    """Training's metric suite (``conf/metrics``) with the command line's options on top."""
+    from hydra.utils import instantiate
+
+    from fetal_dcgan.config import compose_config
+    from fetal_dcgan.train import check_devices
+
+    options = {"metrics.names": f"[{','.join(args.metrics)}]" if args.metrics else None,
+               "metrics.fid.weights_path": args.fid_weights and f"'{args.fid_weights}'",
+               "metrics.device": args.device, "metrics.kid.subsets": args.kid_subsets,
+               "metrics.kid.subset_size": args.kid_subset_size, "metrics.ci_resamples": args.ci_resamples,
+               "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'"}
+    cfg = compose_config([f"{key}={value}" for key, value in options.items() if value is not None])
+    check_devices(None, cfg.metrics.device)
+    return instantiate(cfg.metrics)
+
+
+class _OneLine(logging.Formatter):
+    """A log record as its first line: a failing metric's traceback stays in the log file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage().splitlines()[0]}"
+
+
+@contextmanager
+def _logging(out: Path | None):
+    """Warnings and errors as one line each on the terminal; everything, tracebacks included,
+    in ``<out>.log``. Removed again afterwards, so a caller's logging is left as it was."""
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)
+    console.setFormatter(_OneLine())
+    handlers: list[logging.Handler] = [console]
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(out.with_suffix(".log"), mode="w"))
+        handlers[-1].setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.INFO)
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return cli_status(lambda: evaluate(args))
+    with _logging(args.out):
+        return cli_status(lambda: evaluate(args))
 
 
 if __name__ == "__main__":

@@ -47,10 +47,14 @@ has grid || { ls -l "$OUT"; exit 0; }
 # 3. The paper's whole 64 px grid, as a user runs it (goal: under 5 minutes on one H100).
 SWEEP=/tmp/paper64
 start=$(date +%s)
-timeout "$GRID_SECONDS" "$PY" -m fetal_dcgan.train -m experiment=paper64 trainer="$ACCELERATOR" jobs=shared_gpu \
-    hydra.sweep.dir="$SWEEP" "+trainer.enable_progress_bar=false" > "$OUT/paper64.log" 2>&1
+# In a session of its own, so that its process group (the sweep and its joblib workers) can be
+# ended by its id afterwards, and nothing else on the machine.
+setsid timeout "$GRID_SECONDS" "$PY" -m fetal_dcgan.train -m experiment=paper64 trainer="$ACCELERATOR" \
+    jobs=shared_gpu hydra.sweep.dir="$SWEEP" "+trainer.enable_progress_bar=false" > "$OUT/paper64.log" 2>&1 &
+grid=$!
+wait "$grid"
 echo "exit $? after $(( $(date +%s) - start )) s of wall time (limit $GRID_SECONDS s)" >> "$OUT/paper64.log"
-pkill -f "fetal_dcgan.train -m experiment=paper64" ; pkill -f joblib ; sleep 2  # workers a timeout left behind
+kill -- -"$grid" 2>/dev/null; sleep 2  # workers a timeout left behind, by the grid's process group only
 "$PY" -m fetal_dcgan.bench phases "$SWEEP" > "$OUT/paper64_phases.json" 2>&1
 tail -1 "$OUT/paper64.log"
 "$PY" - "$SWEEP" "$OUT/paper64_samples.png" <<'EOF' 2>>"$OUT/paper64.log"

@@ -7,11 +7,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from fetal_dcgan import config as fetal_config
+
+CONF_DIR = str(fetal_config.CONF_DIR)
 
 #: Overrides that make a real training run take seconds on 2 CPU cores.
 TINY_ANY_SOURCE = [
@@ -32,8 +33,7 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
 
 def compose_config(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
     """The config Hydra would build for these overrides, writing into ``output_dir``."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
+    cfg = fetal_config.compose_config(overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg

@@ -62,6 +62,29 @@ def test_evaluate_reads_scans_of_an_hc18_folder_and_the_runs_preprocessing(tmp_p
     assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "--resize", "32"]) == 2
 
 
+def test_evaluate_takes_trainings_metric_defaults_and_keeps_failures_to_one_line(tmp_path, capsys, monkeypatch):
+    from fetal_dcgan.config import compose_config
+    from fetal_dcgan.metrics import suite
+
+    real, fake = folder(tmp_path / "real", 12), folder(tmp_path / "fake", 10, seed=1)
+    out = tmp_path / "scores.json"
+    assert evaluate_main(["--real", str(real), "--fake", str(fake), "--ci-resamples", "0", "--out", str(out)]) == 0
+    status = json.loads(out.read_text())["status"]
+    assert list(status) == list(compose_config().metrics.names)  # training's metric set, FRD not in it
+    assert status["psnr"] == status["diversity"] == "ok" and status["memorisation"].startswith("unavailable")
+
+    def broken(*args):
+        raise ValueError("a constant image")
+
+    monkeypatch.setitem(suite.METRICS, "lbp", suite.Metric(suite.METRICS["lbp"].keys, broken))
+    capsys.readouterr()
+    assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "lbp", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "error: metric lbp failed" in captured.err
+    assert "status lbp" in captured.out and json.loads(out.read_text())["status"]["psnr"] == "ok"
+    assert "Traceback" in out.with_suffix(".log").read_text()  # the whole story is in the log file
+
+
 def test_evaluate_selected_metrics_and_resize(tmp_path, capsys):
     real = folder(tmp_path / "real", 3, shape=(30, 40))
     fake = folder(tmp_path / "fake", 3, shape=(24, 24), seed=1)

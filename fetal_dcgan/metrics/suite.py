@@ -324,7 +324,7 @@ class MetricSuite:
                         log.warning("%s %s", name, result.status[name])
                 except Exception as exc:  # a failing metric must not stop the others or training
                     out, result.status[name] = {}, f"error: {type(exc).__name__}: {exc}"
-                    log.exception("metric %s failed", name)
+                    log.exception("metric %s failed (%s); the other metrics go on", name, result.status[name])
                 result.seconds[name] = time.perf_counter() - start
                 scalars = out.get("scalars", {})
                 result.scalars.update({k: scalars.get(k, math.nan) for k in metric.keys})
