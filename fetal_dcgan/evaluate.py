@@ -94,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def evaluate(args: argparse.Namespace) -> dict:
     if args.resize is not None and args.resize < 1:
         raise UserError(f"--resize {args.resize}: give a positive size in pixels, e.g. --resize 64.")
+    suite = metric_suite(args)  # bad options fail before any image is read
     real_files, fake_files = folder_images(args.real), folder_images(args.fake)
     fit, size, source = preprocessing([args.fake], args.fit, args.resize)
     fit = fit or "pad"
@@ -107,7 +108,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     train = None
     if args.train is not None:
         train = read_image_set(folder_images(args.train), size or fake.shape[-1], fit)
-    result = metric_suite(args).score(fake, real, train)
+    result = suite.score(fake, real, train)
     print(format_table(result))
     payload = result_to_json(result, fake_files)
     if args.out is not None:
@@ -125,6 +126,7 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
     """Training's metric suite (``conf/metrics``) with the command line's options on top."""
     from hydra.utils import instantiate
 
+    from fetal_dcgan.checks import check_config
     from fetal_dcgan.config import compose_config
     from fetal_dcgan.train import check_devices
 
@@ -134,6 +136,7 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
                "metrics.kid.subset_size": args.kid_subset_size, "metrics.ci_resamples": args.ci_resamples,
                "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'"}
     cfg = compose_config([f"{key}={value}" for key, value in options.items() if value is not None])
+    check_config(cfg)
     check_devices(None, cfg.metrics.device)
     return instantiate(cfg.metrics)
 

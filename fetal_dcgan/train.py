@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fetal_dcgan.callbacks.metrics import SnapshotMetrics
 from fetal_dcgan.callbacks.snapshot import SampleSnapshots
+from fetal_dcgan.checks import check_config
 from fetal_dcgan.errors import ConfigError, UserError
 from fetal_dcgan.runs import last_checkpoint, objective, read_finished, write_finished
 
@@ -101,6 +102,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("resume") and finished and finished.get("max_epochs") == cfg.trainer.max_epochs:
         log.info("%s already finished %d epochs: skipping it.", run_dir, finished["max_epochs"])
         return finished
+    check_config(cfg)
     check_devices(cfg.trainer.get("accelerator"), cfg.get("metrics", {}).get("device"))
     share_machine(cfg.get("gpu_memory_fraction"), cfg.get("cpu_threads"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)

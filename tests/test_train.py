@@ -212,3 +212,30 @@ def test_training_is_reproducible_and_learns(tmp_path):
     for tag, (low, high) in {"train/loss_d": (0.01, 5), "train/loss_g": (0.01, 15)}.items():
         values = [e.value for e in events.Scalars(tag)]
         assert all(low < v < high for v in values), (tag, values)
+
+
+BAD_VALUES = [  # (override, the key the message must name)
+    ("data.fit=stretch", "data.fit"), ("data.image_size=48", "data.image_size"), ("data.n=0", "data.n"),
+    ("data.reference_n=0", "data.reference_n"), ("data.batch_size=0", "data.batch_size"),
+    ("data.augment.interpolation=cubic", "data.augment.interpolation"), ("data.augment.degrees=-5", "data.augment.degrees"),
+    ("data.group_by=patient", "data.group_by"), ("data.reference=both", "data.reference"),
+    ("model.nz=0", "model.nz"), ("model.lr=-1", "model.lr"), ("model.beta1=1.5", "model.beta1"),
+    ("model.real_label=0", "model.real_label"), ("model.compile=fast", "model.compile"),
+    ("sampling.batchnorm=bogus", "sampling.batchnorm"), ("sampling.n_images=0", "sampling.n_images"),
+    ("sampling.batch_size=0", "sampling.batch_size"), ("callbacks.image_grid.every_n_epochs=0", "every_n_epochs"),
+    ("metrics.names=[psnr,fidd]", "metrics.names"), ("metrics.ci_resamples=-1", "metrics.ci_resamples"),
+    ("metrics.kid.subset_size=1", "metrics.kid.subset_size"), ("metrics.device=tpu", "metrics.device"),
+    ("trainer.max_epochs=0", "trainer.max_epochs"), ("checkpoint_every=0", "checkpoint_every"),
+]
+
+
+@pytest.mark.parametrize("override,key", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_every_bad_config_value_is_refused_before_anything_is_written(tmp_path, override, key):
+    from fetal_dcgan.errors import UserError  # the command line prints it and exits with status 2
+
+    run = tmp_path / "run"
+    with pytest.raises(UserError) as error:
+        train(compose_config(run, [*TINY, override]))
+    assert key in str(error.value) and "=" in str(error.value)
+    for result_like in ("samples", "checkpoints", "subset.txt", "config.yaml", "tensorboard"):
+        assert not (run / result_like).exists(), result_like
