@@ -45,7 +45,7 @@ def stats_markdown(tests: pd.DataFrame, pairs: pd.DataFrame) -> str:
     """stats.md: the answer first, then one table per design, each saying what its replicate is."""
     parts = ["# Does each metric differ across the sweep's factors?\n", answer_text(tests) + "\n",
              "`p_adjusted`: Benjamini-Hochberg over every p-value of this report (stats and pairwise).\n"]
-    for design, (_, sentence) in DESIGNS.items():
+    for design, sentence in DESIGNS.items():
         rows = tests[tests["design"] == design]
         if not rows.empty:
             parts.append(f"## {design}\n\nReplicate: {sentence}.\n\n" + _md(rows))
@@ -199,7 +199,7 @@ def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, relations: pd.Dat
                          "<p class='note'>Replicate: a synthetic set (its mean rating); Pearson with a Fisher-z CI, "
                          "Spearman with a bootstrap CI over sets, p adjusted (BH) over the metrics.</p>" +
                          table(relations)))
-    for design, (_, sentence) in DESIGNS.items():
+    for design, sentence in DESIGNS.items():
         rows = tests[tests["design"] == design].drop(columns=["design", "unit"])
         if not rows.empty:
             sections.append((f"Statistics: {design}", f"<p class='note'>Replicate: {html.escape(sentence)}.</p>"

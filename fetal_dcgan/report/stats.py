@@ -38,17 +38,15 @@ PAIRWISE_COLUMNS = ("metric", "factor", "epoch", "design", "unit", "a", "b", "n_
                     "p_value", "p_adjusted", "effect_size", "effect_size_name", "ci_low", "ci_high", "note")
 #: What each design's replicate is, one sentence each (stats.md and report.html say it above each table).
 DESIGNS = {
-    "runs": ("runs", "one value per training run (seed) at one snapshot epoch; runs are the replicates"),
-    "runs-blocked-by-epoch": ("runs", "each run's mean over the snapshot epochs all runs share; runs are the "
-                                      "replicates and epochs are repeated measures within a run"),
-    "paper-epochs-as-replicates": ("snapshot", "every snapshot (run x epoch) counted as a replicate, as the "
-                                               "paper did; epochs of one run are not independent, so these "
-                                               "p-values are too small and are shown for comparison only"),
-    "descriptive-images": ("image", "the images of the sets describe each group; they are not replicates of a "
-                                    "set-level result, so no p-value is given"),
+    "runs": "one value per training run (seed) at one snapshot epoch; runs are the replicates",
+    "runs-blocked-by-epoch": "each run's mean over the snapshot epochs all runs share; runs are the replicates "
+                             "and epochs are repeated measures within a run",
+    "paper-epochs-as-replicates": "every snapshot (run x epoch) counted as a replicate, as the paper did; epochs "
+                                  "of one run are not independent, so these p-values are too small and are shown "
+                                  "for comparison only",
+    "descriptive-images": "the images of the sets describe each group; they are not replicates of a set-level "
+                          "result, so no p-value is given",
 }
-UNITS = {"runs": "run", "runs-blocked-by-epoch": "run", "paper-epochs-as-replicates": "snapshot",
-         "descriptive-images": "image"}
 MIN_REPLICATES = 2
 NO_REPLICATES = ("one run per cell{where}: no run-level p-value (a sweep needs 2+ runs per cell, e.g. "
                  "seed=0,1,2, for the run to be the replicate)")
