@@ -97,7 +97,6 @@ def evaluate(args: argparse.Namespace) -> dict:
     suite = metric_suite(args)  # bad options fail before any image is read
     real_files, fake_files = folder_images(args.real), folder_images(args.fake)
     fit, size, source = preprocessing([args.fake], args.fit, args.resize)
-    fit = fit or "pad"
     if source != "as given":
         print(f"Real images fitted to {size} px with fit={fit}, {source}.")
     real = read_image_set(real_files, size, fit)

@@ -76,11 +76,11 @@ def run_of(folder: Path) -> Path | None:
 
 
 def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit",
-                  size_flag: str = "--resize") -> tuple[str | None, int | None, str]:
+                  size_flag: str = "--resize") -> tuple[str, int | None, str]:
     """How real images must be prepared to match synthetic sets: ``data.fit`` and
     ``data.image_size`` from the runs' ``config.yaml``, which options given by hand must
-    agree with; for folders that are not runs, the options as given. Returns (fit, size, where
-    they came from)."""
+    agree with; for folders that are not runs, the options as given (fit: pad by default).
+    Returns (fit, size, where they came from)."""
     import yaml
 
     found = {}
@@ -92,7 +92,7 @@ def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_fl
             f"{run}: fit={f}, image_size={s}" for run, (f, s) in sorted(found.items())) + ". Use sets of one "
             "preprocessing at a time.")
     if not found:
-        return fit, size, "as given"
+        return fit or "pad", size, "as given"  # pad: data.fit's default
     run_fit, run_size = next(iter(found.values()))
     for flag, given, wanted, key in ((fit_flag, fit, run_fit, "data.fit"), (size_flag, size, run_size,
                                                                              "data.image_size")):

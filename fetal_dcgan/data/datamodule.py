@@ -15,8 +15,7 @@ from fetal_dcgan.data.preprocess import check_settings, load_images
 from fetal_dcgan.data.sources import discover, groups_of
 from fetal_dcgan.data.subsets import reference_indices, training_indices
 from fetal_dcgan.errors import ConfigError
-from fetal_dcgan.metrics.diversity import DUPLICATE_PSNR_DB
-from fetal_dcgan.metrics.psnr import pairwise_psnr
+from fetal_dcgan.metrics.diversity import DUPLICATE_PSNR_DB, near_copy_pairs
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -34,17 +33,6 @@ def duplicate_groups(images: torch.Tensor) -> list[list[int]]:
         if counts[group] > 1:
             groups.setdefault(group, []).append(index)
     return sorted(groups.values())
-
-
-def near_duplicate_pairs(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB,
-                         block: int = 1024) -> list[tuple[int, int]]:
-    """Pairs (i < j) of images that differ but are within ``threshold_db`` PSNR of each other."""
-    pairs = []
-    for start in range(0, len(images), block):
-        values = pairwise_psnr(images[start:start + block], images)
-        rows, cols = torch.nonzero((values >= threshold_db) & torch.isfinite(values), as_tuple=True)
-        pairs += [(start + i, j) for i, j in zip(rows.tolist(), cols.tolist()) if start + i < j]
-    return pairs
 
 
 class ShuffledBatches:
@@ -141,7 +129,7 @@ class UltrasoundDataModule(L.LightningDataModule):
             log.warning("%d groups of images are identical at %d px (kept; remove them from the data if unwanted): "
                         "%s", len(identical), self.image_size,
                         "; ".join(" = ".join(self.files[i].name for i in g) for g in identical[:10]))
-        near = near_duplicate_pairs(images)
+        near = near_copy_pairs(images)
         if near:
             log.warning("%d pairs of different images are near-identical (PSNR >= %g dB at %d px), e.g. %s",
                         len(near), DUPLICATE_PSNR_DB, self.image_size,

@@ -61,18 +61,32 @@ def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int = MS_SSIM_PAIRS, seed
     return float(ms_ssim_pairs(images[i], images[j]).mean())
 
 
-def duplicate_rate(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB, block: int = 1024) -> float:
-    """Share of images that have a near-copy (PSNR >= threshold) elsewhere in the set."""
-    n = len(images)
-    if n < 2:
-        return float("nan")
-    has_copy = np.zeros(n, bool)
-    for start in range(0, n, block):
+def _psnr_to_the_others(images: torch.Tensor, block: int = 1024):
+    """(start, PSNR of images[start:start + block] against every image, -inf against itself)."""
+    for start in range(0, len(images), block):
         values = pairwise_psnr(images[start:start + block], images)
         rows = torch.arange(len(values), device=values.device)
         values[rows, rows + start] = -np.inf  # not itself
+        yield start, values
+
+
+def duplicate_rate(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB) -> float:
+    """Share of images that have a near-copy (PSNR >= threshold) elsewhere in the set."""
+    if len(images) < 2:
+        return float("nan")
+    has_copy = np.zeros(len(images), bool)
+    for start, values in _psnr_to_the_others(images):
         has_copy[start:start + len(values)] = (values >= threshold_db).any(1).cpu().numpy()
     return float(has_copy.mean())
+
+
+def near_copy_pairs(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB) -> list[tuple[int, int]]:
+    """Pairs (i < j) of images that differ but are within ``threshold_db`` PSNR of each other."""
+    pairs = []
+    for start, values in _psnr_to_the_others(images):
+        rows, cols = torch.nonzero((values >= threshold_db) & torch.isfinite(values), as_tuple=True)
+        pairs += [(start + i, j) for i, j in zip(rows.tolist(), cols.tolist()) if start + i < j]
+    return pairs
 
 
 def set_diversity(images: torch.Tensor, pairs: int = MS_SSIM_PAIRS, seed: int = 0) -> dict[str, float]:

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.runs import FINISHED, METRICS_CSV, PER_IMAGE_CSV
+from fetal_dcgan.runs import CONFIG, FINISHED, METRICS_CSV, PER_IMAGE_CSV
 
 #: Columns that describe a cell rather than measure it.
 CONFIG_COLUMNS = ("run", "epoch", "n", "image_size", "lr", "seed")
@@ -92,7 +92,7 @@ def load_sweep(root: str | Path) -> Sweep:
     if not results:
         raise UserError(f"No run under {root} has scored a snapshot (no metrics.csv): the sweep failed or has not "
                         "reached its first sampling epoch. See each run's train.log.")
-    first = run_dirs[0] / "config.yaml"
+    first = run_dirs[0] / CONFIG
     config = yaml.safe_load(first.read_text()) if first.is_file() else {}
     table = pd.concat(results, ignore_index=True)
     table = table[[c for c in CONFIG_COLUMNS if c in table] + [c for c in table if c not in CONFIG_COLUMNS]]

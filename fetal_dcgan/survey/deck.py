@@ -31,7 +31,7 @@ from PIL import Image
 from fetal_dcgan.data.preprocess import fit_square, read_gray
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.runs import preprocessing
+from fetal_dcgan.runs import CONFIG, preprocessing
 from fetal_dcgan.survey.storage import Storage
 
 KEY_COLUMNS = ("id", "truth", "source", "run", "epoch", "image")
@@ -106,14 +106,13 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
     size = read_gray(set_files[0][0]).shape
     if size[0] != size[1]:
         raise UserError(f"Synthetic images must be square; {set_files[0][0]} is {size[1]}x{size[0]}.")
-    if config is not None and not Path(config).is_file():
-        raise UserError(f"--config {config} does not exist: give the config.yaml of the run the sets come from.")
+    if config is not None and (not Path(config).is_file() or Path(config).name != CONFIG):
+        raise UserError(f"--config {config}: give the {CONFIG} of the run the sets come from (<run dir>/{CONFIG}).")
     fit, trained_size, fit_source = preprocessing([s.folder for s in sets] + ([Path(config).parent] if config else []),
                                               fit, None)
     if trained_size is not None and trained_size != size[0]:
         raise UserError(f"The runs' config says data.image_size={trained_size} but the synthetic images are "
                         f"{size[0]} px: the sample sets do not belong to those runs.")
-    fit = fit or "pad"
     if design == "paper":
         n_real, counts = PAPER_DECK["n_real"], _paper_counts(sets, rng)
         n_fake = sum(counts)
