@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from fetal_dcgan.errors import UserError, cli_status
+from fetal_dcgan.errors import cli_status
+from fetal_dcgan.survey.layout import StudyLayout
 
 
 def serve(study: Path, host: str, port: int) -> None:
@@ -15,7 +16,7 @@ def serve(study: Path, host: str, port: int) -> None:
     from fetal_dcgan.survey.app import create_app
 
     server = make_server(host, port, create_app(study), threaded=True)
-    token = (study / "private" / "admin_token").read_text().strip()
+    token = StudyLayout(study).admin_token.read_text().strip()
     print(f"Raters: http://{host}:{server.server_port}/")
     print(f"Admin:  http://{host}:{server.server_port}/admin?token={token}")
     print("Ctrl-C stops the server; every answer is already saved.", flush=True)
@@ -69,9 +70,7 @@ def run_command(args: argparse.Namespace) -> None:
               f"in {args.out}; the answer key is in {args.out}/private/.")
         print(f"Serve it: python -m fetal_dcgan.survey serve {args.out}")
     elif args.command == "serve":
-        if not (args.study / "private" / "key.csv").is_file():
-            raise UserError(f"{args.study} is not a study folder: build one with `python -m fetal_dcgan.survey "
-                            "build --real DIR --fake DIR --out DIR`.")
+        StudyLayout(args.study).check()
         serve(args.study, args.host, args.port)
     else:
         from fetal_dcgan.survey.analysis import analyze as run_analysis

@@ -18,14 +18,16 @@ from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.ratings import metrics_vs_ratings, rating_figure
 from fetal_dcgan.survey.agreement import cohen_kappa, fleiss_kappa
 from fetal_dcgan.survey.deck import read_key
+from fetal_dcgan.survey.layout import StudyLayout
 from fetal_dcgan.survey.storage import Storage
 from fetal_dcgan.utils import atomic_write_text
 
 def load_answers(study: Path) -> pd.DataFrame:
     """Every answer with its image's truth and source (run, epoch, file)."""
-    answers = pd.DataFrame(Storage(Path(study) / "ratings.sqlite").answers())
+    ratings = StudyLayout(study).check().ratings
+    answers = pd.DataFrame(Storage(ratings).answers())
     if answers.empty:
-        raise UserError(f"No answers in {study}/ratings.sqlite yet: send raters the study's link first.")
+        raise UserError(f"No answers in {ratings} yet: send raters the study's link first.")
     key = pd.DataFrame(read_key(study)).rename(columns={"id": "image_id", "image": "file"})
     merged = answers.rename(columns={"image": "image_id"}).merge(key, on="image_id", how="left")
     merged["epoch"] = pd.to_numeric(merged["epoch"], errors="coerce")
@@ -116,7 +118,7 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
             role: str | None = None, log_fit: bool = False) -> dict:
     """Write the analysis tables, figures and summary.html; return their paths."""
     study = Path(study)
-    out = Path(out) if out else study / "analysis"
+    out = Path(out) if out else StudyLayout(study).analysis
     out.mkdir(parents=True, exist_ok=True)
     answers = load_answers(study)
     per_rater, per_role, agree = detection(answers, "rater"), detection(answers, "role"), agreement(answers)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from flask import Flask, Response, abort, redirect, render_template, request, se
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from fetal_dcgan.survey.deck import deck_ids
+from fetal_dcgan.survey.layout import StudyLayout
 from fetal_dcgan.survey.storage import ROLES, Storage
 
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -33,19 +35,17 @@ def rater_order(rater: str, ids: list[str]) -> list[str]:
 
 
 def create_app(study: str | Path) -> Flask:
-    study = Path(study)
-    if not (study / "private" / "key.csv").is_file():
-        raise FileNotFoundError(f"{study} is not a study folder: build one with `python -m fetal_dcgan.survey build`.")
+    layout = StudyLayout(study).check()
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=(study / "private" / "secret_key").read_text().strip(),
+    app.config.update(SECRET_KEY=layout.secret_key.read_text().strip(),
                       WTF_CSRF_TIME_LIMIT=None, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       MAX_CONTENT_LENGTH=16 * 1024)
     CSRFProtect(app)
-    storage = Storage(study / "ratings.sqlite")
-    ids = deck_ids(study)
+    storage = Storage(layout.ratings)
+    ids = deck_ids(layout.root)
     known = set(ids)
-    admin_token = (study / "private" / "admin_token").read_text().strip()
-    title = json.loads((study / "study.json").read_text()).get("title", "Image rating study")
+    admin_token = layout.admin_token.read_text().strip()
+    title = json.loads(layout.facts.read_text()).get("title", "Image rating study")
 
     def bad_request(message: str, status: int = 400):
         return render_template("error.html", title=title, message=message), status
@@ -92,8 +92,9 @@ def create_app(study: str | Path) -> Flask:
             return bad_request(f"Role: choose one of {', '.join(ROLES)}.")
         try:
             years_value = float(years)
-            assert 0 <= years_value <= 80
-        except (ValueError, AssertionError):
+        except ValueError:
+            years_value = math.nan
+        if not 0 <= years_value <= 80:  # NaN fails too
             return bad_request("Years of experience: a number from 0 to 80.")
         storage.add_rater(rater, role, years_value)
         session.clear()
@@ -140,7 +141,7 @@ def create_app(study: str | Path) -> Flask:
     def image(image_id: str):
         if not IMAGE_ID.match(image_id) or image_id not in known:
             abort(404)
-        return send_file(study / "images" / f"{image_id}.png", mimetype="image/png", max_age=0)
+        return send_file(layout.image(image_id), mimetype="image/png", max_age=0)
 
     @app.get("/admin")
     def admin():

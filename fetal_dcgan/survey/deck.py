@@ -3,16 +3,8 @@
 Real images are fitted to the synthetic images' size (the same preprocessing as training),
 so size gives nothing away; every image is re-encoded as an 8-bit gray PNG without
 metadata and named by a random id. The answer key (id -> real/synthetic, source file,
-run, epoch) is written to ``private/``, which the web app never serves.
-
-Study folder::
-
-    images/<id>.png      what raters see
-    study.json           public facts: number of images, created, seed
-    ratings.sqlite       raters and answers
-    private/key.csv      the answer key
-    private/secret_key   signs rater cookies (kept, so a restart keeps raters' sessions)
-    private/admin_token  unlocks the admin page and the export
+run, epoch) is written to ``private/``, which the web app never serves (the folder's
+layout: ``survey.layout``).
 """
 
 from __future__ import annotations
@@ -31,7 +23,8 @@ from PIL import Image
 from fetal_dcgan.data.preprocess import fit_square, read_gray
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.runs import CONFIG, preprocessing
+from fetal_dcgan.runs import RunLayout, preprocessing
+from fetal_dcgan.survey.layout import StudyLayout
 from fetal_dcgan.survey.storage import Storage
 
 KEY_COLUMNS = ("id", "truth", "source", "run", "epoch", "image")
@@ -106,8 +99,9 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
     size = read_gray(set_files[0][0]).shape
     if size[0] != size[1]:
         raise UserError(f"Synthetic images must be square; {set_files[0][0]} is {size[1]}x{size[0]}.")
-    if config is not None and (not Path(config).is_file() or Path(config).name != CONFIG):
-        raise UserError(f"--config {config}: give the {CONFIG} of the run the sets come from (<run dir>/{CONFIG}).")
+    if config is not None and (not Path(config).is_file() or Path(config).name != RunLayout.CONFIG):
+        raise UserError(f"--config {config}: give the {RunLayout.CONFIG} of the run the sets come from "
+                        f"(<run dir>/{RunLayout.CONFIG}).")
     fit, trained_size, fit_source = preprocessing([s.folder for s in sets] + ([Path(config).parent] if config else []),
                                               fit, None)
     if trained_size is not None and trained_size != size[0]:
@@ -131,33 +125,34 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
                                 f"not {size[1]}x{size[0]}; build one deck per resolution.")
             entries.append(("synthetic", files[i], s.run, "" if s.epoch is None else s.epoch, image))
 
-    (out / "images").mkdir(parents=True)
-    (out / "private").mkdir()
+    layout = StudyLayout(out)
+    layout.images.mkdir(parents=True)
+    layout.private.mkdir()
     rows = []
     for truth, source, run, epoch, image in entries:
         image_id = secrets.token_hex(8)
-        Image.fromarray(image).save(out / "images" / f"{image_id}.png")
+        Image.fromarray(image).save(layout.image(image_id))
         rows.append({"id": image_id, "truth": truth, "source": str(source), "run": run, "epoch": epoch,
                      "image": Path(source).name})
     rows.sort(key=lambda r: r["id"])  # stored order says nothing about the answer
-    with (out / "private" / "key.csv").open("w", newline="") as fh:
+    with layout.key.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=KEY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    (out / "private" / "secret_key").write_text(secrets.token_hex(32))
-    (out / "private" / "admin_token").write_text(secrets.token_urlsafe(24))
+    layout.secret_key.write_text(secrets.token_hex(32))
+    layout.admin_token.write_text(secrets.token_urlsafe(24))
     study = {"images": len(rows), "n_real": n_real, "n_fake": n_fake, "seed": seed, "image_size": size[0],
              "fit": fit, "fit_source": fit_source, "design": design, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    (out / "study.json").write_text(json.dumps(study, indent=1))
-    Storage(out / "ratings.sqlite").create()
+    layout.facts.write_text(json.dumps(study, indent=1))
+    Storage(layout.ratings).create()
     return study
 
 
 def read_key(study: Path) -> list[dict]:
-    with (Path(study) / "private" / "key.csv").open(newline="") as fh:
+    with StudyLayout(study).key.open(newline="") as fh:
         return list(csv.DictReader(fh))
 
 
 def deck_ids(study: Path) -> list[str]:
     """The image ids of the deck, from the served folder (never from the key)."""
-    return sorted(p.stem for p in (Path(study) / "images").glob("*.png"))
+    return sorted(p.stem for p in StudyLayout(study).images.glob("*.png"))
