@@ -103,15 +103,12 @@ def bench_metrics(n_fake: int, n_real: int, image_size: int, sample_pairs: int, 
     }
 
 
-def _bare_loop(images: torch.Tensor, image_size: int, batch_size: int, steps: int, warmup: int,
+def _bare_loop(images: torch.Tensor, model: L.LightningModule, batch_size: int, steps: int, warmup: int,
                device: str, options: dict) -> float:
     """Images/s of a plain DCGAN loop (PyTorch DCGAN example) on tensors already in memory,
-    with the same speed options (channels_last, compile, bf16 autocast) as the project run."""
+    with the project run's networks (built from the same config: nz, ngf, ndf, speed options)."""
     import torch.nn.functional as F
 
-    from fetal_dcgan.models.dcgan import DCGAN
-
-    model = DCGAN(image_size=image_size, channels_last=options["channels_last"], compile=options["compile"])
     model.configure_model()
     model = model.to(device)
     g, d = model.generator, model.discriminator
@@ -125,7 +122,7 @@ def _bare_loop(images: torch.Tensor, image_size: int, batch_size: int, steps: in
             start = time.perf_counter()
         real = data[torch.randint(0, len(data), (batch_size,), device=device)]
         with autocast:
-            fake = g(torch.randn(batch_size, 100, device=device))
+            fake = g(torch.randn(batch_size, model.hparams.nz, device=device))
             logits_real, logits_fake = d(real), d(fake.detach())
             loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
                       + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
@@ -190,7 +187,7 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
         L.seed_everything(0, verbose=False)
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
-        bare = _bare_loop(datamodule.train_images, image_size, batch_size, steps, warmup, device, options)
+        bare = _bare_loop(datamodule.train_images, instantiate(cfg.model), batch_size, steps, warmup, device, options)
         timer = StepTimer(warmup, device)
         trainer = instantiate(cfg.trainer, max_steps=2 * (warmup + steps), max_epochs=-1, callbacks=[timer],
                               logger=[instantiate(node) for node in cfg.logger.values()],
@@ -199,7 +196,7 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
         trainer.fit(instantiate(cfg.model), datamodule=datamodule)
         project = timer.images_per_s()
     return {"image_size": image_size, "batch_size": batch_size, "steps": steps, "accelerator": accelerator,
-            **options, "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1),
+            **{k: cfg.model[k] for k in ("nz", "ngf", "ndf")}, **options, "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1),
             "ratio": round(project / bare, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1), "torch_threads": torch.get_num_threads()}
 
@@ -297,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(result))
         else:
-            print(f"DCGAN{args.image_size}, batch {args.batch_size}, nz 100, ngf = ndf = 64, {args.accelerator}, "
+            print(f"DCGAN{args.image_size}, batch {args.batch_size}, nz {result['nz']}, ngf {result['ngf']}, "
+                  f"ndf {result['ndf']}, {args.accelerator}, "
                   f"{args.precision}, channels_last={args.channels_last}, compile={args.compile}, "
                   f"{args.steps} timed steps:")
             print(f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s")
