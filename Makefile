@@ -12,7 +12,7 @@ LOGDIR ?= $(DIR)
 SWEEP ?= multirun/smoke
 
 STUDY ?= study
-.PHONY: help install train sweep smoke report survey evaluate test test-all bench bench-train bench-sweep bench-metrics tensorboard clean
+.PHONY: help install train sweep smoke report survey evaluate test test-unit test-all bench bench-train bench-sweep bench-metrics tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench-metrics: install ## Time all-pairs PSNR, MI/NMI and LBPv (800 x 800) again
 
 test: install ## Run the tests (slow ones excluded)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-unit: install ## Only the unit tests (tests/unit: metrics, statistics, data, config; about a minute)
+	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
 
 test-all: install ## Run every test, slow ones included
 	$(BIN)/python -m pytest $(ARGS)

@@ -22,14 +22,11 @@ from fetal_dcgan.data.augment import INTERPOLATIONS, augment, to_unit
 from fetal_dcgan.data.preprocess import FIT_MODES, load_images
 from fetal_dcgan.data.sources import discover
 from fetal_dcgan.errors import cli_status
-from fetal_dcgan.metrics.lbp import l1_distance, lbp_histograms, lbp_vector
-from fetal_dcgan.metrics.mutual_info import mutual_information
-from fetal_dcgan.metrics.psnr import psnr
+from fetal_dcgan.metrics import METRICS, MetricSuite
 from fetal_dcgan.utils import default_cache_dir
 
-
-def lbp_l1(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(l1_distance(lbp_vector(lbp_histograms(a)), lbp_vector(lbp_histograms(b))))
+#: Metrics scored, each reported by its headline key (mean all-pairs PSNR and MI, LBP L1).
+BASELINE_METRICS = ("psnr", "mi", "lbp")
 
 
 def halves(images: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +35,9 @@ def halves(images: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def real_baselines(images_by_fit: dict[str, torch.Tensor], degrees: float = 10.0, seed: int = 0) -> list[dict]:
-    """One row per (fit, comparison): mean all-pairs PSNR and MI, and LBP L1 between LBPvs."""
+    """One row per (fit, comparison): the headline key of each of ``BASELINE_METRICS``."""
+    suite = MetricSuite(BASELINE_METRICS, device="cpu", ci_resamples=0)
+    keys = [METRICS[name].headline.name for name in BASELINE_METRICS]
     rows = []
     for fit, images in images_by_fit.items():
         a, b = halves(images, seed)
@@ -48,9 +47,9 @@ def real_baselines(images_by_fit: dict[str, torch.Tensor], degrees: float = 10.0
             augmented = augment(to_unit(a), True, degrees, interpolation, generator)
             pairs[f"augmented ({interpolation}) half vs real half"] = augmented.mul(255).round().to(torch.uint8)
         for name, x in pairs.items():
+            scalars = suite.score(x, b).scalars
             rows.append({"fit": fit, "comparison": name, "images": f"{len(x)} vs {len(b)}",
-                         "psnr_mean": psnr(x, b)["scalars"]["psnr_mean"],
-                         "mi_mean": mutual_information(x, b)["scalars"]["mi_mean"], "lbp_l1": lbp_l1(x, b)})
+                         **{key: scalars[key] for key in keys}})
     return rows
 
 
@@ -74,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows))
             return
         print(f"{args.source}, {len(files)} images at {args.image_size} px, rotation +-{args.degrees} degrees")
-        print(f"{'fit':<7} {'comparison':<38} {'PSNR dB':>8} {'MI bits':>8} {'LBP L1':>8}")
+        keys = [METRICS[name].headline for name in BASELINE_METRICS]
+        print(f"{'fit':<7} {'comparison':<38} " + " ".join(f"{k.name:>14}" for k in keys))
         for r in rows:
-            print(f"{r['fit']:<7} {r['comparison']:<38} {r['psnr_mean']:8.2f} {r['mi_mean']:8.3f} {r['lbp_l1']:8.4f}")
+            print(f"{r['fit']:<7} {r['comparison']:<38} " + " ".join(f"{r[k.name]:14.4g}" for k in keys))
 
     return cli_status(run)
 

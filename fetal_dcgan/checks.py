@@ -37,9 +37,15 @@ def _or_null(rule: tuple[Callable, str]) -> tuple[Callable, str]:
 
 
 def _metric_names() -> tuple[Callable, str]:
-    from fetal_dcgan.metrics.suite import METRICS
+    from fetal_dcgan.metrics import METRICS
 
     return (lambda v: isinstance(v, list) and set(v) <= set(METRICS)), "a list of: " + ", ".join(METRICS)
+
+
+def _registered() -> list[str]:
+    from fetal_dcgan.metrics import METRICS
+
+    return list(METRICS)
 
 
 def _device() -> tuple[Callable, str]:
@@ -73,11 +79,24 @@ RULES: dict[str, tuple[tuple[Callable, str], str]] = {
     "metrics.ci_resamples": (_int_at_least(0), "200 (0: no intervals)"),
     "metrics.kid.subsets": (_int_at_least(1), "100"),
     "metrics.kid.subset_size": (_or_null(_int_at_least(2)), "null (half the smaller set)"),
+    "metrics.kid.resample_subsets": (_int_at_least(1), "10"),
+    "metrics.features.batch_size": (_int_at_least(1), "64"),
+    **{f"metrics.{name}.ci_share": (_number_in(0, 1), "0.25") for name in _registered()},
+    "metrics.diversity.ms_ssim_pairs": (_int_at_least(1), "2000"),
+    "metrics.diversity.duplicate_psnr_db": (_number_in(0, 200, low_open=True), "40"),
+    "metrics.diversity.collapse_margin": (_number_in(0, 1), "0.1"),
+    "metrics.diversity.collapse_duplicates": (_number_in(0, 1), "0.05"),
+    "metrics.memorisation.quantile": (_number_in(0, 1, low_open=True), "0.95"),
+    "metrics.memorisation.min_held_out": (_int_at_least(2), "20"),
+    "metrics.prdc.k": (_int_at_least(1), "5"),
 }
 
 
 def check_config(cfg: DictConfig) -> None:
     """Raise one ConfigError naming every key whose value is not allowed."""
+    from fetal_dcgan.metrics.registry import load_modules
+
+    load_modules(OmegaConf.select(cfg, "metrics.modules", default=None))  # their metrics are valid names
     problems = []
     for key, ((ok, allowed), example) in RULES.items():
         value = OmegaConf.select(cfg, key, default="<absent>")

@@ -5,8 +5,8 @@
 
 The metrics and their settings are training's (``conf/metrics``, composed as training
 composes it), so a folder scores as a run's snapshot would; options override them. Prints a
-table and, with ``--out``, writes JSON: every set-level value, the two LBP vectors,
-per-image values keyed by file name, and a status per metric. A metric that fails is one
+table and, with ``--out``, writes JSON: every set-level value, every declared set vector
+(the LBP vectors), per-image values keyed by file name, and a status per metric. A metric that fails is one
 status line; its traceback goes to the log file beside ``--out``.
 """
 
@@ -26,8 +26,9 @@ from fetal_dcgan.data.preprocess import FIT_MODES, read_image_set
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError, cli_status
 from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
-from fetal_dcgan.metrics.suite import METRICS, MetricsResult, MetricSuite
-from fetal_dcgan.runs import preprocessing
+from fetal_dcgan.metrics import METRICS, MetricsResult, MetricSuite
+from fetal_dcgan.metrics.registry import key_names
+from fetal_dcgan.runs import preprocessing, run_setting
 from fetal_dcgan.utils import atomic_write_text
 
 
@@ -46,8 +47,7 @@ def result_to_json(result: MetricsResult, fake_files: list[Path] | None = None) 
     out = {k: _json_value(v) for k, v in result.scalars.items()}
     for key in [k.removesuffix("_ci_low") for k in result.scalars if k.endswith("_ci_low")]:
         out[f"{key}_ci"] = [out[f"{key}_ci_low"], out[f"{key}_ci_high"]]
-    out.update({k: _json_value(result.vectors[k]) for k in ("lbp_reference", "lbp_synthetic", "lbp_abs_diff")
-                if k in result.vectors})
+    out.update({k: _json_value(result.vectors[k]) for k in key_names(level="vector") if k in result.vectors})
     out["per_image"] = {k: _json_value(v) for k, v in result.per_image.items()}
     if fake_files is not None:
         out["per_image"]["file"] = [p.name for p in fake_files]
@@ -67,8 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", required=True, type=Path, help="folder of real (reference) images")
     parser.add_argument("--fake", required=True, type=Path, help="folder of synthetic images")
-    parser.add_argument("--metrics", nargs="+", default=None, choices=list(METRICS),
-                        help="default: training's metrics.names (conf/metrics/default.yaml)")
+    parser.add_argument("--metrics", nargs="+", default=None,
+                        help=f"any of {' '.join(METRICS)} and those of --modules (default: training's metrics.names, "
+                             "conf/metrics/default.yaml)")
+    parser.add_argument("--modules", nargs="+", default=None,
+                        help="modules that register metrics of their own (metrics.modules)")
     parser.add_argument("--train", type=Path, default=None,
                         help="folder of the training images, for the memorisation audit")
     parser.add_argument("--resize", type=int, default=None,
@@ -113,10 +116,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.out is not None:
         atomic_write_text(json.dumps(payload, indent=1), args.out)
         print(f"wrote {args.out}")
-        if "nearest_train_ncc" in result.per_image:
-            sheet = closest_pairs_sheet(fake, train, result.per_image["nearest_train_ncc"],
-                                        result.per_image["nearest_train_index"],
-                                        args.out.with_name(args.out.stem + "_closest_to_training.png"))
+        sheet = closest_pairs_sheet(fake, train, result.per_image,
+                                    args.out.with_name(args.out.stem + "_closest_to_training.png"))
+        if sheet:
             print(f"wrote {sheet}")
     return payload
 
@@ -130,10 +132,13 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
     from fetal_dcgan.train import check_devices
 
     options = {"metrics.names": f"[{','.join(args.metrics)}]" if args.metrics else None,
-               "metrics.fid.weights_path": args.fid_weights and f"'{args.fid_weights}'",
+               "metrics.modules": f"[{','.join(args.modules)}]" if args.modules else None,
+               "metrics.features.weights_path": args.fid_weights and f"'{args.fid_weights}'",
                "metrics.device": args.device, "metrics.kid.subsets": args.kid_subsets,
                "metrics.kid.subset_size": args.kid_subset_size, "metrics.ci_resamples": args.ci_resamples,
-               "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'"}
+               "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'",
+               # the memorisation audit checks the rotations this run trained with
+               "data.augment.degrees": run_setting(args.fake, "data.augment.degrees")}
     cfg = compose_config([f"{key}={value}" for key, value in options.items() if value is not None])
     check_config(cfg)
     check_devices(None, cfg.metrics.device)

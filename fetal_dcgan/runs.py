@@ -1,7 +1,10 @@
 """The layout of a run directory, and reading what a run left there.
 
 A finished run holds ``finished.json`` (written last, atomically): a sweep started again
-skips it, while an unfinished run continues from ``checkpoints/last.ckpt``.
+skips it, while an unfinished run continues from ``checkpoints/last.ckpt``. Every writer
+and reader of a run's files finds them through ``RunLayout``; the two folders Lightning
+writes are named in ``conf/`` too (callbacks.checkpoint.dirpath, logger.tensorboard.name),
+and a test keeps them equal.
 """
 
 from __future__ import annotations
@@ -15,14 +18,84 @@ from pathlib import Path
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.utils import atomic_write_text
 
-FINISHED = "finished.json"
-METRICS_CSV = "metrics.csv"
-PER_IMAGE_CSV = "per_image.csv"
-CONFIG = "config.yaml"
+
+#: Columns of metrics.csv and per_image.csv that describe the run and the snapshot, not the set.
+RUN_COLUMNS = ("epoch", "n", "image_size", "lr", "seed", "reference_in_training")
+
+
+class RunLayout:
+    """Where a run keeps each thing."""
+
+    CONFIG = "config.yaml"  # the resolved config the run was trained with
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / self.CONFIG
+
+    @property
+    def hydra_config(self) -> Path:
+        return self.root / ".hydra" / "config.yaml"
+
+    @property
+    def overrides(self) -> Path:
+        return self.root / ".hydra" / "overrides.yaml"
+
+    @property
+    def subset(self) -> Path:
+        return self.root / "subset.txt"
+
+    @property
+    def reference(self) -> Path:
+        return self.root / "reference.txt"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def per_image_csv(self) -> Path:
+        return self.root / "per_image.csv"
+
+    @property
+    def finished(self) -> Path:
+        return self.root / "finished.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    def snapshot_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch={epoch:04d}.ckpt"
+
+    def samples(self, epoch: int) -> Path:
+        return self.root / "samples" / f"epoch={epoch:04d}"
+
+    def vectors(self, epoch: int) -> Path:
+        """The snapshot's vector outputs (rLBPv, sLBPv, per-image histograms)."""
+        return self.root / "metrics" / f"epoch={epoch:04d}.npz"
+
+    def closest_sheet(self, epoch: int) -> Path:
+        """The memorisation audit's closest synthetic-training pairs, to look at."""
+        return self.root / "metrics" / f"epoch={epoch:04d}_closest_to_training.png"
 
 
 def last_checkpoint(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints" / "last.ckpt"
+    return RunLayout(run_dir).last_checkpoint
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -34,12 +107,12 @@ def read_csv(path: Path) -> list[dict]:
 
 def last_metrics(run_dir: Path) -> dict:
     """The metrics row of the last scored snapshot ({} when none was scored)."""
-    rows = read_csv(Path(run_dir) / METRICS_CSV)
+    rows = read_csv(RunLayout(run_dir).metrics_csv)
     return max(rows, key=lambda row: int(row["epoch"])) if rows else {}
 
 
 def read_finished(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / FINISHED
+    path = RunLayout(run_dir).finished
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -51,7 +124,7 @@ def write_finished(run_dir: Path, max_epochs: int, seconds: dict[str, float] | N
               "seconds": {k: round(v, 3) for k, v in (seconds or {}).items()},
               "metric_seconds": {k: round(v, 3) for k, v in (metric_seconds or {}).items()},
               "last_metrics": last_metrics(run_dir)}
-    atomic_write_text(json.dumps(record, indent=1), Path(run_dir) / FINISHED)
+    atomic_write_text(json.dumps(record, indent=1), RunLayout(run_dir).finished)
     return record
 
 
@@ -70,9 +143,18 @@ def run_of(folder: Path) -> Path | None:
     """The run directory a folder belongs to: the run itself or one of its ``samples/epoch=NNNN``."""
     folder = Path(folder)
     for candidate in (folder, folder.parent.parent):
-        if (candidate / CONFIG).is_file():
+        if RunLayout(candidate).config.is_file():
             return candidate
     return None
+
+
+def run_setting(folder: Path, key: str):
+    """A value (dotted ``key``) of the config.yaml of the run ``folder`` belongs to; None
+    when the folder is not part of a run or the run's config lacks the key."""
+    from omegaconf import OmegaConf
+
+    run = run_of(folder)
+    return None if run is None else OmegaConf.select(OmegaConf.load(RunLayout(run).config), key, default=None)
 
 
 def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit",
@@ -85,7 +167,7 @@ def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_fl
 
     found = {}
     for run in {run_of(f) for f in folders} - {None}:  # a config.yaml's folder is its own run
-        data = (yaml.safe_load((run / CONFIG).read_text()) or {}).get("data", {})
+        data = (yaml.safe_load(RunLayout(run).config.read_text()) or {}).get("data", {})
         found[run] = (data.get("fit"), data.get("image_size"))
     if len(set(found.values())) > 1:
         raise UserError("The synthetic sets were trained with different preprocessing: " + "; ".join(
@@ -97,7 +179,7 @@ def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_fl
     for flag, given, wanted, key in ((fit_flag, fit, run_fit, "data.fit"), (size_flag, size, run_size,
                                                                              "data.image_size")):
         if given is not None and given != wanted:
-            raise UserError(f"{flag} {given} differs from the run's {key}={wanted} (in {next(iter(found))}/"
-                            f"{CONFIG}): real images must be prepared as the generator's training images were. "
+            raise UserError(f"{flag} {given} differs from the run's {key}={wanted} (in "
+                            f"{RunLayout(next(iter(found))).config}): real images must be prepared as the generator's training images were. "
                             f"Drop {flag} or give {flag} {wanted}.")
-    return run_fit, run_size, f"from {next(iter(found))}/{CONFIG}"
+    return run_fit, run_size, f"from {RunLayout(next(iter(found))).config}"

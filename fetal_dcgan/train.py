@@ -23,7 +23,7 @@ from fetal_dcgan.callbacks.metrics import SnapshotMetrics
 from fetal_dcgan.callbacks.snapshot import SampleSnapshots
 from fetal_dcgan.checks import check_config
 from fetal_dcgan.errors import ConfigError, UserError
-from fetal_dcgan.runs import CONFIG, last_checkpoint, objective, read_finished, write_finished
+from fetal_dcgan.runs import RunLayout, last_checkpoint, objective, read_finished, write_finished
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_instantiate_all(cfg.get("logger")) or False)
     datamodule.write_manifest(run_dir)
-    OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+    OmegaConf.save(cfg, RunLayout(run_dir).config, resolve=True)
     log.info("Run directory: %s", run_dir)
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

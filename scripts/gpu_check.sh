@@ -29,8 +29,8 @@ export FETAL_DCGAN_CACHE=$PWD/.cache-gpu
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 
 # 1. Tests of the GPU paths and of every speed option and device-aware metric (about 1 min).
-has tests && timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_speed_options.py \
-    tests/test_metrics.py 2>&1 | tail -40 > "$OUT/gpu_tests.log"
+has tests && timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/integration/test_gpu.py tests/integration/test_speed_options.py \
+    tests/unit/test_metrics.py 2>    tests/test_metrics.py 2>&11 | tail -40 > "$OUT/gpu_tests.log"
 
 # 2. Training throughput: bare loop vs the training path, per speed option (about 2 min).
 if has bench; then

@@ -1,26 +1,11 @@
-"""Shared fixtures: an isolated cache, tiny configs, image files written on the fly."""
+"""Fixtures for every test: an isolated cache. Tests under ``integration/`` are marked
+``integration`` (``make test-unit`` leaves them out); shared helpers are in ``helpers.py``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
-import numpy as np
 import pytest
-from omegaconf import DictConfig, open_dict
-from PIL import Image
-
-from fetal_dcgan import config as fetal_config
-
-CONF_DIR = str(fetal_config.CONF_DIR)
-
-#: Overrides that make a real training run take seconds on 2 CPU cores.
-TINY_ANY_SOURCE = [
-    "trainer=cpu", "data.image_size=32", "data.batch_size=16", "data.reference_n=16", "model.ngf=8", "model.ndf=8",
-    "model.nz=16", "trainer.max_epochs=3", "sampling.epochs=[2]", "sampling.n_images=10",
-    "checkpoint_every=1", "trainer.enable_model_summary=false", "+trainer.enable_progress_bar=false",
-]
-TINY = TINY_ANY_SOURCE + ["data.phantom.n_images=48", "data.phantom.height=54", "data.phantom.width=80"]
 
 
 @pytest.fixture(autouse=True)
@@ -31,59 +16,7 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     return cache
 
 
-def compose_config(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
-    """The config Hydra would build for these overrides, writing into ``output_dir``."""
-    cfg = fetal_config.compose_config(overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
-
-
-def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
-    return path
-
-
-def noise_image(seed: int, shape=(54, 80)) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-TRAIN_NAMES = ["000_HC.png", "001_HC.png", "010_2HC.png", "010_3HC.png", "392_HC.png", "392_2HC.png"]
-
-
-def make_hc18(root, doubled=True, test=True):
-    """A miniature of the HC18 release: scans, annotation masks, the CSV, stray files."""
-    train = root / "training_set" / ("training_set" if doubled else "")
-    for i, name in enumerate(TRAIN_NAMES):
-        write_image(train / name, noise_image(i, (27 + i, 40)))
-        write_image(train / name.replace("HC.png", "HC_Annotation.png"), np.zeros((27 + i, 40), np.uint8))
-    (train / "training_set_pixel_size_and_HC.csv").write_text("filename,pixel size(mm),head circumference (mm)\n")
-    (train / "Thumbs.db").write_bytes(b"\0\1")
-    (train / "notes.txt").write_text("stray")
-    if test:
-        tdir = root / "test_set" / "test_set"
-        for name in ["1000_HC.png", "1001_HC.png"]:
-            write_image(tdir / name, noise_image(99, (27, 40)))
-        (tdir / "test_set_pixel_size.csv").write_text("filename,pixel size(mm)\n")
-    return train
-
-
-class CrashAtEpoch(L.Callback):
-    """A Lightning callback that fails at the start of a 1-based epoch, like a killed job.
-
-    With ``flag``, it fails only while that file exists (and deletes it), so the same
-    command crashes once; with ``when_seed`` only in the run whose ``seed`` matches.
-    """
-
-    def __init__(self, epoch: int, flag: str | None = None, seed: int | None = None, when_seed: int | None = None):
-        self.epoch, self.flag, self.seed, self.when_seed = epoch, flag, seed, when_seed
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch + 1 != self.epoch or (self.when_seed is not None and self.seed != self.when_seed):
-            return
-        if self.flag is not None:
-            if not Path(self.flag).exists():
-                return
-            Path(self.flag).unlink()
-        raise RuntimeError(f"simulated crash at epoch {self.epoch}")
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if "integration" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.integration)

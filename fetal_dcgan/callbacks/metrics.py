@@ -21,11 +21,12 @@ from pathlib import Path
 
 import lightning as L
 
-from fetal_dcgan.callbacks.snapshot import SampleSnapshots, sample_dir
+from fetal_dcgan.callbacks.snapshot import SampleSnapshots
 from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.errors import ConfigError
 from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
 from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
+from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_save_npz, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,8 @@ class SnapshotMetrics(L.Callback):
             logger.log_hyperparams(params, {f"final/{k}": v for k, v in self.last_scalars.items()})
 
     def score_epoch(self, trainer: L.Trainer, epoch: int) -> dict:
-        folder = sample_dir(self.dirpath, epoch)
-        files = sorted(folder.glob("*.png"))
+        layout = RunLayout(self.dirpath)
+        files = sorted(layout.samples(epoch).glob("*.png"))
         fake = read_image_set(files)
         datamodule = trainer.datamodule
         result = self.suite.score(fake, datamodule.reference, datamodule.train_images, datamodule.held_out)
@@ -106,13 +107,10 @@ class SnapshotMetrics(L.Callback):
             self.seconds_by_metric[name] = self.seconds_by_metric.get(name, 0.0) + seconds
         run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info,
                        "reference_in_training": datamodule.reference_in_training}
-        replace_rows(self.dirpath / "metrics.csv", "epoch", epoch, [{**run_columns, **result.record()}])
-        replace_rows(self.dirpath / "per_image.csv", "epoch", epoch, per_image_rows(result, run_columns, files))
-        atomic_save_npz(self.dirpath / "metrics" / f"epoch={epoch:04d}.npz", **result.vectors)
-        if "nearest_train_ncc" in result.per_image:  # the memorisation audit's closest pairs, to look at
-            closest_pairs_sheet(fake, datamodule.train_images, result.per_image["nearest_train_ncc"],
-                                result.per_image["nearest_train_index"],
-                                self.dirpath / "metrics" / f"epoch={epoch:04d}_closest_to_training.png")
+        replace_rows(layout.metrics_csv, "epoch", epoch, [{**run_columns, **result.record()}])
+        replace_rows(layout.per_image_csv, "epoch", epoch, per_image_rows(result, run_columns, files))
+        atomic_save_npz(layout.vectors(epoch), **result.vectors)
+        closest_pairs_sheet(fake, datamodule.train_images, result.per_image, layout.closest_sheet(epoch))
         log.info("Epoch %d metrics took %.1f s: %s", epoch, sum(result.seconds.values()),
                  ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
         log.info("Epoch %d metrics: %s", epoch, ", ".join(

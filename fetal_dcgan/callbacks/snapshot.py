@@ -19,12 +19,9 @@ import torch
 from PIL import Image
 
 from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.runs import RunLayout
 
 log = logging.getLogger(__name__)
-
-
-def sample_dir(run_dir: str | Path, epoch: int) -> Path:
-    return Path(run_dir) / "samples" / f"epoch={epoch:04d}"
 
 
 def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batch_size: int = 256,
@@ -84,9 +81,10 @@ class SampleSnapshots(L.Callback):
         if epoch not in self.epochs:
             return
         start = time.perf_counter()
-        trainer.save_checkpoint(self.dirpath / "checkpoints" / f"epoch={epoch:04d}.ckpt", weights_only=True)
+        layout = RunLayout(self.dirpath)
+        trainer.save_checkpoint(layout.snapshot_checkpoint(epoch), weights_only=True)
         if trainer.is_global_zero:
-            out = write_sample_set(pl_module, sample_dir(self.dirpath, epoch), self.n_images, self.seed,
+            out = write_sample_set(pl_module, layout.samples(epoch), self.n_images, self.seed,
                                    self.batch_size, self.batchnorm)
             log.info("Epoch %d: wrote %d images to %s", epoch, self.n_images, out)
         self.seconds += time.perf_counter() - start

@@ -15,7 +15,8 @@ from fetal_dcgan.data.preprocess import check_settings, load_images
 from fetal_dcgan.data.sources import discover, groups_of
 from fetal_dcgan.data.subsets import reference_indices, training_indices
 from fetal_dcgan.errors import ConfigError
-from fetal_dcgan.metrics.diversity import DUPLICATE_PSNR_DB, near_copy_pairs
+from fetal_dcgan.metrics.diversity import near_copy_pairs
+from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class UltrasoundDataModule(L.LightningDataModule):
                  phantom: dict | None = None, image_size: int = 64, fit: str = "pad",
                  n: int | None = None, seed: int = 0, reference_n: int = 800, batch_size: int = 64,
                  augment: dict | None = None, cache_dir: str | None = None, group_by: str = "fetus",
-                 reference: str = "independent"):
+                 reference: str = "independent", near_copy_db: float | None = None):
         super().__init__()
         check_settings(image_size, fit)
         self.source, self.root, self.split = source, root, split
@@ -76,6 +77,7 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.n, self.seed, self.reference_n = n, seed, reference_n
         self.group_by, self.reference_mode = group_by, reference
         self.batch_size = batch_size
+        self.near_copy_db = near_copy_db
         self.augment = {"hflip": True, "degrees": 10.0, "interpolation": "nearest", **(augment or {})}
         if self.augment["interpolation"] not in INTERPOLATIONS:
             raise ConfigError(f"data.augment.interpolation={self.augment['interpolation']!r}: use one of "
@@ -122,24 +124,24 @@ class UltrasoundDataModule(L.LightningDataModule):
                  self.reference_mode, self.reference_in_training, self.image_size, self.image_size, self.fit)
 
     def _report_duplicates(self, images: torch.Tensor) -> None:
-        """Log identical and near-identical images (PSNR >= 40 dB at the training size): they
-        weigh twice in training and can sit on both sides of a split unless grouped."""
+        """Log identical and near-identical images (PSNR >= ``near_copy_db`` at the training
+        size): they weigh twice in training and can sit on both sides of a split unless grouped."""
         identical = duplicate_groups(images)
         if identical:
             log.warning("%d groups of images are identical at %d px (kept; remove them from the data if unwanted): "
                         "%s", len(identical), self.image_size,
                         "; ".join(" = ".join(self.files[i].name for i in g) for g in identical[:10]))
-        near = near_copy_pairs(images)
+        near = [] if self.near_copy_db is None else near_copy_pairs(images, self.near_copy_db)
         if near:
             log.warning("%d pairs of different images are near-identical (PSNR >= %g dB at %d px), e.g. %s",
-                        len(near), DUPLICATE_PSNR_DB, self.image_size,
+                        len(near), self.near_copy_db, self.image_size,
                         "; ".join(f"{self.files[i].name} ~ {self.files[j].name}" for i, j in near[:10]))
 
     def write_manifest(self, run_dir: str | Path) -> None:
         """Record which source files were used: ``subset.txt`` (training), ``reference.txt``."""
-        run_dir = Path(run_dir)
-        atomic_write_text("".join(f"{p}\n" for p in self.train_files), run_dir / "subset.txt")
-        atomic_write_text("".join(f"{p}\n" for p in self.reference_files), run_dir / "reference.txt")
+        layout = RunLayout(run_dir)
+        atomic_write_text("".join(f"{p}\n" for p in self.train_files), layout.subset)
+        atomic_write_text("".join(f"{p}\n" for p in self.reference_files), layout.reference)
 
     def train_dataloader(self) -> ShuffledBatches:
         """The training subset moved once to the trainer's device (4 MB at 64 px, n = 999)."""

@@ -1,5 +1,12 @@
-"""Image-quality metrics on uint8 image sets; ``MetricSuite`` runs the configured ones."""
+"""Image-quality metrics on uint8 image sets; ``MetricSuite`` runs the configured ones.
 
-from fetal_dcgan.metrics.suite import METRICS, MetricsResult, MetricSuite
+Importing the package registers the built-in metrics, in the order they run and are
+reported (``registry.METRICS``).
+"""
+
+from fetal_dcgan.metrics import fid, kid, psnr, mutual_info, lbp, diversity, memorisation, prdc  # noqa: F401, I001
+from fetal_dcgan.metrics import relative_fd, frd  # noqa: F401
+from fetal_dcgan.metrics.registry import METRICS
+from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
 
 __all__ = ["METRICS", "MetricSuite", "MetricsResult"]

@@ -5,9 +5,10 @@
 are too small for 5, and 2 below 41 px, renormalised to sum to 1 as Wang et al.'s five do,
 so the score stays on the scale of one SSIM; ReLU on negative terms). Higher means less diverse; compare with
 the reference set's value. ``duplicate_rate``: share of images with a near-copy elsewhere
-in the set (PSNR >= 40 dB, i.e. RMS difference below 2.6 grey levels), from the exact
-all-pairs PSNR. ``collapse`` when the synthetic set is clearly less diverse than the real
-one: MS-SSIM higher by more than ``COLLAPSE_MARGIN`` or over 5% near-duplicates.
+in the set (PSNR >= ``duplicate_psnr_db``, 40 dB by default: an RMS difference below 2.6
+grey levels), from the exact all-pairs PSNR. ``collapse`` when the synthetic set is clearly
+less diverse than the real one: MS-SSIM higher by more than ``collapse_margin`` or more
+than ``collapse_duplicates`` near-duplicates (``conf/metrics``: ``diversity``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
+from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.psnr import pairwise_psnr
+from fetal_dcgan.metrics.registry import Key, register_metric
 
-MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)
-MS_SSIM_PAIRS = 2000
-DUPLICATE_PSNR_DB = 40.0
-COLLAPSE_MARGIN = 0.1
-COLLAPSE_DUPLICATES = 0.05
+MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)  # Wang et al.'s first three scale weights
 
 
 def ms_ssim_betas(size: int) -> tuple[float, ...]:
@@ -46,7 +45,7 @@ def ms_ssim_pairs(a: torch.Tensor, b: torch.Tensor, batch_size: int = 256) -> to
     return torch.cat(out)
 
 
-def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int = MS_SSIM_PAIRS, seed: int = 0) -> float:
+def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int, seed: int = 0) -> float:
     """Mean MS-SSIM over ``pairs`` random pairs of distinct images (all pairs if fewer)."""
     n = len(images)
     if n < 2:
@@ -70,7 +69,7 @@ def _psnr_to_the_others(images: torch.Tensor, block: int = 1024):
         yield start, values
 
 
-def duplicate_rate(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB) -> float:
+def duplicate_rate(images: torch.Tensor, threshold_db: float) -> float:
     """Share of images that have a near-copy (PSNR >= threshold) elsewhere in the set."""
     if len(images) < 2:
         return float("nan")
@@ -80,7 +79,7 @@ def duplicate_rate(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB
     return float(has_copy.mean())
 
 
-def near_copy_pairs(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_DB) -> list[tuple[int, int]]:
+def near_copy_pairs(images: torch.Tensor, threshold_db: float) -> list[tuple[int, int]]:
     """Pairs (i < j) of images that differ but are within ``threshold_db`` PSNR of each other."""
     pairs = []
     for start, values in _psnr_to_the_others(images):
@@ -89,14 +88,32 @@ def near_copy_pairs(images: torch.Tensor, threshold_db: float = DUPLICATE_PSNR_D
     return pairs
 
 
-def set_diversity(images: torch.Tensor, pairs: int = MS_SSIM_PAIRS, seed: int = 0) -> dict[str, float]:
+def set_diversity(images: torch.Tensor, pairs: int, threshold_db: float, seed: int = 0) -> dict[str, float]:
     """Mean pairwise MS-SSIM and duplicate rate of one set, on the images' device."""
-    return {"ms_ssim": mean_pairwise_ms_ssim(images, pairs, seed), "duplicate_rate": duplicate_rate(images)}
+    return {"ms_ssim": mean_pairwise_ms_ssim(images, pairs, seed), "duplicate_rate": duplicate_rate(images, threshold_db)}
 
 
-def diversity(fake: dict[str, float], real: dict[str, float]) -> dict:
-    """The synthetic set's ``set_diversity`` beside the reference set's, and the collapse flag."""
-    collapse = fake["ms_ssim"] - real["ms_ssim"] > COLLAPSE_MARGIN or fake["duplicate_rate"] > COLLAPSE_DUPLICATES
+def diversity(fake: dict[str, float], real: dict[str, float], margin: float, duplicates: float) -> dict:
+    """The synthetic set's ``set_diversity`` beside the reference set's, and the collapse flag:
+    MS-SSIM above the reference's by more than ``margin``, or a duplicate rate above ``duplicates``."""
+    collapse = fake["ms_ssim"] - real["ms_ssim"] > margin or fake["duplicate_rate"] > duplicates
     return {"scalars": {"ms_ssim_fake": fake["ms_ssim"], "ms_ssim_real": real["ms_ssim"],
                         "duplicate_rate": fake["duplicate_rate"], "duplicate_rate_real": real["duplicate_rate"],
                         "collapse": float(collapse)}}
+
+
+@register_metric("diversity", "diversity within the synthetic set against the reference set's (mode collapse)", (
+    Key("ms_ssim_fake", "mean MS-SSIM over random pairs within S; higher = less diverse", better="reference",
+        plotted=True, reference_key="ms_ssim_real"),
+    Key("ms_ssim_real", "the same within R", role="reference"),
+    Key("duplicate_rate", "share of synthetic images with a near-copy in S", better="lower",
+        reference_key="duplicate_rate_real"),
+    Key("duplicate_rate_real", "the same within R", role="reference"),
+    Key("collapse", "1 when S is clearly less diverse than R (a flag to look at the images)", better="lower")))
+def _diversity(ctx: ScoringContext) -> dict:
+    o = ctx.options
+    pairs, db = int(o["ms_ssim_pairs"]), float(o["duplicate_psnr_db"])
+    real = ctx.reference("diversity", lambda: set_diversity(ctx.real.to(ctx.device), pairs, db, ctx.seed),
+                         f"ms-ssim-{pairs}-pairs-{MS_SSIM_BETAS}-normalised-seed-{ctx.seed}-dup-{db}dB")
+    fake = set_diversity(ctx.fake.to(ctx.device), pairs, db, ctx.seed)
+    return diversity(fake, real, float(o["collapse_margin"]), float(o["collapse_duplicates"]))

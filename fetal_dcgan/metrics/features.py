@@ -1,12 +1,14 @@
-"""Feature extractors for FID and KID: the standard FID Inception-v3 or any module.
+"""Feature extractors by name: the standard FID Inception-v3 and a fixed random network.
 
 The standard network is torch-fidelity's TF-compatible Inception-v3 (pool3, 2048-d),
 which resizes every image to 299x299 with its TF1-style bilinear interpolation (no
 antialiasing), exactly as torch-fidelity does. Its weights cannot be downloaded here, so
 they come from a local file or the torch hub cache; when neither has them the metric is
 reported as unavailable instead of failing. Any ``nn.Module`` mapping uint8 (N, 3, H, W)
-to (N, d) can stand in (tests use a small fixed network); give it a ``cache_key``
-attribute to let reference features be cached.
+to (N, d) can stand in for Inception (tests use a small fixed network); give it a
+``cache_key`` attribute to let reference features be cached. ``EXTRACTORS`` names the
+networks; metrics that need "the best features here" take the first available in
+``PREFERENCE`` and say in their status which one they used.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class MetricUnavailable(Exception):
 def find_inception_weights(weights_path: str | Path | None = None) -> Path:
     """The FID Inception weights file: ``weights_path``, else the torch hub cache."""
     hub_file = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
-    how = (f"download {FID_WEIGHTS_URL} on a machine with internet and set metrics.fid.weights_path=/path/to/"
+    how = (f"download {FID_WEIGHTS_URL} on a machine with internet and set metrics.features.weights_path=/path/to/"
            f"{FID_WEIGHTS_FILE} (evaluate: --fid-weights), or copy it to {hub_file}")
     if weights_path:
         path = Path(weights_path).expanduser()
@@ -93,3 +95,55 @@ class RandomConvFeatures(nn.Module):
         if x.shape[-1] != 64:
             x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
         return self.net(x).mean((2, 3))
+
+
+#: Feature networks by name: ``options`` is ``metrics.features`` (weights path, batch size).
+EXTRACTORS = {
+    "inception": lambda options: InceptionFeatures(options.get("weights_path")),
+    "random-conv": lambda options: RandomConvFeatures(),
+}
+#: The feature space of metrics that work in any: the first of these that is available.
+PREFERENCE = ("inception", "random-conv")
+
+
+class FeatureSpaces:
+    """The named extractors, built on first use; ``inception`` may be replaced by any module
+    (``stand_in``), which is then named by its class in statuses."""
+
+    def __init__(self, options: dict, stand_in: nn.Module | None = None):
+        self.options = dict(options)
+        self.batch_size = int(self.options.get("batch_size", 64))
+        self._built: dict[str, nn.Module | MetricUnavailable] = {} if stand_in is None else {"inception": stand_in}
+
+    def extractor(self, space: str) -> nn.Module:
+        """The network of ``space``; raises MetricUnavailable (kept, so asked once) when it cannot be built."""
+        if space not in EXTRACTORS:
+            raise ValueError(f"Unknown feature space {space!r}: choose from {', '.join(EXTRACTORS)}.")
+        if space not in self._built:
+            try:
+                self._built[space] = EXTRACTORS[space](self.options)
+            except MetricUnavailable as exc:
+                self._built[space] = exc
+        built = self._built[space]
+        if isinstance(built, MetricUnavailable):
+            raise built
+        return built
+
+    def label(self, space: str) -> str:
+        """How a status names the space: its name, or the stand-in's class."""
+        built = self._built.get(space)
+        stands_in = space == "inception" and isinstance(built, nn.Module) and not isinstance(built, InceptionFeatures)
+        return type(built).__name__ if stands_in else space
+
+    def best(self) -> str:
+        """The first space of ``PREFERENCE`` whose network can be built here."""
+        for space in PREFERENCE:
+            try:
+                self.extractor(space)
+                return space
+            except MetricUnavailable:
+                continue
+        raise MetricUnavailable("no feature network is available")
+
+    def extract(self, space: str, images: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+        return extract_features(self.extractor(space), images, self.batch_size, device)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import torch
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 
+from fetal_dcgan.metrics.bootstrap import bootstrap_ci
+from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
+from fetal_dcgan.metrics.registry import Key, interval, register_metric
 
 
 def _mean_and_covariance(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,3 +48,22 @@ def frechet_distance(fake_features: torch.Tensor, real_features: torch.Tensor) -
     stats_fake = fid_features_to_statistics(fake_features.double().cpu())
     stats_real = fid_features_to_statistics(real_features.double().cpu())
     return float(fid_statistics_to_metric(stats_fake, stats_real, verbose=False)[KEY_METRIC_FID])
+
+
+def bootstrap_fd(ctx: ScoringContext, fake: torch.Tensor, real: torch.Tensor, estimate: float) -> tuple[float, float]:
+    """Bootstrap interval of FD over resamples of the synthetic features, against the
+    reference factored once on the metrics device."""
+    reference, fake = FrechetReference(real, ctx.device), fake.to(ctx.device)
+    return bootstrap_ci(lambda i: reference(fake[torch.from_numpy(i).to(fake.device)]), len(fake), ctx.resamples(),
+                        ctx.seed, estimate=estimate)
+
+
+@register_metric("fid", "Frechet Inception Distance (torch-fidelity's network and maths)", (
+    Key("fid", "Frechet distance between Gaussian fits of Inception pool3 features of S and R", better="lower",
+        plotted=True),
+    *interval("fid")))
+def _fid(ctx: ScoringContext) -> dict:
+    fake, real = ctx.features("inception"), ctx.features("inception", ctx.real)
+    value = frechet_distance(fake, real)
+    low, high = bootstrap_fd(ctx, fake, real, value)
+    return {"scalars": {"fid": value, "fid_ci_low": low, "fid_ci_high": high}}

@@ -17,7 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fetal_dcgan.metrics.bootstrap import bootstrap_ci
+from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
+from fetal_dcgan.metrics.registry import Key, interval, register_metric
 
 
 class PolynomialKernels:
@@ -74,3 +77,19 @@ def kernel_inception_distance(fake_features: torch.Tensor, real_features: torch.
     """Mean and standard deviation of the MMD^2 estimates over ``subsets`` random subsets."""
     kernels = PolynomialKernels(fake_features, real_features, device)
     return kid_from_kernels(kernels, np.arange(len(fake_features)), subsets, subset_size, seed)
+
+
+@register_metric("kid", "Kernel Inception Distance (torch-fidelity's estimator)", (
+    Key("kid_mean", "mean unbiased MMD^2 (cubic polynomial kernel) over random subsets, Inception features",
+        better="lower", plotted=True),
+    Key("kid_std", "standard deviation of the subsets' MMD^2", role="diagnostic"),
+    *interval("kid_mean")))
+def _kid(ctx: ScoringContext) -> dict:
+    fake = ctx.features("inception")
+    kernels = PolynomialKernels(fake, ctx.features("inception", ctx.real), ctx.device)  # once for every subset
+    size, seed = ctx.options["subset_size"], ctx.seed
+    mean, std = kid_from_kernels(kernels, np.arange(len(fake)), int(ctx.options["subsets"]), size, seed)
+    low, high = bootstrap_ci(  # fewer subsets per resample: the interval is of the mean, not of one estimate
+        lambda i: kid_from_kernels(kernels, i, int(ctx.options["resample_subsets"]), size, seed)[0],
+        len(fake), ctx.resamples(), seed, estimate=mean)
+    return {"scalars": {"kid_mean": mean, "kid_std": std, "kid_mean_ci_low": low, "kid_mean_ci_high": high}}

@@ -13,8 +13,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fetal_dcgan.metrics.bootstrap import bootstrap_ci
+from fetal_dcgan.metrics.context import ScoringContext
+from fetal_dcgan.metrics.registry import Key, interval, register_metric
+
 NAMED_ELEMENTS = (8, 20, 143, 240)
 N_CODES = 256
+#: The set-level vectors (in each snapshot's .npz): rLBPv and sLBPv.
+REFERENCE_VECTOR, SYNTHETIC_VECTOR = "lbp_reference", "lbp_synthetic"
 
 
 def lbp_codes(images: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
@@ -90,6 +96,38 @@ def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.nda
         "scalars": scalars,
         "per_image": {"lbp_l1": l1_distance(per_image, reference), "lbp_chi2": chi2_distance(per_image, reference),
                       **{f"lbp_v{code}": per_image[:, code] for code in NAMED_ELEMENTS}},
-        "vectors": {"lbp_reference": reference, "lbp_synthetic": synthetic,
+        "vectors": {REFERENCE_VECTOR: reference, SYNTHETIC_VECTOR: synthetic,
                     "lbp_abs_diff": np.abs(synthetic - reference), "lbp_per_image": fake_hist},
     }
+
+
+def _element_keys() -> list[Key]:
+    out = []
+    for code in NAMED_ELEMENTS:
+        out += [Key(f"lbp_v{code}", f"element {code} of sLBPv (a fraction of all codes)", better="reference", plotted=True,
+                    reference_key=f"lbp_v{code}_reference"),
+                Key(f"lbp_v{code}_reference", f"element {code} of rLBPv", role="reference")]
+    return out
+
+
+@register_metric("lbp", "local binary pattern vectors: sLBPv against rLBPv", (
+    Key("lbp_l1", "L1 distance between sLBPv and rLBPv", better="lower", plotted=True),
+    Key("lbp_chi2", "symmetric chi-square distance between sLBPv and rLBPv", better="lower", plotted=True),
+    *_element_keys(),
+    *interval("lbp_l1"),
+    Key("lbp_l1", "L1 distance of the image's own LBP histogram to rLBPv", level="image", better="lower"),
+    Key("lbp_chi2", "chi-square distance of the image's histogram to rLBPv", level="image", better="lower"),
+    *(Key(f"lbp_v{code}", f"element {code} of the image's LBP histogram", level="image") for code in NAMED_ELEMENTS),
+    Key(REFERENCE_VECTOR, "rLBPv: the reference set's 256-bin LBP histogram, normalised to 1", level="vector",
+        role="reference"),
+    Key(SYNTHETIC_VECTOR, "sLBPv: the synthetic set's LBP histogram, normalised to 1", level="vector"),
+    Key("lbp_abs_diff", "|sLBPv - rLBPv| per code", level="vector"),
+    Key("lbp_per_image", "each synthetic image's 256-bin LBP code counts", level="image-vector")))
+def _lbp(ctx: ScoringContext) -> dict:
+    real_hist = ctx.reference("lbp", lambda: lbp_histograms(ctx.real, device=ctx.device), "lbp-P8-R1-default")
+    out = lbp(ctx.fake, real_hist, device=ctx.device)
+    fake_hist, reference = out["vectors"]["lbp_per_image"], out["vectors"][REFERENCE_VECTOR]
+    low, high = bootstrap_ci(lambda i: l1_distance(lbp_vector(fake_hist[i]), reference), len(fake_hist),
+                             ctx.resamples(), ctx.seed, estimate=out["scalars"]["lbp_l1"])
+    out["scalars"].update(lbp_l1_ci_low=low, lbp_l1_ci_high=high)
+    return out

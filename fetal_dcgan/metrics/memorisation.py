@@ -1,12 +1,13 @@
 """Memorisation audit: is a synthetic image a (flipped, slightly rotated) training image?
 
 Every synthetic image is compared with every training image in each of its training-time
-variants (mirror x rotations of -10, -5, 0, 5, 10 degrees, black corners) by normalised
-cross-correlation (NCC, Pearson r of the pixels; 1 = identical up to brightness and
-contrast), as one matrix product. A synthetic image counts as a copy when its NCC to the
-nearest training variant exceeds what distinct real images reach: the 95th percentile of
-the same nearest-NCC for held-out real images (reference images not used in training),
-or, without 20 of those, for the training images against the other training images.
+variants (mirror x rotations of -d, -d/2, 0, d/2, d degrees for training's rotation range
+d = ``data.augment.degrees``, black corners) by normalised cross-correlation (NCC, Pearson
+r of the pixels; 1 = identical up to brightness and contrast), as one matrix product. A
+synthetic image counts as a copy when its NCC to the nearest training variant exceeds
+what distinct real images reach: the ``quantile`` (0.95) of the same nearest-NCC for
+held-out real images (reference images not used in training), or, without
+``min_held_out`` (20) of those, for the training images against the other training images.
 ``copy_ratio`` is the share of such synthetic images: about 0.05 for new real images,
 near 1 for copies. ``copy_ratio_features`` repeats the audit in a feature space (Inception
 when its weights are present, else the fixed random network), which also catches copies
@@ -17,16 +18,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from fetal_dcgan.data.augment import flip_rotate, to_unit
+from fetal_dcgan.metrics.context import ScoringContext
+from fetal_dcgan.metrics.registry import Key, register_metric
 
-ROTATIONS_DEG = (-10.0, -5.0, 0.0, 5.0, 10.0)
-CALIBRATION_QUANTILE = 0.95
-MIN_HELD_OUT = 20
+
+def rotations(degrees: float) -> tuple[float, ...]:
+    """The audited rotations for training's range [-degrees, degrees]: its ends, halves and 0."""
+    return tuple(sorted({-degrees, -degrees / 2, 0.0, degrees / 2, degrees}))
 
 
 def _standardise(images: torch.Tensor) -> torch.Tensor:
@@ -36,12 +41,12 @@ def _standardise(images: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
 
-def training_variants(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def training_variants(train: torch.Tensor, degrees: float) -> tuple[torch.Tensor, torch.Tensor]:
     """All flip/rotation variants of uint8 training images, and the source index of each."""
     x = to_unit(train)
     variants, index = [], []
     for flip in (False, True):
-        for degrees in ROTATIONS_DEG:
+        for degrees in rotations(degrees):
             angles = torch.full((len(x),), math.radians(degrees), device=x.device)
             variants.append(flip_rotate(x, angles, torch.full((len(x),), flip, device=x.device)))
             index.append(torch.arange(len(x), device=x.device))
@@ -90,29 +95,31 @@ class TrainingBank:
 
 
 def _space(bank_rows: torch.Tensor, index: torch.Tensor, train_rows: torch.Tensor,
-           held_out_rows: torch.Tensor | None) -> Space:
+           held_out_rows: torch.Tensor | None, quantile: float) -> Space:
     bank = _standardise(bank_rows)
     if held_out_rows is not None:
         calibration = nearest_ncc(held_out_rows, bank, index)[0]
     else:
         own = torch.arange(len(train_rows), device=index.device)
         calibration = nearest_ncc(train_rows, bank, index, exclude=own)[0]
-    return Space(bank, index, float(np.quantile(calibration, CALIBRATION_QUANTILE)), float(calibration.mean()))
+    return Space(bank, index, float(np.quantile(calibration, quantile)), float(calibration.mean()))
 
 
 def training_bank(train: torch.Tensor, held_out: torch.Tensor | None = None,
-                  features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TrainingBank:
-    """Every flip/rotation variant of the training images, in pixels and, with ``features``
-    (uint8 images -> (N, d)), in that feature space, with the copy thresholds of each; on
-    the device of ``train`` (``features`` must return rows there too)."""
-    if held_out is not None and len(held_out) < MIN_HELD_OUT:
+                  features: Callable[[torch.Tensor], torch.Tensor] | None = None, *, degrees: float,
+                  quantile: float, min_held_out: int) -> TrainingBank:
+    """Every flip/rotation variant (``degrees``: training's rotation range) of the training
+    images, in pixels and, with ``features`` (uint8 images -> (N, d)), in that feature space,
+    with the copy thresholds of each (the ``quantile`` of real images' nearest NCC); on the
+    device of ``train`` (``features`` must return rows there too)."""
+    if held_out is not None and len(held_out) < min_held_out:
         held_out = None  # too few to calibrate on: the training images calibrate instead
-    variants, index = training_variants(train)
-    pixels = _space(variants, index, to_unit(train), None if held_out is None else to_unit(held_out))
+    variants, index = training_variants(train, degrees)
+    pixels = _space(variants, index, to_unit(train), None if held_out is None else to_unit(held_out), quantile)
     space = None
     if features is not None:
         space = _space(features(variants.mul(255).round().to(torch.uint8)), index, features(train),
-                       None if held_out is None else features(held_out))
+                       None if held_out is None else features(held_out), quantile)
     source = "training images, leave-one-out" if held_out is None else "held-out real images"
     return TrainingBank(pixels, space, source)
 
@@ -134,12 +141,48 @@ def memorisation(fake: torch.Tensor, bank: TrainingBank,
     return out
 
 
-def closest_pairs_sheet(fake: torch.Tensor, train: torch.Tensor, ncc: np.ndarray, nearest: np.ndarray,
-                        path, pairs: int = 16, scale: int = 3):
+@register_metric("memorisation", "memorisation audit: synthetic images that are copies of training images", (
+    Key("copy_ratio", "share of synthetic images closer (NCC) to a training image than real images get",
+        better="lower", plotted=True),
+    Key("copy_threshold_ncc", "the NCC above which an image counts as a copy (calibrated on real images)",
+        role="reference"),
+    Key("nearest_train_ncc_mean", "mean NCC of each synthetic image to its nearest training variant", better="lower"),
+    Key("calibration_ncc_mean", "the same mean for the calibration images", role="reference"),
+    Key("copy_ratio_features", "copy_ratio in feature space", better="lower"),
+    Key("nearest_train_ncc", "NCC of the image to its nearest training variant", level="image", role="diagnostic"),
+    Key("nearest_train_index", "index of that training image", level="image", role="diagnostic"),
+    Key("nearest_train_feature_sim", "the same in feature space", level="image", role="diagnostic"),
+    Key("nearest_train_feature_index", "index of that training image in feature space", level="image",
+        role="diagnostic")))
+def _memorisation(ctx: ScoringContext) -> dict:
+    train = ctx.need_train("the memorisation audit")
+    space, device, o = ctx.best_space(), ctx.device, ctx.options
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        return ctx.spaces.extract(space, images, device).to(device)
+
+    bank = ctx.store.get(  # the training side is the same for every snapshot of a run
+        "memorisation", (train, ctx.held_out),
+        lambda: training_bank(train.to(device), None if ctx.held_out is None else ctx.held_out.to(device), features,
+                              degrees=float(o["degrees"]), quantile=float(o["quantile"]),
+                              min_held_out=int(o["min_held_out"])),
+        f"{space}-{o}", persist=False)
+    out = memorisation(ctx.fake.to(device), bank, features)
+    out["status"] = f"ok: calibrated on {bank.calibration}; features: {ctx.label(space)}"
+    return out
+
+
+def closest_pairs_sheet(fake: torch.Tensor, train: torch.Tensor | None, per_image: dict, path,
+                        pairs: int = 16, scale: int = 3):
     """A PNG of the synthetic images closest to a training image, each beside that image
-    (left: synthetic, right: training), most similar first, for a person to judge."""
+    (left: synthetic, right: training), most similar first, for a person to judge; None
+    when the audit did not run (``per_image``: a scored set's per-image values)."""
     from PIL import Image
 
+    if train is None or "nearest_train_ncc" not in per_image:
+        return None
+    ncc, nearest = per_image["nearest_train_ncc"], per_image["nearest_train_index"]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     order = np.argsort(-ncc)[:pairs]
     h, w = fake.shape[-2:]
     sheet = np.full((len(order) * (h + 2), 2 * w + 6), 255, np.uint8)

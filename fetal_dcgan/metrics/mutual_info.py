@@ -16,6 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from fetal_dcgan.metrics.context import ScoringContext
+from fetal_dcgan.metrics.registry import Key, register_metric
+
 
 def _sum_c_log_c(sorted_codes: np.ndarray) -> np.ndarray:
     """For each row of sorted codes, sum over distinct values of count * ln(count)."""
@@ -140,3 +143,15 @@ def mutual_information(fake: torch.Tensor, real: torch.Tensor, device: str | tor
                     "nmi_mean": _nan_mean(nmi), "nmi_best_mean": _nan_mean(best_nmi)},
         "per_image": {"mi_best": mi.max(1), "mi_best_ref": mi.argmax(1), "nmi_best": best_nmi},
     }
+
+
+@register_metric("mi", "mutual information and normalised MI of grey levels over all pairs", (
+    Key("mi_mean", "mean MI over every pair (s, r)", better="higher", unit="bits", plotted=True),
+    Key("mi_best_mean", "per synthetic image its highest MI over R, averaged", better="higher", unit="bits"),
+    Key("nmi_mean", "mean NMI (H(s) + H(r)) / H(s, r) over every pair, in [1, 2]", better="higher", plotted=True),
+    Key("nmi_best_mean", "per synthetic image its highest NMI over R, averaged", better="higher"),
+    Key("mi_best", "highest MI of the image over R", level="image", better="higher", unit="bits"),
+    Key("mi_best_ref", "index in R of that match", level="image", role="diagnostic"),
+    Key("nmi_best", "highest NMI of the image over R", level="image", better="higher")))
+def _mi(ctx: ScoringContext) -> dict:
+    return mutual_information(ctx.fake, ctx.real, ctx.device)

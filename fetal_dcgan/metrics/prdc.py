@@ -1,8 +1,9 @@
 """Precision, recall, density and coverage of a synthetic set in a feature space.
 
 Transcribed from Kynkäänniemi et al. 2019 (precision, recall with k-NN balls) and
-Naeem et al. 2020 (density, coverage), k = 5 nearest neighbours (Naeem et al.'s
-default), Euclidean distances; tests compare with the authors' ``prdc`` package.
+Naeem et al. 2020 (density, coverage), k nearest neighbours (``prdc.k`` in
+``conf/metrics``: 5, Naeem et al.'s default), Euclidean distances, in the best feature space
+available; tests compare with the authors' ``prdc`` package.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-K_NEAREST = 5
+from fetal_dcgan.metrics.bootstrap import bootstrap_values, shifted_percentile_interval
+from fetal_dcgan.metrics.context import ScoringContext
+from fetal_dcgan.metrics.features import MetricUnavailable
+from fetal_dcgan.metrics.registry import Key, interval, register_metric
 
 
 class NeighbourBalls:
     """The distances precision, recall, density and coverage need, computed once: a
     bootstrap resample of the synthetic set then only gathers rows and columns of them."""
 
-    def __init__(self, fake_features: torch.Tensor, real_features: torch.Tensor, k: int = K_NEAREST):
+    def __init__(self, fake_features: torch.Tensor, real_features: torch.Tensor, k: int):
         real, fake = real_features.double(), fake_features.double()
         if min(len(real), len(fake)) <= k:
-            from fetal_dcgan.metrics.features import MetricUnavailable
-
             raise MetricUnavailable(f"precision/recall need more than k={k} images in each set.")
         self.k = k
         self.real_radius = _kth_neighbour_radius(torch.cdist(real, real), k)
@@ -46,32 +48,30 @@ def _kth_neighbour_radius(distances: torch.Tensor, k: int) -> torch.Tensor:
     return distances.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
 
 
-def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int = K_NEAREST) -> dict[str, float]:
+def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int) -> dict[str, float]:
     return NeighbourBalls(fake_features, real_features, k).scores()
 
 
-def bootstrap_values(statistic, n: int, resamples: int = 200, seed: int = 0) -> np.ndarray:
-    """``statistic(indices)`` for ``resamples`` resamples of n items with replacement; a
-    statistic returning several values gives one column each, from the same resamples."""
-    rng = np.random.default_rng(seed)
-    return np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+@register_metric("prdc", "precision, recall, density and coverage with k-NN balls in feature space", (
+    Key("precision", "share of synthetic images inside a real image's k-NN ball (fidelity)", better="higher",
+        plotted=True),
+    Key("recall", "share of real images inside a synthetic image's k-NN ball (diversity)", better="higher",
+        plotted=True),
+    Key("density", "mean count of real balls holding each synthetic image, over k", better="higher"),
+    Key("coverage", "share of real images whose ball holds a synthetic image", better="higher"),
+    *interval("precision"), *interval("recall")))
+def _prdc(ctx: ScoringContext) -> dict:
+    space, k = ctx.best_space(), int(ctx.options["k"])
+    balls = NeighbourBalls(ctx.features(space).to(ctx.device), ctx.features(space, ctx.real).to(ctx.device), k)
+    scalars = balls.scores()
+    names = ("precision", "recall")
 
+    def resampled(i: np.ndarray) -> list[float]:  # both from one pass over each resample
+        scores = balls.scores(torch.from_numpy(i).to(ctx.device))
+        return [scores[name] for name in names]
 
-def shifted_percentile_interval(values: np.ndarray, estimate: float | None = None,
-                                level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of bootstrap ``values``, shifted by the bootstrap estimate of bias
-    (their mean minus ``estimate``, the full-sample value): resampling with replacement
-    duplicates images, which inflates distances such as FD, so the plain percentile
-    interval would sit above the estimate it is meant to bracket."""
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return float("nan"), float("nan")
-    shift = values.mean() - estimate if estimate is not None and np.isfinite(estimate) else 0.0
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(values, tail) - shift), float(np.percentile(values, 100 - tail) - shift)
-
-
-def bootstrap_ci(statistic, n: int, resamples: int = 200, seed: int = 0, level: float = 0.95,
-                 estimate: float | None = None) -> tuple[float, float]:
-    """Bias-shifted percentile interval of ``statistic(indices)`` over ``resamples`` resamples of n items."""
-    return shifted_percentile_interval(bootstrap_values(statistic, n, resamples, seed), estimate, level)
+    values = bootstrap_values(resampled, len(balls.fake_fake), ctx.resamples(), ctx.seed).reshape(-1, len(names))
+    for column, name in enumerate(names):
+        scalars[f"{name}_ci_low"], scalars[f"{name}_ci_high"] = shifted_percentile_interval(values[:, column],
+                                                                                           scalars[name])
+    return {"scalars": scalars, "status": f"ok: {ctx.label(space)} features, k={k}"}

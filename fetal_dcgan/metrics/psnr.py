@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from fetal_dcgan.metrics.context import ScoringContext
+from fetal_dcgan.metrics.registry import Key, register_metric
+
 
 def pairwise_mse(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """(len(fake), len(real)) mean squared errors of uint8 image batches (N, ...)."""
@@ -47,3 +50,15 @@ def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0,
         },
         "per_image": {"psnr_best": best.cpu().numpy(), "psnr_best_ref": best_index.cpu().numpy()},
     }
+
+
+@register_metric("psnr", "peak signal-to-noise ratio over all synthetic-reference pairs", (
+    Key("psnr_mean", "mean PSNR over every pair (s, r) in S x R", better="higher", unit="dB", plotted=True),
+    Key("psnr_best_mean", "per synthetic image its best PSNR over R, averaged", better="higher", unit="dB",
+        plotted=True),
+    Key("psnr_identical_pairs", "pairs with MSE 0 (infinite PSNR, left out of the means)", better="lower",
+        unit="pairs"),
+    Key("psnr_best", "best PSNR of the image over R", level="image", better="higher", unit="dB"),
+    Key("psnr_best_ref", "index in R of that best match", level="image", role="diagnostic")))
+def _psnr(ctx: ScoringContext) -> dict:
+    return psnr(ctx.fake, ctx.real, device=ctx.device)

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fetal_dcgan.callbacks.snapshot import sample_dir
+from fetal_dcgan.metrics.lbp import REFERENCE_VECTOR, SYNTHETIC_VECTOR
 from fetal_dcgan.report import figures
-from fetal_dcgan.report.collect import PER_IMAGE_METRICS, Sweep, load_sweep
+from fetal_dcgan.report.collect import Sweep, load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
 from fetal_dcgan.report.stats import DESIGNS, significant, sweep_statistics
+from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,8 @@ def statistics(sweep: Sweep, resamples: int = 200) -> tuple[pd.DataFrame, pd.Dat
     if not per_image.empty:
         per_image = per_image.merge(sweep.results[["run", "epoch"] + [f for f in factors if f not in per_image]],
                                     on=["run", "epoch"], how="left")
-    return sweep_statistics(sweep.results, per_image, sweep.metric_columns,
-                            [m for m in PER_IMAGE_METRICS if m in per_image], factors, resamples)
+    return sweep_statistics(sweep.results, per_image, sweep.metric_columns, sweep.per_image_metrics, factors,
+                            resamples)
 
 
 def _md(frame: pd.DataFrame) -> str:
@@ -94,7 +95,7 @@ def _loss_curves(sweep: Sweep) -> dict:
 
     curves = {}
     for run in sweep.runs.itertuples():
-        events = Path(run.path) / "tensorboard"
+        events = RunLayout(run.path).tensorboard
         if not events.is_dir():
             continue
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
@@ -109,12 +110,12 @@ def _loss_curves(sweep: Sweep) -> dict:
 def _lbp_sets(sweep: Sweep) -> list:
     sets = []
     for row in sweep.results.itertuples():
-        path = Path(sweep.runs.set_index("run").loc[row.run, "path"]) / "metrics" / f"epoch={int(row.epoch):04d}.npz"
+        path = RunLayout(sweep.runs.set_index("run").loc[row.run, "path"]).vectors(int(row.epoch))
         if path.is_file():
             with np.load(path) as data:
-                if "lbp_reference" in data:
-                    sets.append((f"run {row.run}, n={row.n}, epoch {row.epoch}", data["lbp_reference"],
-                                 data["lbp_synthetic"], int(row.image_size) ** 2))  # LBP: one code a pixel
+                if REFERENCE_VECTOR in data:
+                    sets.append((f"run {row.run}, n={row.n}, epoch {row.epoch}", data[REFERENCE_VECTOR],
+                                 data[SYNTHETIC_VECTOR], int(row.image_size) ** 2))  # LBP: one code a pixel
     return sets
 
 
@@ -146,8 +147,8 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
             "training losses": figures.loss_curves(_loss_curves(sweep), out / "figures" / "losses.png")}
     grids = []
     for row in sweep.results.itertuples():
-        run_path = Path(sweep.runs.set_index("run").loc[row.run, "path"])
-        files = sorted(sample_dir(run_path, int(row.epoch)).glob("*.png"))
+        layout = RunLayout(sweep.runs.set_index("run").loc[row.run, "path"])
+        files = sorted(layout.samples(int(row.epoch)).glob("*.png"))
         grid = figures.sample_grid(files, out / "figures" / "grids" / f"run={row.run}_epoch={int(row.epoch):04d}.png")
         if grid:
             grids.append((f"run {row.run} · n={row.n} · epoch {row.epoch}", grid))
@@ -168,8 +169,6 @@ def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, relations: pd.Dat
     cfg = sweep.config or {}
     data, model, trainer = cfg.get("data", {}), cfg.get("model", {}), cfg.get("trainer", {})
     failed = sweep.runs[sweep.runs["status"] != "finished"]
-    metric_cols = [c for c in sweep.results.columns if not c.startswith(("status_", "override.", "lbp_v"))
-                   and not c.endswith(("_ci_low", "_ci_high"))]
     statuses = {c.removeprefix("status_"): sorted(sweep.results[c].astype(str).str.split(":").str[0].unique())
                 for c in sweep.results.columns if c.startswith("status_")}
     cells = [f for f in sweep.varied_axes if f != "epoch"]
@@ -207,7 +206,7 @@ def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, relations: pd.Dat
     sections.append(("Pairwise comparisons", "<p class='note'>Run-level designs: Welch's t and Hedges' g between "
                      "runs; descriptive-images: Cliff's delta with a bootstrap CI over images, no p-value.</p>"
                      + table(pairs)))
-    sections.append(("Results (one row per run and snapshot)", table(sweep.results[metric_cols])))
+    sections.append(("Results (one row per run and snapshot)", table(sweep.results[sweep.table_columns])))
     sections.append(("Synthetic images (first 9 of each set)", "<div class='grids'>" + "".join(
         f"<figure>{image_tag(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in grids) + "</div>"))
     return render(f"fetal_dcgan sweep report: {sweep.root.name}", sections)

@@ -15,16 +15,11 @@ import pandas as pd
 import yaml
 
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.runs import CONFIG, FINISHED, METRICS_CSV, PER_IMAGE_CSV
+from fetal_dcgan.metrics import registry
+from fetal_dcgan.runs import RUN_COLUMNS, RunLayout
 
 #: Columns that describe a cell rather than measure it.
-CONFIG_COLUMNS = ("run", "epoch", "n", "image_size", "lr", "seed")
-#: Per-image metrics (in per_image.csv) that can serve as replicates.
-PER_IMAGE_METRICS = ("psnr_best", "mi_best", "nmi_best", "lbp_l1", "lbp_chi2", "lbp_v8", "lbp_v20", "lbp_v143",
-                     "lbp_v240")
-#: Set-level columns that describe the reference set or the design, not the synthetic set.
-DESCRIPTOR_COLUMNS = ("n_fake", "n_real", "reference_in_training", "ms_ssim_real", "duplicate_rate_real",
-                      "copy_threshold_ncc", "calibration_ncc_mean")
+CONFIG_COLUMNS = ("run", *RUN_COLUMNS)
 #: Candidate axes of a study, in the order they are reported; seeds are replicates, not an axis.
 AXES = ("n", "epoch", "lr", "image_size")
 #: Overrides that replicate a cell (training seed, data seed) or are already an axis above.
@@ -41,10 +36,20 @@ class Sweep:
 
     @property
     def metric_columns(self) -> list[str]:
-        skip = set(CONFIG_COLUMNS) | set(DESCRIPTOR_COLUMNS)
-        return [c for c in self.results.columns if c not in skip and not c.startswith(("status_", "override."))
-                and not c.endswith(("_reference", "_ci_low", "_ci_high"))
-                and pd.api.types.is_numeric_dtype(self.results[c])]
+        """Set-level scores of the synthetic sets (declared role ``score``), in declaration order."""
+        return [k for k in registry.key_names(role="score") if k in self.results
+                and pd.api.types.is_numeric_dtype(self.results[k])]
+
+    @property
+    def per_image_metrics(self) -> list[str]:
+        """Per-image scores, which can serve as (descriptive) replicates."""
+        return [k for k in registry.key_names(level="image", role="score") if k in self.per_image]
+
+    @property
+    def table_columns(self) -> list[str]:
+        """The run columns and every set-level value but the interval bounds."""
+        shown = registry.key_names(role=("score", "reference", "diagnostic"))
+        return [c for c in (*CONFIG_COLUMNS, *shown) if c in self.results]
 
     @property
     def varied_axes(self) -> list[str]:
@@ -56,14 +61,15 @@ class Sweep:
 
 
 def _run_dirs(root: Path) -> list[Path]:
-    if (root / ".hydra" / "config.yaml").is_file():
+    if RunLayout(root).hydra_config.is_file():
         return [root]
-    runs = [p.parent.parent for p in root.glob("**/.hydra/config.yaml")]
+    pattern = "**/" + RunLayout(".").hydra_config.relative_to(".").as_posix()
+    runs = [p.parent.parent for p in root.glob(pattern)]
     return sorted(runs, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
 
 
 def _overrides(run_dir: Path) -> dict[str, str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
+    path = RunLayout(run_dir).overrides
     items = yaml.safe_load(path.read_text()) if path.is_file() else []
     return dict(item.split("=", 1) for item in items or [] if "=" in item and not item.startswith("hydra"))
 
@@ -82,17 +88,20 @@ def load_sweep(root: str | Path) -> Sweep:
     for run_dir in run_dirs:
         run_id = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
         overrides = {f"override.{k}": v for k, v in _overrides(run_dir).items()}
-        metrics = run_dir / METRICS_CSV
-        status = ("finished" if (run_dir / FINISHED).is_file() else "unfinished") if metrics.is_file() else "no metrics"
+        layout = RunLayout(run_dir)
+        if layout.config.is_file():  # metrics of the run's own modules are declared there
+            registry.load_modules((yaml.safe_load(layout.config.read_text()) or {}).get("metrics", {}).get("modules"))
+        metrics = layout.metrics_csv
+        status = ("finished" if layout.finished.is_file() else "unfinished") if metrics.is_file() else "no metrics"
         runs.append({"run": run_id, "path": str(run_dir), "status": status, **overrides})
         if metrics.is_file():
             results.append(pd.read_csv(metrics).assign(run=run_id, **overrides))
-        if (run_dir / PER_IMAGE_CSV).is_file():
-            per_image.append(pd.read_csv(run_dir / PER_IMAGE_CSV).assign(run=run_id))
+        if layout.per_image_csv.is_file():
+            per_image.append(pd.read_csv(layout.per_image_csv).assign(run=run_id))
     if not results:
         raise UserError(f"No run under {root} has scored a snapshot (no metrics.csv): the sweep failed or has not "
                         "reached its first sampling epoch. See each run's train.log.")
-    first = run_dirs[0] / CONFIG
+    first = RunLayout(run_dirs[0]).config
     config = yaml.safe_load(first.read_text()) if first.is_file() else {}
     table = pd.concat(results, ignore_index=True)
     table = table[[c for c in CONFIG_COLUMNS if c in table] + [c for c in table if c not in CONFIG_COLUMNS]]

@@ -12,12 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fetal_dcgan.metrics import registry  # noqa: E402
 from fetal_dcgan.metrics.lbp import NAMED_ELEMENTS  # noqa: E402
-
-#: Metrics drawn against n and epochs, when present and not all NaN.
-KEY_METRICS = ("fid", "kid_mean", "psnr_mean", "psnr_best_mean", "mi_mean", "nmi_mean", "lbp_l1", "lbp_chi2",
-               "lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240", "relative_fd", "precision", "recall", "copy_ratio",
-               "ms_ssim_fake")
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -29,7 +25,8 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def plottable(results: pd.DataFrame) -> list[str]:
-    return [m for m in KEY_METRICS if m in results and results[m].notna().any()]
+    """The declared keys marked ``plotted`` that the results hold, not all NaN."""
+    return [k.name for k in registry.keys() if k.plotted and k.name in results and results[k.name].notna().any()]
 
 
 def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | None:
@@ -45,9 +42,10 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
             summary = group.groupby(x)[metric].agg(["mean", "std"]).reset_index()
             ax.errorbar(summary[x], summary["mean"], yerr=summary["std"].fillna(0), marker="o", ms=3, capsize=2,
                         label=f"{hue}={level}")
-        if metric.startswith("lbp_v") and f"{metric}_reference" in results:
-            ax.axhline(results[f"{metric}_reference"].iloc[0], color="k", ls="--", lw=0.8, label="rLBPv")
-        ax.set_title(metric, fontsize=9)
+        declared = registry.key(metric)
+        if declared.reference_key in results and results[declared.reference_key].notna().any():
+            ax.axhline(results[declared.reference_key].mean(), color="k", ls="--", lw=0.8, label="reference set")
+        ax.set_title(f"{metric} ({declared.unit})" if declared.unit else metric, fontsize=9)
         ax.set_xlabel(x, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(metrics):]:

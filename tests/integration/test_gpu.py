@@ -9,7 +9,7 @@ from fetal_dcgan.metrics import MetricSuite
 from fetal_dcgan.metrics.features import RandomConvFeatures
 from fetal_dcgan.train import train
 
-from conftest import TINY, compose_config
+from helpers import TINY, compose_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

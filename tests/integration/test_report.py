@@ -20,7 +20,7 @@ from fetal_dcgan.report.__main__ import main as report_main
 from fetal_dcgan.report.build import build_report
 from fetal_dcgan.report.ratings import metrics_vs_ratings, read_ratings
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 @pytest.fixture(scope="module")

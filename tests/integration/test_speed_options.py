@@ -16,7 +16,7 @@ from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.models.dcgan import DCGAN
 from fetal_dcgan.train import train
 
-from conftest import TINY, compose_config
+from helpers import TINY, compose_config
 
 FAST = TINY + ["metrics.names=[psnr]"]
 

@@ -25,7 +25,7 @@ from fetal_dcgan.survey.app import create_app
 from fetal_dcgan.survey.deck import build_deck, read_key
 from fetal_dcgan.survey.storage import Storage
 
-from conftest import make_hc18, noise_image, write_image
+from helpers import make_hc18, noise_image, write_image
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian package chromium is not installed "

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 def sweep(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -69,7 +69,7 @@ def test_optuna_search_returns_the_objective(tmp_path):
 def test_a_crashed_sweep_restarted_with_the_same_command_finishes_without_retraining(tmp_path):
     flag = tmp_path / "crash-once"
     flag.touch()
-    crash = ["+callbacks.crash._target_=conftest.CrashAtEpoch", "+callbacks.crash.epoch=3",
+    crash = ["+callbacks.crash._target_=helpers.CrashAtEpoch", "+callbacks.crash.epoch=3",
              f"+callbacks.crash.flag={flag}", "+callbacks.crash.seed=${seed}", "+callbacks.crash.when_seed=1"]
     env = {"PYTHONPATH": str(REPO / "tests")}
     first = sweep(tmp_path, *crash, env=env)

@@ -18,9 +18,8 @@ from fetal_dcgan.callbacks.snapshot import write_sample_set
 from fetal_dcgan.models.dcgan import DCGAN
 from fetal_dcgan.train import train
 
-from conftest import TINY, TINY_ANY_SOURCE, compose_config, noise_image, write_image
+from helpers import REPO, TINY, TINY_ANY_SOURCE, compose_config, noise_image, write_image
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -68,7 +67,7 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
     settings = TINY + ["trainer.max_epochs=4", "checkpoint_every=2"]
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(compose_config(run, settings + ["+callbacks.crash._target_=conftest.CrashAtEpoch",
+        train(compose_config(run, settings + ["+callbacks.crash._target_=helpers.CrashAtEpoch",
                                               "+callbacks.crash.epoch=3"]))
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     # Saved after epoch 2; 3 batches an epoch, and Lightning counts both optimizers' steps.
@@ -225,6 +224,9 @@ BAD_VALUES = [  # (override, the key the message must name)
     ("sampling.batch_size=0", "sampling.batch_size"), ("callbacks.image_grid.every_n_epochs=0", "every_n_epochs"),
     ("metrics.names=[psnr,fidd]", "metrics.names"), ("metrics.ci_resamples=-1", "metrics.ci_resamples"),
     ("metrics.kid.subset_size=1", "metrics.kid.subset_size"), ("metrics.device=tpu", "metrics.device"),
+    ("metrics.fid.ci_share=2", "metrics.fid.ci_share"), ("metrics.prdc.k=0", "metrics.prdc.k"),
+    ("metrics.diversity.duplicate_psnr_db=0", "metrics.diversity.duplicate_psnr_db"),
+    ("metrics.memorisation.quantile=0", "metrics.memorisation.quantile"),
     ("trainer.max_epochs=0", "trainer.max_epochs"), ("checkpoint_every=0", "checkpoint_every"),
 ]
 

@@ -163,4 +163,4 @@ def test_prdc_of_a_resample_equals_prdc_recomputed_on_it():
     rng = np.random.default_rng(3)
     real, fake = torch.from_numpy(rng.normal(size=(60, 8))), torch.from_numpy(rng.normal(0.3, 1.2, size=(50, 8)))
     index = torch.from_numpy(rng.integers(0, 50, 50))
-    assert NeighbourBalls(fake, real).scores(index) == pytest.approx(prdc(fake[index], real), abs=1e-12)
+    assert NeighbourBalls(fake, real, 5).scores(index) == pytest.approx(prdc(fake[index], real, 5), abs=1e-12)

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from fetal_dcgan.data.datamodule import UltrasoundDataModule
 from fetal_dcgan.models.dcgan import DCGAN
 
-from conftest import CONF_DIR, compose_config
+from helpers import CONF_DIR, compose_config
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 SOURCES = sorted(p.stem for p in (Path(CONF_DIR) / "data").glob("[!_]*.yaml"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -232,12 +233,12 @@ def test_constant_images():
 
 def test_missing_fid_weights_are_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    result = MetricSuite(PAPER, fid={"weights_path": None}).score(FAKE, REAL)
+    result = MetricSuite(PAPER, features={"weights_path": None}).score(FAKE, REAL)
     assert math.isnan(result.scalars["fid"]) and math.isnan(result.scalars["kid_mean"])
     assert result.status["fid"].startswith("unavailable:") and FID_WEIGHTS_FILE in result.status["fid"]
     assert str(tmp_path / "hub" / "checkpoints") in result.status["fid"]
     assert result.status["lbp"] == "ok" and math.isfinite(result.scalars["lbp_l1"])
-    explicit = MetricSuite(["fid"], fid={"weights_path": str(tmp_path / "nope.pth")}).score(FAKE, REAL)
+    explicit = MetricSuite(["fid"], features={"weights_path": str(tmp_path / "nope.pth")}).score(FAKE, REAL)
     assert "not found at" in explicit.status["fid"] and "nope.pth" in explicit.status["fid"]
 
 
@@ -245,7 +246,7 @@ def test_a_failing_metric_does_not_stop_the_others(monkeypatch):
     def broken(*args):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setitem(METRICS, "mi", METRICS["mi"].__class__(METRICS["mi"].keys, broken))
+    monkeypatch.setitem(METRICS, "mi", dataclasses.replace(METRICS["mi"], compute=broken))
     result = MetricSuite(["psnr", "mi", "lbp"]).score(FAKE, REAL)
     assert result.status["mi"] == "error: ZeroDivisionError: boom" and math.isnan(result.scalars["mi_mean"])
     assert result.status["psnr"] == result.status["lbp"] == "ok"

@@ -14,7 +14,7 @@ from fetal_dcgan.data.augment import augment, flip_rotate, to_signed, to_unit
 from fetal_dcgan.data.preprocess import fit_square, load_images
 from fetal_dcgan.errors import ConfigError
 
-from conftest import noise_image, write_image
+from helpers import noise_image, write_image
 
 
 def test_pad_keeps_aspect_and_letterboxes_black():

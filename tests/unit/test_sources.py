@@ -10,7 +10,7 @@ from fetal_dcgan.data.preprocess import load_images, read_gray
 from fetal_dcgan.data.sources import discover, folder_images, hc18_images
 from fetal_dcgan.errors import DataError
 
-from conftest import TRAIN_NAMES, make_hc18, noise_image, write_image
+from helpers import TRAIN_NAMES, make_hc18, noise_image, write_image
 
 @pytest.mark.parametrize("doubled", [True, False])
 def test_hc18_uses_exactly_the_training_scans(tmp_path, doubled):
@@ -138,7 +138,8 @@ def test_near_identical_images_are_reported(tmp_path, caplog):
     near = noise_image(2).astype(int)
     near[0, 0] = (near[0, 0] + 3) % 256  # one pixel off: a different file, the same image
     write_image(tmp_path / "2_resaved.png", near.astype(np.uint8))
-    dm = UltrasoundDataModule(source="folder", root=str(tmp_path), image_size=32, reference_n=2, fit="squash")
+    dm = UltrasoundDataModule(source="folder", root=str(tmp_path), image_size=32, reference_n=2, fit="squash",
+                              near_copy_db=40.0)
     with caplog.at_level("WARNING"):
         dm.setup()
     assert "1 pairs of different images are near-identical" in caplog.text and "2.png ~ 2_resaved.png" in caplog.text
