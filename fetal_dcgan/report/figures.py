@@ -44,14 +44,15 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
                         label=f"{hue}={level}")
         declared = registry.key(metric)
         if declared.reference_key in results and results[declared.reference_key].notna().any():
-            ax.axhline(results[declared.reference_key].mean(), color="k", ls="--", lw=0.8, label="reference set")
+            ax.axhline(results[declared.reference_key].mean(), color="k", ls="--", lw=0.8)
         ax.set_title(f"{metric} ({declared.unit})" if declared.unit else metric, fontsize=9)
         ax.set_xlabel(x, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
-    fig.suptitle(f"metrics against {x} (one line per {hue}; error bars: SD over seeds)", fontsize=10)
+    fig.suptitle(f"metrics against {x} (one line per {hue}; error bars: SD over seeds; dashed: the reference set's "
+                 "value)", fontsize=10)
     return save_figure(fig, path)
 
 
