@@ -28,8 +28,13 @@ def _number_in(low: float, high: float, low_open: bool = False, high_open: bool 
     return ok, f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
-def _one_of(*values: str) -> tuple[Callable, str]:
-    return (lambda v: v in values), "one of " + ", ".join(values)
+def _one_of(*values) -> tuple[Callable, str]:
+    return (lambda v: v in values and type(v) in {type(x) for x in values}), "one of " + ", ".join(
+        str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+
+
+def _subset_of(*values: str) -> tuple[Callable, str]:
+    return (lambda v: isinstance(v, list) and set(v) <= set(values)), "a list of any of " + ", ".join(values)
 
 
 def _or_null(rule: tuple[Callable, str]) -> tuple[Callable, str]:
@@ -70,7 +75,18 @@ RULES: dict[str, tuple[tuple[Callable, str], str]] = {
     "model.beta2": (_number_in(0, 1, high_open=True), "0.999"),
     "model.real_label": (_number_in(0, 1, low_open=True), "1.0 (0.9: one-sided label smoothing)"),
     "model.init_std": (_number_in(0, 1, low_open=True), "0.02"),
+    "model.loss": (_one_of("bce", "hinge", "wgan-gp"), "hinge"),
+    "model.d_norm": (_one_of("batch", "spectral", "none"), "spectral"),
+    "model.minibatch_std": (_one_of(True, False), "true"),
+    "model.r1_gamma": (_number_in(0, 1000), "0.1"),
+    "model.r1_every": (_int_at_least(1), "16"),
+    "model.gp_weight": (_number_in(0, 1000), "10"),
+    "model.ema_decay": (_number_in(0, 1, high_open=True), "0.999"),
+    "model.diffaugment": (_subset_of("brightness", "contrast", "translation", "cutout"), "[translation,cutout]"),
+    "model.ada_target": (_or_null(_number_in(0, 1, low_open=True, high_open=True)), "0.6"),
+    "model.ada_images": (_int_at_least(1), "100000"),
     "sampling.batchnorm": (_one_of("batch", "running"), "batch"),
+    "sampling.generator": (_one_of("ema", "raw"), "ema"),
     "sampling.batch_size": (_int_at_least(1), "${data.batch_size}"),
     "callbacks.image_grid.every_n_epochs": (_int_at_least(1), "10"),
     "metrics.names": (_metric_names(), "[fid,kid,psnr,mi,lbp]"),

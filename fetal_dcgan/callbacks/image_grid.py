@@ -24,8 +24,10 @@ class FixedNoiseGrid(L.Callback):
     """Logs ``samples/fixed_noise`` from the same latents each time, so progress is visible,
     and ``train/real_batch`` once (augmented real images, to check preprocessing)."""
 
-    def __init__(self, every_n_epochs: int = 1, n_images: int = 64, seed: int = 0, batchnorm: str = "batch"):
+    def __init__(self, every_n_epochs: int = 1, n_images: int = 64, seed: int = 0, batchnorm: str = "batch",
+                 generator: str = "ema"):
         self.every_n_epochs, self.n_images, self.seed, self.batchnorm = every_n_epochs, n_images, seed, batchnorm
+        self.generator = generator
         self._logged_real = False
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -42,5 +44,5 @@ class FixedNoiseGrid(L.Callback):
         if (writer := _tensorboard(trainer)) is None:
             return
         z = pl_module.noise(self.n_images, generator=torch.Generator().manual_seed(self.seed))
-        grid = _gray_grid(pl_module.generate(z, self.batchnorm).cpu())
+        grid = _gray_grid(pl_module.generate(z, self.batchnorm, self.generator).cpu())
         writer.add_image("samples/fixed_noise", grid, epoch)

@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batch_size: int = 256,
-                     batchnorm: str = "batch") -> Path:
+                     batchnorm: str = "batch", generator: str = "ema") -> Path:
     """Generate ``n_images`` with latents seeded by ``seed`` and write them as 8-bit PNGs.
 
     Every batch holds ``batch_size`` latents (the training batch size, in the configs): with
     ``batchnorm="batch"`` each image's BatchNorm statistics then come from a batch as large
     as in training. The last batch is filled up with extra latents whose images are dropped.
     The image latents are drawn first, so image i has the same latent whatever the batch size.
+    ``generator``: ``ema`` (the weight average, when the model keeps one) or ``raw``.
     """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
@@ -45,7 +46,7 @@ def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batc
         z = latents[start:start + count]
         if count < batch_size:
             z = torch.cat([z, padding[:batch_size - count]])
-        images = module.generate(z, batchnorm)[:count].cpu().numpy()
+        images = module.generate(z, batchnorm, generator)[:count].cpu().numpy()
         for offset, image in enumerate(images):
             Image.fromarray(np.ascontiguousarray(image[0])).save(tmp / f"{start + offset:04d}.png", compress_level=1)
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -58,7 +59,7 @@ class SampleSnapshots(L.Callback):
     weights-only checkpoint ``checkpoints/epoch=NNNN.ckpt`` and a sample set."""
 
     def __init__(self, dirpath: str, max_epochs: int, epochs: list[int] | None = None, n_images: int = 800,
-                 seed: int = 0, batch_size: int = 256, batchnorm: str = "batch"):
+                 seed: int = 0, batch_size: int = 256, batchnorm: str = "batch", generator: str = "ema"):
         if n_images < 1:
             raise ConfigError(f"sampling.n_images={n_images}: a sample set needs at least one image.")
         bad = [e for e in epochs or [] if not 1 <= e <= max_epochs]
@@ -69,6 +70,7 @@ class SampleSnapshots(L.Callback):
         self.max_epochs = max_epochs
         self.epochs = {*(epochs or []), max_epochs}
         self.n_images, self.seed, self.batch_size, self.batchnorm = n_images, seed, batch_size, batchnorm
+        self.generator = generator
         self.seconds = 0.0  # time spent writing snapshots, for the sweep benchmark
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -85,6 +87,6 @@ class SampleSnapshots(L.Callback):
         trainer.save_checkpoint(layout.snapshot_checkpoint(epoch), weights_only=True)
         if trainer.is_global_zero:
             out = write_sample_set(pl_module, layout.samples(epoch), self.n_images, self.seed,
-                                   self.batch_size, self.batchnorm)
+                                   self.batch_size, self.batchnorm, self.generator)
             log.info("Epoch %d: wrote %d images to %s", epoch, self.n_images, out)
         self.seconds += time.perf_counter() - start

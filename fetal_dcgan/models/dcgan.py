@@ -1,4 +1,11 @@
-"""The DCGAN as a LightningModule: one discriminator and one generator step per batch."""
+"""The DCGAN as a LightningModule: one discriminator and one generator step per batch.
+
+With every option at its default this is the paper's DCGAN (BCE, BatchNorm in both
+networks). The stabilisers are options: the loss (``losses``), the discriminator's
+normalisation and minibatch standard deviation (``networks``), a lazy R1 penalty,
+DiffAugment with a fixed or ADA-adapted probability (``diffaugment``) and an exponential
+moving average of the generator's weights for snapshots (``torch.optim.swa_utils``).
+"""
 
 from __future__ import annotations
 
@@ -6,33 +13,50 @@ from functools import partial
 
 import lightning as L
 import torch
-import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.models.diffaugment import AdaptiveProbability, diff_augment
+from fetal_dcgan.models.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from fetal_dcgan.models.networks import Discriminator, Generator, init_dcgan_weights
 
 
 class DCGAN(L.LightningModule):
-    """Generator and discriminator trained with manual optimization and BCE on logits.
+    """Generator and discriminator trained with manual optimization on logits.
 
     Each step updates the discriminator on real (target ``real_label``, < 1 for one-sided
-    label smoothing) and detached fake images, then the generator to make the same fakes
-    look real, as in Radford et al. and the PyTorch DCGAN example.
+    label smoothing, BCE only) and detached fake images, then the generator to make the
+    same fakes look real, as in Radford et al. and the PyTorch DCGAN example.
     """
 
     def __init__(self, image_size: int = 64, nz: int = 100, ngf: int = 64, ndf: int = 64,
                  lr: float = 2e-4, lr_g: float | None = None, lr_d: float | None = None,
                  beta1: float = 0.5, beta2: float = 0.999, real_label: float = 1.0, init_std: float = 0.02,
-                 channels_last: bool = False, compile: str | None = None):
+                 loss: str = "bce", d_norm: str = "batch", minibatch_std: bool = False, r1_gamma: float = 0.0,
+                 r1_every: int = 16, gp_weight: float = 10.0, ema_decay: float = 0.0,
+                 diffaugment: list[str] | tuple[str, ...] = (), ada_target: float | None = None,
+                 ada_images: int = 100_000, channels_last: bool = False, compile: str | None = None):
         super().__init__()
         if compile not in (None, "default", "reduce-overhead", "max-autotune"):
             raise ConfigError(f"model.compile={compile!r}: use null, default, reduce-overhead or max-autotune.")
+        if loss == "wgan-gp" and d_norm == "batch":
+            raise ConfigError("model.loss=wgan-gp with model.d_norm=batch: the gradient penalty is per image and "
+                              "BatchNorm mixes the images of a batch. Use model.d_norm=none or spectral.")
+        if ada_target is not None and not diffaugment:
+            raise ConfigError("model.ada_target is set but model.diffaugment is empty: name the operations ADA "
+                              "applies, e.g. model.diffaugment=[translation,cutout].")
+        diffaugment = [str(name) for name in diffaugment]  # a plain list: checkpoints load with weights_only
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = Generator(image_size, nz, ngf)
-        self.discriminator = Discriminator(image_size, ndf)
+        self.discriminator = Discriminator(image_size, ndf, norm=d_norm, minibatch_std=minibatch_std)
         self.generator.apply(partial(init_dcgan_weights, std=init_std))
         self.discriminator.apply(partial(init_dcgan_weights, std=init_std))
+        self.generator_ema = None
+        if ema_decay > 0:
+            self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
+                                               use_buffers=True).requires_grad_(False)
+        self.ada = AdaptiveProbability(ada_target, ada_images) if ada_target is not None else None
 
     def configure_model(self) -> None:
         """Speed options, set before fit moves the module to its device (which keeps the
@@ -54,35 +78,58 @@ class DCGAN(L.LightningModule):
             return torch.randn(n, self.hparams.nz, device=self.device)
         return torch.randn(n, self.hparams.nz, generator=generator, device=generator.device).to(self.device)
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What the discriminator sees: ``images`` through DiffAugment (real and fake alike)."""
+        if not self.hparams.diffaugment:
+            return images
+        return diff_augment(images, self.hparams.diffaugment, self.ada.p if self.ada is not None else 1.0)
+
     def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
+        hp = self.hparams
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
-        if self.hparams.channels_last:
+        if hp.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         fake = self.generator(self.noise(n))
 
         self.toggle_optimizer(opt_d)
-        logits_real = self.discriminator(real)
-        logits_fake = self.discriminator(fake.detach())
-        loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.hparams.real_label))
-                  + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
+        # global_step counts both optimizers' steps; lazy R1 every r1_every-th discriminator step,
+        # scaled by r1_every (Karras et al. 2020), so the mean penalty is the same.
+        r1_now = hp.r1_gamma > 0 and (self.global_step // 2) % hp.r1_every == 0
+        real_in = self.augment(real.detach().requires_grad_(r1_now))
+        fake_in = self.augment(fake.detach())
+        logits_real = self.discriminator(real_in)
+        logits_fake = self.discriminator(fake_in)
+        loss_d = discriminator_loss(hp.loss, logits_real, logits_fake, hp.real_label)
+        penalties = {}
+        if hp.loss == "wgan-gp":
+            penalties["train/gradient_penalty"] = gradient_penalty(self.discriminator, real_in, fake_in, hp.gp_weight)
+        if r1_now:
+            penalties["train/r1"] = r1_penalty(logits_real, real_in, hp.r1_gamma * hp.r1_every)
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d)
+        self.manual_backward(loss_d + sum(penalties.values()))
         opt_d.step()
         self.untoggle_optimizer(opt_d)
+        if self.ada is not None:
+            self.ada.update(logits_real.detach())
 
         self.toggle_optimizer(opt_g)
-        logits_gen = self.discriminator(fake)
-        loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+        logits_gen = self.discriminator(self.augment(fake))
+        loss_g = generator_loss(hp.loss, logits_gen)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
 
-        self.log_dict({"train/loss_d": loss_d.detach(), "train/loss_g": loss_g.detach(),
-                       "train/d_real": torch.sigmoid(logits_real.detach()).mean(),
-                       "train/d_fake": torch.sigmoid(logits_fake.detach()).mean()},
-                      on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        logged = {"train/loss_d": loss_d.detach(), "train/loss_g": loss_g.detach(),
+                  "train/d_real": torch.sigmoid(logits_real.detach()).mean(),
+                  "train/d_fake": torch.sigmoid(logits_fake.detach()).mean()}
+        logged.update({k: v.detach() for k, v in penalties.items() if k != "train/r1"})
+        if self.ada is not None:
+            logged["train/ada_p"] = self.ada.p
+        self.log_dict(logged, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -92,23 +139,32 @@ class DCGAN(L.LightningModule):
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d or hp.lr, **opts)
         return opt_g, opt_d
 
+    def sampler(self, generator: str = "ema") -> torch.nn.Module:
+        """The network snapshots come from: the weight average when ``generator="ema"`` and
+        the model keeps one (``ema_decay`` > 0), else the trained generator itself."""
+        if generator not in ("ema", "raw"):
+            raise ValueError(f"generator={generator!r}: use 'ema' or 'raw'.")
+        return self.generator_ema.module if generator == "ema" and self.generator_ema is not None else self.generator
+
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batchnorm: str = "batch") -> torch.Tensor:
-        """Images as uint8 (N, 1, S, S) from latents.
+    def generate(self, z: torch.Tensor, batchnorm: str = "batch", generator: str = "ema") -> torch.Tensor:
+        """Images as uint8 (N, 1, S, S) from latents, never through DiffAugment.
 
         ``batchnorm="batch"`` normalises with the statistics of the batch being generated,
         as the DCGAN reference code (and the study's notebook) does, and leaves the running
         statistics untouched; ``"running"`` uses the running averages (inference mode),
-        which early in training can wash the images out to a flat grey.
+        which early in training can wash the images out to a flat grey. ``generator``: see
+        ``sampler``.
         """
         if batchnorm not in ("batch", "running"):
             raise ValueError(f"batchnorm={batchnorm!r}: use 'batch' or 'running'.")
-        was_training = self.generator.training
-        saved = {k: v.clone() for k, v in self.generator.state_dict().items() if "running" in k or "num_batches" in k}
-        self.generator.train(batchnorm == "batch")
+        net = self.sampler(generator)
+        was_training = net.training
+        saved = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "num_batches" in k}
+        net.train(batchnorm == "batch")
         try:
-            images = self.generator(z.to(self.device))
+            images = net(z.to(self.device))
         finally:
-            self.generator.load_state_dict(saved, strict=False)
-            self.generator.train(was_training)
+            net.load_state_dict(saved, strict=False)
+            net.train(was_training)
         return images.float().add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)

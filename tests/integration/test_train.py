@@ -83,6 +83,28 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path):
     assert len(sample_files(run, 4)) == 10
 
 
+def test_a_resumed_run_with_stabilisers_continues_exactly(tmp_path):
+    """Weights, EMA, ADA's p, the optimizers and the RNG states come back from last.ckpt: the
+    resumed run ends where an uninterrupted one does, bit for bit."""
+    settings = TINY + ["trainer.max_epochs=4", "checkpoint_every=2", "sampling.epochs=[]", "metrics.names=[psnr]",
+                       "model.ema_decay=0.9", "model.r1_gamma=0.1", "model.r1_every=2",
+                       "model.diffaugment=[brightness,translation,cutout]", "model.ada_target=0.6",
+                       "model.ada_images=200"]
+    train(compose_config(tmp_path / "straight", settings))
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(compose_config(interrupted, settings + ["+callbacks.crash._target_=helpers.CrashAtEpoch",
+                                                      "+callbacks.crash.epoch=3"]))
+    train(compose_config(interrupted, settings))
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 4 * 3 * 2
+    assert a["state_dict"].keys() == b["state_dict"].keys() and "ada.p" in a["state_dict"]
+    assert any(k.startswith("generator_ema.") for k in a["state_dict"])
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), \
+        [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])][:5]
+
+
 def test_explicit_ckpt_path_must_exist(tmp_path):
     from fetal_dcgan.errors import ConfigError
     with pytest.raises(ConfigError, match="ckpt_path=.*does not exist"):

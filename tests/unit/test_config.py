@@ -47,6 +47,24 @@ def test_paper64_is_the_papers_grid(tmp_path):
     assert big.data.image_size == 128 and big.data.fit == "squash" and big.model.nz == big.model.ngf == 128
 
 
+STABILISER_DEFAULTS = {"loss": "bce", "d_norm": "batch", "minibatch_std": False, "r1_gamma": 0.0, "ema_decay": 0.0,
+                       "diffaugment": [], "ada_target": None, "lr_g": None, "lr_d": None}
+STABILISERS = sorted(p.stem for p in (Path(CONF_DIR) / "stabiliser").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", ["paper64", "paper128", "lr_sweep", "resolution_sweep"])
+def test_paper_presets_train_the_papers_dcgan(tmp_path, preset):
+    model = compose_config(tmp_path, [f"experiment={preset}"]).model
+    assert {k: model[k] for k in STABILISER_DEFAULTS} == STABILISER_DEFAULTS
+
+
+@pytest.mark.parametrize("stabiliser", STABILISERS)
+def test_each_stabiliser_changes_only_what_it_names(tmp_path, stabiliser):
+    model = instantiate(compose_config(tmp_path, [f"stabiliser={stabiliser}", "data.image_size=32"]).model)
+    changed = {k for k, v in STABILISER_DEFAULTS.items() if model.hparams[k] != v}
+    assert bool(changed) == (stabiliser != "baseline"), changed
+
+
 def test_paper64_sweeps_training_set_size():
     from hydra import compose, initialize_config_dir
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
