@@ -14,7 +14,7 @@ from fetal_dcgan.report import figures
 from fetal_dcgan.report.collect import Sweep, load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
-from fetal_dcgan.report.stats import DESIGNS, significant, sweep_statistics
+from fetal_dcgan.report.stats import DESIGNS, cell_summary, significant, sweep_statistics
 from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
 
@@ -119,6 +119,21 @@ def _lbp_sets(sweep: Sweep) -> list:
     return sets
 
 
+def _cell_samples(sweep: Sweep) -> list[tuple[str, list[Path]]]:
+    """(label, sample files) of the first run of each cell of the varied factors, at its last epoch."""
+    cells = [f for f in sweep.varied_axes if f != "epoch"]
+    if not cells:
+        return []
+    last = sweep.results.sort_values("epoch").groupby("run").tail(1)
+    items = []
+    for values, group in last.groupby(cells, sort=True):
+        row = group.sort_values("run", key=lambda c: c.map(str)).iloc[0]
+        label = ", ".join(f"{f.removeprefix('override.')}={v}" for f, v in zip(cells, np.atleast_1d(values)))
+        files = sorted(RunLayout(sweep.runs.set_index("run").loc[row.run, "path"]).samples(int(row.epoch)).glob("*.png"))
+        items.append((f"{label} (run {row.run}, epoch {int(row.epoch)})", files))
+    return items
+
+
 def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: str | Path | None = None,
                  role: str = "all", log_fit: bool = False, resamples: int = 200) -> dict:
     """Write every table, figure and report.html for the sweep; return their paths."""
@@ -129,9 +144,12 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
     out = Path(out) if out else sweep.root / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     paths = {"results": out / "results.csv", "per_image": out / "per_image.csv", "stats": out / "stats.csv",
-             "pairwise": out / "pairwise.csv", "stats_md": out / "stats.md", "html": out / "report.html"}
+             "pairwise": out / "pairwise.csv", "cells": out / "cells.csv", "stats_md": out / "stats.md",
+             "html": out / "report.html"}
     atomic_write_text(sweep.results.to_csv(index=False), paths["results"])
     atomic_write_text(sweep.per_image.to_csv(index=False), paths["per_image"])
+    cells = cell_summary(sweep.results, sweep.varied_axes, sweep.metric_columns)
+    atomic_write_text(cells.to_csv(index=False), paths["cells"])
     tests, pairs = statistics(sweep, resamples)
     atomic_write_text(tests.to_csv(index=False), paths["stats"])
     atomic_write_text(pairs.to_csv(index=False), paths["pairwise"])
@@ -145,6 +163,8 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
             "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
                 lbp_sets, out / "figures" / "lbp_differences.png"),
             "training losses": figures.loss_curves(_loss_curves(sweep), out / "figures" / "losses.png")}
+    figs["samples by cell (the first run of each, last epoch)"] = figures.cell_sheet(
+        _cell_samples(sweep), out / "figures" / "samples_by_cell.png")
     grids = []
     for row in sweep.results.itertuples():
         layout = RunLayout(sweep.runs.set_index("run").loc[row.run, "path"])
@@ -159,13 +179,14 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
         atomic_write_text(relations.to_csv(index=False), paths["ratings"])
         figs["metrics against ratings"] = rating_figure(sets, relations, out / "figures" / "metrics_vs_ratings.png")
 
-    atomic_write_text(_page(sweep, tests, pairs, figs, grids, relations), paths["html"])
+    atomic_write_text(_page(sweep, tests, pairs, cells, figs, grids, relations), paths["html"])
     paths.update({f"figure {k}": v for k, v in figs.items() if v})
     log.info("Report of %d runs written to %s", len(sweep.runs), out)
     return paths
 
 
-def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, relations: pd.DataFrame) -> str:
+def _page(sweep: Sweep, tests, pairs, cell_table: pd.DataFrame, figs: dict, grids: list,
+          relations: pd.DataFrame) -> str:
     cfg = sweep.config or {}
     data, model, trainer = cfg.get("data", {}), cfg.get("model", {}), cfg.get("trainer", {})
     failed = sweep.runs[sweep.runs["status"] != "finished"]
@@ -206,6 +227,7 @@ def _page(sweep: Sweep, tests, pairs, figs: dict, grids: list, relations: pd.Dat
     sections.append(("Pairwise comparisons", "<p class='note'>Run-level designs: Welch's t and Hedges' g between "
                      "runs; descriptive-images: Cliff's delta with a bootstrap CI over images, no p-value.</p>"
                      + table(pairs)))
+    sections.append(("Mean and SD over runs per cell (replicate: a run)", table(cell_table)))
     sections.append(("Results (one row per run and snapshot)", table(sweep.results[sweep.table_columns])))
     sections.append(("Synthetic images (first 9 of each set)", "<div class='grids'>" + "".join(
         f"<figure>{image_tag(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in grids) + "</div>"))

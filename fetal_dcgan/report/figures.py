@@ -130,6 +130,21 @@ def sample_grid(files: list[Path], path: Path, scale: int = 4) -> Path | None:
     return path
 
 
+def cell_sheet(items: list[tuple[str, list[Path]]], path: Path, per_row: int = 8) -> Path | None:
+    """One labelled row of ``per_row`` samples per cell, so cells compare side by side."""
+    items = [(label, files[:per_row]) for label, files in items if files]
+    if not items:
+        return None
+    fig, axes = plt.subplots(len(items), 1, figsize=(1.4 * per_row, 1.75 * len(items)), squeeze=False)
+    for ax, (label, files) in zip(axes.flat, items):
+        images = [np.asarray(Image.open(f).convert("L")) for f in files]
+        gap = np.full((images[0].shape[0], 2), 255, np.uint8)
+        ax.imshow(np.hstack([x for image in images for x in (image, gap)][:-1]), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(label, fontsize=8, loc="left")
+        ax.axis("off")
+    return save_figure(fig, path)
+
+
 def panel_grid(items: list, draw, path: Path, cols: int = 4, title: str | None = None) -> Path:
     """One panel per item, ``cols`` a row; ``draw(ax, item)`` fills each."""
     rows = -(-len(items) // cols)

@@ -293,3 +293,15 @@ def significant(tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     run_level = tests[tests["unit"] == "run"]
     return run_level[run_level["p_adjusted"] < alpha].sort_values("effect_size", ascending=False)
 
+
+
+def cell_summary(results: pd.DataFrame, factors: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation over runs (the replicates) of each metric, one row per
+    cell of the varied factors at each scored epoch; ``runs`` says how many there were."""
+    cells = [f for f in factors if f != "epoch" and f in results] + ["epoch"]
+    grouped = results.groupby(cells, sort=True)
+    out = grouped["run"].nunique().rename("runs").to_frame()
+    for metric in metrics:
+        out[f"{metric}_mean"] = grouped[metric].mean()
+        out[f"{metric}_sd"] = grouped[metric].std(ddof=1)
+    return out.reset_index()
