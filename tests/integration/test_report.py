@@ -44,13 +44,19 @@ def report(smoke_sweep, tmp_path_factory) -> dict:
 
 def test_every_file_is_written(report):
     out = report["out"]
-    for name in ("results.csv", "per_image.csv", "stats.csv", "stats.md", "pairwise.csv", "report.html",
+    for name in ("results.csv", "per_image.csv", "stats.csv", "stats.md", "pairwise.csv", "cells.csv", "report.html",
                  "figures/metric_vs_n.png", "figures/metric_vs_epoch.png", "figures/lbp_vectors.png", "figures/lbp_differences.png",
-                 "figures/losses.png"):
+                 "figures/losses.png", "figures/samples_by_cell.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert len(list((out / "figures" / "grids").glob("*.png"))) == 8
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 + 8  # self-contained: figures and grids inline
+    assert page.count("data:image/png;base64,") == 6 + 8  # self-contained: figures and grids inline
+    cells = pd.read_csv(out / "cells.csv")  # the smoke grid: n in {20, 40} x 2 epochs, 2 seeds a cell
+    assert len(cells) == 4 and (cells["runs"] == 2).all()
+    results = pd.read_csv(out / "results.csv")
+    one = results[(results["n"] == 40) & (results["epoch"] == 4)]["lbp_l1"].to_numpy()
+    row = cells[(cells["n"] == 40) & (cells["epoch"] == 4)].iloc[0]
+    assert row["lbp_l1_mean"] == pytest.approx(one.mean()) and row["lbp_l1_sd"] == pytest.approx(one.std(ddof=1))
     with np.load(report["sweep"] / "0" / "metrics" / "epoch=0004.npz") as vectors:  # one LBP code a pixel:
         assert (vectors["lbp_per_image"].sum(1) == 32 * 32).all()  # the paper's units are fraction x 32^2
     assert "What was run" in page and "phantom" in page and "Statistics: runs" in page
