@@ -109,7 +109,8 @@ def diversity(fake: dict[str, float], real: dict[str, float], margin: float, dup
     Key("duplicate_rate", "share of synthetic images with a near-copy in S", better="lower",
         reference_key="duplicate_rate_real"),
     Key("duplicate_rate_real", "the same within R", role="reference"),
-    Key("collapse", "1 when S is clearly less diverse than R (a flag to look at the images)", better="lower")))
+    Key("collapse", "1 when S is clearly less diverse than R (a flag to look at the images; not tested as a "
+                    "score)", better="lower", role="diagnostic")))
 def _diversity(ctx: ScoringContext) -> dict:
     o = ctx.options
     pairs, db = int(o["ms_ssim_pairs"]), float(o["duplicate_psnr_db"])

@@ -11,7 +11,7 @@ import pandas as pd
 
 from fetal_dcgan.metrics.lbp import REFERENCE_VECTOR, SYNTHETIC_VECTOR
 from fetal_dcgan.report import figures
-from fetal_dcgan.report.collect import Sweep, load_sweep
+from fetal_dcgan.report.collect import Sweep, load_sweep, natural_order
 from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
 from fetal_dcgan.report.stats import DESIGNS, cell_summary, significant, sweep_statistics
@@ -127,7 +127,7 @@ def _cell_samples(sweep: Sweep) -> list[tuple[str, list[Path]]]:
     last = sweep.results.sort_values("epoch").groupby("run").tail(1)
     items = []
     for values, group in last.groupby(cells, sort=True):
-        row = group.sort_values("run", key=lambda c: c.map(str)).iloc[0]
+        row = group.sort_values("run", key=natural_order).iloc[0]
         label = ", ".join(f"{f.removeprefix('override.')}={v}" for f, v in zip(cells, np.atleast_1d(values)))
         files = sorted(RunLayout(sweep.runs.set_index("run").loc[row.run, "path"]).samples(int(row.epoch)).glob("*.png"))
         items.append((f"{label} (run {row.run}, epoch {int(row.epoch)})", files))

@@ -108,10 +108,10 @@ def load_sweep(root: str | Path) -> Sweep:
     images = pd.concat(per_image, ignore_index=True) if per_image else pd.DataFrame()
     if not images.empty:
         images = images[["run"] + [c for c in images if c != "run"]]
-    return Sweep(root, pd.DataFrame(runs), table.sort_values(["run", "epoch"], key=_natural).reset_index(drop=True),
+    return Sweep(root, pd.DataFrame(runs), table.sort_values(["run", "epoch"], key=natural_order).reset_index(drop=True),
                  images, config)
 
 
-def _natural(column: pd.Series) -> pd.Series:
+def natural_order(column: pd.Series) -> pd.Series:
     """Sort run ids like 2 < 10 (numbers as numbers)."""
     return column.map(lambda v: (0, int(v), "") if str(v).isdigit() else (1, 0, str(v)))
