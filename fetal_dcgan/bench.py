@@ -176,7 +176,8 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
 
     device = "cuda" if accelerator == "gpu" else "cpu"
     with tempfile.TemporaryDirectory() as out:
-        cfg = compose_config([f"data.image_size={image_size}", f"data.batch_size={batch_size}",
+        cfg = compose_config(["stabiliser=baseline",  # the bare loop is the paper's DCGAN step
+                              f"data.image_size={image_size}", f"data.batch_size={batch_size}",
                                            "model.ngf=64", "model.ndf=64", f"trainer.accelerator={accelerator}",
                                            f"trainer.precision={precision}", f"model.channels_last={channels_last}",
                                            f"model.compile={compile or 'null'}",

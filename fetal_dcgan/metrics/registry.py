@@ -130,6 +130,7 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
-    import fetal_dcgan.metrics  # noqa: F401  (registers the built-in metrics)
+    # Run as a script this file is __main__, not the registry the metrics registered with.
+    from fetal_dcgan.metrics import registry
 
-    print(markdown_table(), end="")
+    print(registry.markdown_table(), end="")

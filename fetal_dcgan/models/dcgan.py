@@ -42,6 +42,10 @@ class DCGAN(L.LightningModule):
         if loss == "wgan-gp" and d_norm == "batch":
             raise ConfigError("model.loss=wgan-gp with model.d_norm=batch: the gradient penalty is per image and "
                               "BatchNorm mixes the images of a batch. Use model.d_norm=none or spectral.")
+        if compile and (r1_gamma > 0 or loss == "wgan-gp"):
+            raise ConfigError(f"model.compile={compile} with a gradient penalty (model.r1_gamma or model.loss=wgan-gp): "
+                              "torch.compile does not support the double backward the penalty needs. Use "
+                              "model.compile=null, or stabiliser=baseline.")
         if ada_target is not None and not diffaugment:
             raise ConfigError("model.ada_target is set but model.diffaugment is empty: name the operations ADA "
                               "applies, e.g. model.diffaugment=[translation,cutout].")

@@ -10,6 +10,7 @@ import pytest
 from fetal_dcgan.bench import main
 
 
+@pytest.mark.slow  # two real benchmark loops (~45 s on 2 cores); make bench runs them in full
 @pytest.mark.parametrize("options", [[], ["--channels-last", "--precision", "bf16-mixed"]])
 def test_bench_train_reports_both_loops_and_their_ratio(capsys, options):
     assert main(["train", "--image-size", "32", "--batch-size", "16", "--steps", "3", "--warmup", "1", "--json",

@@ -137,7 +137,7 @@ def test_sample_batches_are_full_training_size_batches(tmp_path):
     and image i has the same latent whatever the batch size."""
     model = DCGAN(image_size=32, nz=16, ngf=8, ndf=8)
     sizes, real_generate = [], model.generate
-    model.generate = lambda z, batchnorm: sizes.append(len(z)) or real_generate(z, batchnorm)
+    model.generate = lambda z, batchnorm, generator: sizes.append(len(z)) or real_generate(z, batchnorm, generator)
     write_sample_set(model, tmp_path / "a", n_images=10, seed=0, batch_size=4)
     assert sizes == [4, 4, 4]  # the last two images share their batch with two dropped padding images
     write_sample_set(model, tmp_path / "b", n_images=10, seed=0, batch_size=3, batchnorm="running")

@@ -132,6 +132,7 @@ def test_evaluate_with_train_reports_the_audit(phantom, tmp_path):
         assert img.width > img.height > 0
 
 
+@pytest.mark.slow  # radiomics feature extraction (~30 s on 2 cores)
 def test_frd_is_frd_score_on_the_same_images(phantom, tmp_path):
     frd_module = pytest.importorskip("frd_score.frd", reason="optional extra: pip install -e '.[frd]'")
     fake, real = phantom[:24], phantom[200:224]

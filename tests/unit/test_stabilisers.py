@@ -194,3 +194,8 @@ def test_an_old_plain_dcgan_checkpoint_still_loads(tmp_path):
     assert loaded.hparams.loss == "bce" and loaded.generator_ema is None
     z = torch.randn(3, 8)
     assert torch.equal(loaded.generate(z), model.generate(z))
+
+
+def test_compile_refuses_a_gradient_penalty():
+    with pytest.raises(ConfigError, match="double backward"):
+        DCGAN(image_size=32, r1_gamma=0.1, compile="default")
