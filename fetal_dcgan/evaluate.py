@@ -25,7 +25,6 @@ import numpy as np
 from fetal_dcgan.data.preprocess import FIT_MODES, read_image_set
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError, cli_status
-from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
 from fetal_dcgan.metrics import METRICS, MetricsResult, MetricSuite
 from fetal_dcgan.metrics.registry import key_names
 from fetal_dcgan.runs import preprocessing, run_setting
@@ -80,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fit", choices=FIT_MODES, default=None,
                         help="how --resize fits non-square images (default: the run's data.fit when --fake is a "
                              "run's sample set, else pad)")
+    parser.add_argument("--anatomy-model", default=None,
+                        help="folder of a head-measurement model for the anatomy metric (default: the newest in the "
+                             "cache for the images' size; python -m fetal_dcgan.anatomy train makes one)")
     parser.add_argument("--fid-weights", default=None, help="local path of the FID Inception weights file")
     parser.add_argument("--device", default=None, help="where the metrics run: auto, cpu, cuda (default: training's "
                                                       "metrics.device, auto)")
@@ -116,10 +118,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.out is not None:
         atomic_write_text(json.dumps(payload, indent=1), args.out)
         print(f"wrote {args.out}")
-        sheet = closest_pairs_sheet(fake, train, result.per_image,
-                                    args.out.with_name(args.out.stem + "_closest_to_training.png"))
-        if sheet:
-            print(f"wrote {sheet}")
+        for figure in suite.figures(fake, train, result, lambda name: args.out.with_name(f"{args.out.stem}_{name}.png")):
+            print(f"wrote {figure}")
     return payload
 
 
@@ -137,8 +137,12 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
                "metrics.device": args.device, "metrics.kid.subsets": args.kid_subsets,
                "metrics.kid.subset_size": args.kid_subset_size, "metrics.ci_resamples": args.ci_resamples,
                "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'",
-               # the memorisation audit checks the rotations this run trained with
-               "data.augment.degrees": run_setting(args.fake, "data.augment.degrees")}
+               "metrics.anatomy.model_path": args.anatomy_model and f"'{args.anatomy_model}'",
+               # the memorisation audit checks the rotations this run trained with, and the anatomy
+               # metric prefers a measurement model of the run's data and fit
+               "data.augment.degrees": run_setting(args.fake, "data.augment.degrees"),
+               "data.fit": args.fit or run_setting(args.fake, "data.fit"),
+               "metrics.anatomy.source": run_setting(args.fake, "data.source")}
     cfg = compose_config([f"{key}={value}" for key, value in options.items() if value is not None])
     check_config(cfg)
     check_devices(None, cfg.metrics.device)

@@ -89,9 +89,9 @@ class RunLayout:
         """The snapshot's vector outputs (rLBPv, sLBPv, per-image histograms)."""
         return self.root / "metrics" / f"epoch={epoch:04d}.npz"
 
-    def closest_sheet(self, epoch: int) -> Path:
-        """The memorisation audit's closest synthetic-training pairs, to look at."""
-        return self.root / "metrics" / f"epoch={epoch:04d}_closest_to_training.png"
+    def metric_figure(self, epoch: int, name: str) -> Path:
+        """A metric's picture of the snapshot (``register_figure``), e.g. ``closest_to_training``."""
+        return self.root / "metrics" / f"epoch={epoch:04d}_{name}.png"
 
 
 def last_checkpoint(run_dir: Path) -> Path:

@@ -3,11 +3,12 @@
 After ``SampleSnapshots`` has written ``samples/epoch=NNNN/``, the set is read back (so
 the scores are those of the files on disk) and scored with the configured metrics. The
 run directory gets one row per snapshot in ``metrics.csv`` (run settings, then every
-metric and its status), the per-image values in ``per_image.csv`` and the LBP vectors in
-``metrics/epoch=NNNN.npz`` (and, with the memorisation audit, a sheet of the synthetic
-images closest to training images); TensorBoard gets ``metrics/<name>``. A re-scored epoch (after
-a resume) replaces its rows. Nothing here can stop training: failures are logged and
-recorded, and the checkpoint and samples are already on disk.
+metric and its status), the per-image values in ``per_image.csv``, the LBP vectors in
+``metrics/epoch=NNNN.npz`` and the metrics' figures (``metrics/epoch=NNNN_<figure>.png``:
+the synthetic images closest to training images, the heads' measurements); TensorBoard
+gets ``metrics/<name>``. A re-scored epoch (after a resume) replaces its rows. Nothing
+here can stop training: failures are logged and recorded, and the checkpoint and samples
+are already on disk.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import lightning as L
 from fetal_dcgan.callbacks.snapshot import SampleSnapshots
 from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.errors import ConfigError
-from fetal_dcgan.metrics.memorisation import closest_pairs_sheet
 from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
 from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_save_npz, atomic_write_text
@@ -110,7 +110,7 @@ class SnapshotMetrics(L.Callback):
         replace_rows(layout.metrics_csv, "epoch", epoch, [{**run_columns, **result.record()}])
         replace_rows(layout.per_image_csv, "epoch", epoch, per_image_rows(result, run_columns, files))
         atomic_save_npz(layout.vectors(epoch), **result.vectors)
-        closest_pairs_sheet(fake, datamodule.train_images, result.per_image, layout.closest_sheet(epoch))
+        self.suite.figures(fake, datamodule.train_images, result, lambda name: layout.metric_figure(epoch, name))
         log.info("Epoch %d metrics took %.1f s: %s", epoch, sum(result.seconds.values()),
                  ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
         log.info("Epoch %d metrics: %s", epoch, ", ".join(

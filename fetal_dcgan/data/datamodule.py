@@ -91,7 +91,8 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.held_out: torch.Tensor | None = None
         self.reference_in_training = 0  # reference images that are also training images
 
-    def _discover(self) -> list[Path]:
+    def discover(self) -> list[Path]:
+        """Every image file of the configured source, sorted."""
         if self.source == "phantom":
             return discover("phantom", cache_dir=self.cache_dir, **self.phantom)
         if self.source == "hc18":
@@ -101,7 +102,7 @@ class UltrasoundDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_images is not None:
             return
-        self.files = self._discover()
+        self.files = self.discover()
         groups = groups_of(self.files, self.group_by)
         train_idx = training_indices(len(self.files), self.n, self.seed, groups)
         ref_idx = reference_indices(len(self.files), self.reference_n, self.seed, self.reference_mode,

@@ -5,6 +5,11 @@ multiplicative speckle, depth attenuation, an anechoic amniotic pool, a bright e
 skull (brightest where the beam meets it head-on) with an acoustic shadow behind it, a
 midline echo, the cavum septi pellucidi and the thalami. Every image is a pure function of
 (seed, index, parameters), so the dataset is reproducible bit for bit.
+
+Each image comes with its head annotation in HC18's format: the skull's ellipse (the
+centre line of the bright ring) as a one-pixel outline ``phantom_NNNN_Annotation.png``, and
+``phantom_pixel_size_and_HC.csv`` with the pixel size and the true head circumference in
+mm (HC18's columns), so the head-measurement chain runs offline on the default data.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from PIL import Image
 from scipy import ndimage
 
 #: Bump whenever the drawing code changes, so cached phantoms are regenerated.
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2  # 2: head annotations written beside the images
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,11 @@ class PhantomSpec:
     seed: int = 0
     height: int = 270
     width: int = 400
+    field_mm: float = 160.0  # the image's width in mm: 0.4 mm pixels at 400 px, HCs of 130-230 mm like HC18's
+
+    @property
+    def pixel_mm(self) -> float:
+        return self.field_mm / self.width
 
     def key(self) -> str:
         payload = json.dumps({"version": PHANTOM_VERSION, **asdict(self)}, sort_keys=True)
@@ -48,8 +58,37 @@ def _ellipse_coords(yy, xx, cy, cx, a, b, theta):
     return u, v
 
 
+@dataclass(frozen=True)
+class Head:
+    """The skull ellipse of one image, in pixels (y down): centre, semi-axes along and across
+    the major axis, and the major axis's angle from the x axis (radians, towards +y)."""
+
+    cx: float
+    cy: float
+    a: float
+    b: float
+    theta: float
+
+    def outline(self, height: int, width: int) -> np.ndarray:
+        """A closed one-pixel outline of the ellipse as a bool mask (HC18's annotation style)."""
+        from skimage.draw import polygon_perimeter
+
+        t = np.linspace(0, 2 * np.pi, 4 * int(self.a + self.b) + 16, endpoint=False)
+        x = self.cx + self.a * np.cos(t) * np.cos(self.theta) - self.b * np.sin(t) * np.sin(self.theta)
+        y = self.cy + self.a * np.cos(t) * np.sin(self.theta) + self.b * np.sin(t) * np.cos(self.theta)
+        rows, cols = polygon_perimeter(np.round(y), np.round(x), shape=(height, width), clip=True)
+        mask = np.zeros((height, width), bool)
+        mask[rows, cols] = True
+        return mask
+
+
 def render_phantom(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """Draw one phantom image as an 8-bit grayscale array of shape (height, width)."""
+    return render_with_head(rng, height, width)[0]
+
+
+def render_with_head(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, Head]:
+    """One phantom image and the skull ellipse it was drawn with."""
     scale = height / 270.0
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
 
@@ -125,13 +164,27 @@ def render_phantom(rng: np.random.Generator, height: int, width: int) -> np.ndar
     envelope = np.clip(echo, 0, None) * speckle * attenuation * rng.uniform(0.8, 1.2)
     bmode = np.log1p(12 * envelope) / np.log1p(12 * 2.2)
     bmode = np.where(fan, bmode, 0.0)
-    return (np.clip(bmode, 0, 1) * 255).astype(np.uint8)
+    return (np.clip(bmode, 0, 1) * 255).astype(np.uint8), Head(float(cx), float(cy), float(a), float(b), float(theta))
 
 
 def render_image(spec: PhantomSpec, index: int) -> np.ndarray:
     """Image ``index`` of the dataset described by ``spec`` (independent of the others)."""
-    rng = np.random.default_rng([spec.seed, index])
-    return render_phantom(rng, spec.height, spec.width)
+    return render_image_and_head(spec, index)[0]
+
+
+def render_image_and_head(spec: PhantomSpec, index: int) -> tuple[np.ndarray, Head]:
+    return render_with_head(np.random.default_rng([spec.seed, index]), spec.height, spec.width)
+
+
+#: HC18's annotation names and CSV columns, which the phantom writes too.
+ANNOTATION_SUFFIX = "_Annotation.png"
+HC_CSV_COLUMNS = ("filename", "pixel size(mm)", "head circumference (mm)")
+PHANTOM_CSV = "phantom_pixel_size_and_HC.csv"
+
+
+def ramanujan(a, b):
+    """Ramanujan's approximation of an ellipse's perimeter from its semi-axes (HC18's HC)."""
+    return np.pi * (3 * (a + b) - np.sqrt((3 * a + b) * (a + 3 * b)))
 
 
 def materialise(spec: PhantomSpec, cache_dir: str | os.PathLike, workers: int | None = None) -> list[Path]:
@@ -147,11 +200,17 @@ def materialise(spec: PhantomSpec, cache_dir: str | os.PathLike, workers: int | 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
 
-        def write(i: int) -> None:
-            Image.fromarray(render_image(spec, i)).save(tmp / names[i], compress_level=1)
+        def write(i: int) -> float:
+            image, head = render_image_and_head(spec, i)
+            Image.fromarray(image).save(tmp / names[i], compress_level=1)
+            outline = head.outline(spec.height, spec.width).astype(np.uint8) * 255
+            Image.fromarray(outline).save(tmp / names[i].replace(".png", ANNOTATION_SUFFIX), compress_level=1)
+            return float(ramanujan(head.a, head.b)) * spec.pixel_mm
 
         with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-            list(pool.map(write, range(spec.n_images)))
+            hc = list(pool.map(write, range(spec.n_images)))
+        rows = [",".join(HC_CSV_COLUMNS)] + [f"{n},{spec.pixel_mm:.6f},{h:.4f}" for n, h in zip(names, hc)]
+        (tmp / PHANTOM_CSV).write_text("\n".join(rows) + "\n")
         (tmp / "spec.json").write_text(json.dumps({"version": PHANTOM_VERSION, **asdict(spec)}, indent=2))
         try:
             tmp.rename(root)

@@ -12,6 +12,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,6 +45,16 @@ def read_gray(path: str | Path) -> np.ndarray:
                         "replace it or remove it from the data folder.") from exc
 
 
+def fitted_scale(width: int, height: int, size: int, fit: str) -> tuple[float, float]:
+    """How ``fit_square`` scales an image of ``width`` x ``height`` along x and y (the
+    resized width over the original, likewise for height): what a pixel measures afterwards."""
+    if fit == "squash":
+        return size / width, size / height
+    scale = (min if fit == "pad" else max)(size / width, size / height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    return new_w / width, new_h / height
+
+
 def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
     """Resize a gray image to ``size`` x ``size``.
 
@@ -52,12 +63,11 @@ def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
     Resampling is PIL bilinear, which low-pass filters when shrinking.
     """
     h, w = image.shape
-    img = Image.fromarray(image)
+    sx, sy = fitted_scale(w, h, size, fit)
+    new_w, new_h = round(w * sx), round(h * sy)
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR))
     if fit == "squash":
-        return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
-    scale = (min if fit == "pad" else max)(size / w, size / h)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = np.asarray(img.resize((new_w, new_h), Image.Resampling.BILINEAR))
+        return resized
     if fit == "crop":
         top, left = (new_h - size) // 2, (new_w - size) // 2
         return resized[top:top + size, left:left + size]
@@ -73,22 +83,26 @@ def check_settings(image_size: int, fit: str) -> None:
     check_image_size(image_size)
 
 
-def _cache_key(files: list[Path], image_size: int, fit: str) -> str:
+def _cache_key(files: list[Path], image_size: int, fit: str, read: Callable = read_gray) -> str:
     stats = [(str(p.resolve()), (s := p.stat()).st_size, s.st_mtime_ns) for p in files]
-    payload = json.dumps({"version": PREPROCESS_VERSION, "size": image_size, "fit": fit, "files": stats})
+    payload = {"version": PREPROCESS_VERSION, "size": image_size, "fit": fit, "files": stats}
+    if read is not read_gray:
+        payload["read"] = f"{read.__module__}.{read.__qualname__}"
+    payload = json.dumps(payload)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad",
-                   workers: int | None = None) -> torch.Tensor:
+                   workers: int | None = None, read: Callable[[Path], np.ndarray] = read_gray) -> torch.Tensor:
     """Images as one uint8 tensor (N, 1, H, W): fitted into ``size`` x ``size``, or, with
-    no size, as they are, which requires every image to have the same size."""
-    def read(path: Path) -> np.ndarray:
-        image = read_gray(path)
+    no size, as they are, which requires every image to have the same size. ``read``
+    decodes one file into a uint8 array (annotation masks have their own)."""
+    def load(path: Path) -> np.ndarray:
+        image = read(path)
         return image if size is None else fit_square(image, size, fit)
 
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        arrays = list(pool.map(read, files))
+        arrays = list(pool.map(load, files))
     if size is None:
         first = arrays[0].shape
         for path, array in zip(files, arrays):
@@ -99,15 +113,15 @@ def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad",
 
 
 def load_images(files: list[Path], image_size: int, fit: str, cache_dir: str | Path | None = None,
-                workers: int | None = None) -> torch.Tensor:
+                workers: int | None = None, read: Callable[[Path], np.ndarray] = read_gray) -> torch.Tensor:
     """All ``files`` fitted to ``image_size`` as uint8 (N, 1, S, S), from the cache when current."""
     check_settings(image_size, fit)
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir).expanduser() / "preprocessed" / f"{_cache_key(files, image_size, fit)}.pt"
+        cache = Path(cache_dir).expanduser() / "preprocessed" / f"{_cache_key(files, image_size, fit, read)}.pt"
         if cache.is_file():
             return torch.load(cache, weights_only=True)
-    images = read_image_set(files, image_size, fit, workers)
+    images = read_image_set(files, image_size, fit, workers, read)
     if cache is not None:
         atomic_save(images, cache)
     return images

@@ -98,11 +98,11 @@ def hc18_images(root: str | Path | None, split: str = "train") -> list[Path]:
 
 
 def phantom_images(cache_dir: str | Path, n_images: int = 999, seed: int = 0,
-                   height: int = 270, width: int = 400) -> list[Path]:
+                   height: int = 270, width: int = 400, field_mm: float = 160.0) -> list[Path]:
     """The built-in phantom, generated into the cache on first use."""
     if n_images < 1:
         raise DataError(f"data.phantom.n_images={n_images}: the phantom needs at least one image.")
-    return materialise(PhantomSpec(n_images, seed, height, width), cache_dir)
+    return materialise(PhantomSpec(n_images, seed, height, width, field_mm), cache_dir)
 
 
 SOURCES: dict[str, Callable[..., list[Path]]] = {

@@ -80,3 +80,15 @@ def reference_indices(size: int, n: int, seed: int, mode: str = "independent", t
 def _split_group_tail(ids: np.ndarray, order: np.ndarray, train_n: int) -> int:
     """Images after the training prefix that belong to a group the prefix has begun."""
     return int(np.isin(ids[order[train_n:]], ids[order[:train_n]]).sum())
+
+
+def held_out_split(size: int, share: float, seed: int, groups: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices to train on and to hold out (about ``share`` of the images, whole groups:
+    a fetus's repeat scans never on both sides), from a seeded permutation of its own."""
+    order = _permutation(size, seed, 2, groups)
+    cut = size - max(1, round(share * size))
+    cut += _split_group_tail(_group_ids(size, groups), order, cut) if cut > 0 else 0
+    if not 0 < cut < size:
+        raise DataError(f"A held-out share of {share} of {size} images leaves no images on one side: "
+                        "use more images or another share.")
+    return np.sort(order[:cut]), np.sort(order[cut:])

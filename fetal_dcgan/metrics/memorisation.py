@@ -26,7 +26,7 @@ import torch
 
 from fetal_dcgan.data.augment import flip_rotate, to_unit
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
 
 
 def rotations(degrees: float) -> tuple[float, ...]:
@@ -201,3 +201,8 @@ def closest_pairs_sheet(fake: torch.Tensor, train: torch.Tensor | None, per_imag
     image = Image.fromarray(tiled)
     image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST).save(path)
     return path
+
+
+@register_figure("memorisation", "closest_to_training")
+def _closest_sheet(fake: torch.Tensor, train: torch.Tensor | None, result, path):
+    return closest_pairs_sheet(fake, train, result.per_image, path)

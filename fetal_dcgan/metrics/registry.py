@@ -47,12 +47,17 @@ class Key:
     reference_key: str | None = None
 
 
+#: ``figure(fake, train, result, path) -> path or None``: a picture of a scored set's result.
+Figure = Callable[..., object]
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
     summary: str
     keys: tuple[Key, ...]
     compute: Callable[["ScoringContext"], dict]
+    figures: tuple[tuple[str, Figure], ...] = ()  # (file-name part, draw) of each picture it offers
 
     @property
     def headline(self) -> Key:
@@ -86,6 +91,17 @@ def register_metric(name: str, summary: str, keys: tuple[Key, ...] | list[Key]):
             raise ValueError(f"Metric {name!r} declares keys already declared by another metric: {clash}.")
         METRICS[name] = Metric(name, summary, tuple(keys), compute)
         return compute
+    return decorate
+
+
+def register_figure(metric: str, name: str):
+    """Decorator: ``draw(fake, train, result, path)`` pictures ``metric``'s result; it is
+    written beside each scored set as ``..._<name>.png`` (``RunLayout.metric_figure``)."""
+    def decorate(draw: Figure) -> Figure:
+        m = METRICS[metric]
+        METRICS[metric] = Metric(m.name, m.summary, m.keys, m.compute,
+                                 tuple((n, d) for n, d in m.figures if n != name) + ((name, draw),))
+        return draw
     return decorate
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -116,6 +117,23 @@ class MetricSuite:
             result.per_image.update(out.get("per_image", {}))
             result.vectors.update(out.get("vectors", {}))
         return result
+
+
+    def figures(self, fake: torch.Tensor, train: torch.Tensor | None, result: MetricsResult,
+                path_of: Callable[[str], Path]) -> list[Path]:
+        """Draw every picture the suite's metrics offer of a scored set, to ``path_of(name)``;
+        a picture that fails is logged and skipped."""
+        written = []
+        for name in self.names:
+            for figure_name, draw in METRICS[name].figures:
+                try:
+                    path = draw(fake, train, result, path_of(figure_name))
+                except Exception:  # a picture must never cost the scores or the run
+                    log.exception("The %s figure of metric %s failed; the scores are kept.", figure_name, name)
+                    continue
+                if path:
+                    written.append(Path(path))
+        return written
 
 
 def check_image_sets(fake: torch.Tensor, real: torch.Tensor) -> None:
