@@ -12,7 +12,8 @@ LOGDIR ?= $(DIR)
 SWEEP ?= multirun/smoke
 
 STUDY ?= study
-.PHONY: help install train sweep smoke report survey evaluate test test-unit test-all bench bench-train bench-sweep bench-metrics tensorboard clean
+SLURM_LOCAL := scripts/slurm_local.sh
+.PHONY: help install train sweep smoke report survey evaluate test test-unit test-all test-slurm bench bench-train bench-sweep bench-metrics tensorboard clean slurm-up slurm-down
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -54,8 +55,8 @@ bench-sweep: install ## A scaled-down paper64 grid (n = 100, 300; 4 epochs; 4 se
 bench-metrics: install ## Time all-pairs PSNR, MI/NMI and LBPv (800 x 800) against scikit-image/scikit-learn
 	$(BIN)/python -m fetal_dcgan.bench metrics
 
-test: install ## Run the tests (slow ones excluded)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+test: install ## Run the tests (slow ones and the Slurm ones excluded)
+	$(BIN)/python -m pytest -m "not slow and not slurm" $(ARGS)
 
 test-unit: install ## Only the unit tests (tests/unit: metrics, statistics, data, config; about a minute)
 	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
@@ -70,3 +71,12 @@ clean: ## Remove runs, sweeps and test caches (keeps .venv and the data cache)
 	rm -rf outputs lightning_logs .pytest_cache
 	find multirun -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+slurm-up: ## Start a single-node Slurm cluster on this machine (as root; partition `local`)
+	$(SLURM_LOCAL)
+
+slurm-down: ## Stop the Slurm daemons that slurm-up started
+	$(SLURM_LOCAL) --stop
+
+test-slurm: install ## Sweeps as real Slurm jobs: requeue, a killed cell, array parallelism (needs make slurm-up)
+	$(BIN)/python -m pytest -m "slurm and not slow" $(ARGS)

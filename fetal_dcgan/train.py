@@ -7,6 +7,7 @@ config; ``main`` is only the Hydra wrapper that turns user errors into a clear m
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import warnings
@@ -90,6 +91,23 @@ def share_machine(gpu_memory_fraction: float | None, cpu_threads: int | None) ->
         torch.set_num_threads(cpu_threads)
 
 
+def cluster_plugins() -> list:
+    """Under Slurm, Lightning would requeue the job itself on a signal; Hydra's submitit
+    launcher already requeues it (and the run resumes from its last checkpoint), so
+    Lightning's own requeueing is turned off."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def slurm_job() -> str | None:
+    """This process's Slurm job as ``jobid`` or ``arrayjob_task``; None outside Slurm."""
+    env = os.environ
+    if "SLURM_ARRAY_JOB_ID" in env:
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    return env.get("SLURM_JOB_ID")
+
+
 def train(cfg: DictConfig) -> dict:
     """Compose the parts from ``cfg``, fit, and return the run's ``finished.json`` record.
 
@@ -111,10 +129,12 @@ def train(cfg: DictConfig) -> dict:
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt_path = checkpoint_to_resume(cfg, run_dir)
     datamodule.setup("fit")
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_instantiate_all(cfg.get("logger")) or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_instantiate_all(cfg.get("logger")) or False,
+                          plugins=cluster_plugins() or None)
     datamodule.write_manifest(run_dir)
     OmegaConf.save(cfg, RunLayout(run_dir).config, resolve=True)
-    log.info("Run directory: %s", run_dir)
+    job = slurm_job()
+    log.info("Run directory: %s%s", run_dir, f" (Slurm job {job})" if job else "")
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     trainer.save_checkpoint(last_checkpoint(run_dir))  # the final state, so the run can be extended
