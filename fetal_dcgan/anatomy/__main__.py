@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in ("train", "list"):
         print(USAGE, file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    logging.getLogger("fetal_dcgan").setLevel(logging.INFO)  # ours; libraries only warn
     from fetal_dcgan.config import compose_config
 
     try:
