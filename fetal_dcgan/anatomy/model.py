@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,7 +175,10 @@ def accuracy(probs: torch.Tensor, masks: torch.Tensor, annotated: AnnotatedSet, 
     HC error of the true masks' own ellipses at this size (the floor the resolution sets)."""
     pred, truth = (probs > threshold).float(), (masks > 127).float()
     dice = DiceMetric(include_background=True, reduction="none")(pred, truth).flatten().numpy()
-    hd = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(pred, truth).flatten().numpy()
+    with warnings.catch_warnings():  # MONAI's Hausdorff distance calls one of its own deprecated arguments
+        warnings.filterwarnings("ignore", message=r"monai\.metrics\.utils get_mask_edges", category=FutureWarning)
+        hd = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(pred, truth)
+    hd = hd.flatten().numpy()
     e, t = fit_ellipses(probs, threshold, min_pixels), fit_ellipses(masks.float() / 255, 0.5, min_pixels)
     mm_x, mm_y = pixel_mm_at(annotated.sizes, annotated.pixel_mm, size, fit)
     hc_mm, floor_mm = perimeter_mm(e, mm_x, mm_y), perimeter_mm(t, mm_x, mm_y)
