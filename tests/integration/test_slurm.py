@@ -136,6 +136,7 @@ def test_a_killed_cell_fails_alone_and_a_rerun_trains_only_it(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # each requeued job waits about 2 minutes (Slurm's BeginTime) before it starts again
 def test_a_cell_longer_than_its_time_limit_is_requeued_until_done(tmp_path):
     """Slurm signals the job before its time limit; submitit requeues it and the run resumes.
     Slurm may signal up to a minute early, so the limit is 3 minutes with the signal 1 minute
