@@ -143,7 +143,7 @@ def test_a_cell_longer_than_its_time_limit_is_requeued_until_done(tmp_path):
     before it (a shorter one can arrive before Python has started), and the cell longer."""
     root = tmp_path / "s"
     result = sweep(root, "data.n=40", "seed=0", "data.image_size=64", "model.ngf=32", "model.ndf=32",
-                   "trainer.max_epochs=300", "checkpoint_every=5", "sampling.epochs=[]",
+                   "trainer.max_epochs=60", "checkpoint_every=2", "sampling.epochs=[]",
                    "hydra.launcher.timeout_min=3", "hydra.launcher.signal_delay_s=60")
     assert result.returncode == 0, result.stderr[-3000:]
     assert finished(root) == ["0"]
