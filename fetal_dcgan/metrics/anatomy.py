@@ -14,6 +14,7 @@ the model's own held-out accuracy, which the status names.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -51,9 +52,17 @@ def compare(fake: dict[str, np.ndarray], real: dict[str, np.ndarray], min_heads:
             "angle_w1": scaled_w1(f["angle"], r["angle"], min_heads)}
 
 
+@lru_cache(maxsize=4)
+def _load(path: str):
+    """A bundle read once per process: bundles never change (their folder is their hash)."""
+    from fetal_dcgan.anatomy.model import load_model
+
+    return load_model(path)
+
+
 def measurement_model(options: dict, image_size: int):
     """The model named by ``model_path``, else the newest in ``models_dir`` for the size and fit."""
-    from fetal_dcgan.anatomy.model import find_model, load_model
+    from fetal_dcgan.anatomy.model import find_model
 
     path = options.get("model_path") or find_model(options["models_dir"], image_size, options.get("fit"),
                                                    options.get("source"))
@@ -62,7 +71,7 @@ def measurement_model(options: dict, image_size: int):
             f"no head-measurement model for {image_size} px (fit={options.get('fit')}) in {options['models_dir']}: "
             f"train one with python -m fetal_dcgan.anatomy train data.image_size={image_size} (add the run's data "
             "settings), or set metrics.anatomy.model_path (evaluate: --anatomy-model PATH)")
-    return load_model(path)
+    return _load(str(path))
 
 
 @register_metric("anatomy", "anatomical plausibility: heads found and measured by a segmentation model", (
