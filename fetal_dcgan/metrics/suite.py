@@ -118,7 +118,6 @@ class MetricSuite:
             result.vectors.update(out.get("vectors", {}))
         return result
 
-
     def figures(self, fake: torch.Tensor, train: torch.Tensor | None, result: MetricsResult,
                 path_of: Callable[[str], Path]) -> list[Path]:
         """Draw every picture the suite's metrics offer of a scored set, to ``path_of(name)``;
