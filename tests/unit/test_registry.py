@@ -61,3 +61,27 @@ def test_lightnings_folders_in_the_config_are_the_run_layout(tmp_path):
     assert Path(cfg.callbacks.checkpoint.dirpath) == layout.checkpoints
     assert layout.last_checkpoint.name == f"{cfg.callbacks.checkpoint.filename}.ckpt"
     assert Path(cfg.logger.tensorboard.save_dir) / cfg.logger.tensorboard.name == layout.tensorboard
+
+
+def test_figures_are_drawn_for_the_suites_metrics_and_a_failing_one_is_skipped(tmp_path, monkeypatch):
+    import torch
+
+    from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
+
+    def broken(fake, train, result, path):
+        raise RuntimeError("cannot draw")
+
+    def drawn(fake, train, result, path):
+        path.write_text(str(len(fake)))
+        return path
+
+    monkeypatch.setitem(METRICS, "psnr", METRICS["psnr"])
+    monkeypatch.setitem(METRICS, "lbp", METRICS["lbp"])
+    registry.register_figure("psnr", "broken")(broken)
+    registry.register_figure("lbp", "count")(drawn)
+    suite = MetricSuite(["psnr", "lbp"], cache_dir=None)
+    written = suite.figures(torch.zeros(3, 1, 8, 8, dtype=torch.uint8), None, MetricsResult(),
+                            lambda name: tmp_path / f"x_{name}.png")
+    assert written == [tmp_path / "x_count.png"] and (tmp_path / "x_count.png").read_text() == "3"
+    assert MetricSuite(["psnr"], cache_dir=None).figures(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), None,
+                                                         MetricsResult(), lambda n: tmp_path / n) == []
