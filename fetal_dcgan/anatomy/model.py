@@ -183,18 +183,20 @@ def accuracy(probs: torch.Tensor, masks: torch.Tensor, annotated: AnnotatedSet, 
     mm_x, mm_y = pixel_mm_at(annotated.sizes, annotated.pixel_mm, size, fit)
     hc_mm, floor_mm = perimeter_mm(e, mm_x, mm_y), perimeter_mm(t, mm_x, mm_y)
     truth_mm = annotated.hc_mm
-    if not np.isfinite(truth_mm).any():  # no CSV: the annotation's own ellipse is the truth, in pixels
-        hc_mm, truth_mm, floor_mm = hc_pixels(e), hc_pixels(t), hc_pixels(t)
+    in_mm = bool(np.isfinite(truth_mm).any())
+    if not in_mm:  # no CSV: the annotation's own ellipse is the truth, in pixels
+        hc_mm, truth_mm = hc_pixels(e), hc_pixels(t)
+        floor_mm = truth_mm
     error = np.abs(hc_mm - truth_mm)
     pct = 100 * error / truth_mm
+    error_mm = error if in_mm else np.full_like(error, math.nan)
 
     def stat(f, x):
         x = x[np.isfinite(x)]
         return float(f(x)) if len(x) else math.nan
 
     return {"n": len(probs), "dice": stat(np.mean, dice), "hd95_px": stat(np.median, hd),
-            "hc_abs_error_mm_mean": stat(np.mean, error) if np.isfinite(annotated.hc_mm).any() else math.nan,
-            "hc_abs_error_mm_median": stat(np.median, error) if np.isfinite(annotated.hc_mm).any() else math.nan,
+            "hc_abs_error_mm_mean": stat(np.mean, error_mm), "hc_abs_error_mm_median": stat(np.median, error_mm),
             "hc_error_pct_median": stat(np.median, pct), "hc_error_pct_mean": stat(np.mean, pct),
             "resolution_floor_pct_median": stat(np.median, 100 * np.abs(floor_mm - truth_mm) / truth_mm),
             "found_rate": float(ranges.contains(e, size).mean()), "measured_rate": float(e["found"].mean())}
