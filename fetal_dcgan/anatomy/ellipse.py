@@ -19,10 +19,6 @@ from scipy import ndimage
 from fetal_dcgan.data.phantom import ramanujan
 from fetal_dcgan.data.preprocess import fitted_scale
 
-#: Fields of a measured set, each an array with one value per image.
-FIELDS = ("found", "cx", "cy", "a", "b", "angle", "fit_iou")
-
-
 def largest_components(prob: np.ndarray, threshold: float) -> np.ndarray:
     """Per image (N, H, W), the largest connected region above ``threshold``, grown by one pixel."""
     regions = np.zeros(prob.shape, bool)

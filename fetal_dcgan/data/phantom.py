@@ -82,13 +82,9 @@ class Head:
         return mask
 
 
-def render_phantom(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Draw one phantom image as an 8-bit grayscale array of shape (height, width)."""
-    return render_with_head(rng, height, width)[0]
-
-
 def render_with_head(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, Head]:
-    """One phantom image and the skull ellipse it was drawn with."""
+    """Draw one phantom image as an 8-bit grayscale array of shape (height, width), and the
+    skull ellipse it was drawn with."""
     scale = height / 270.0
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
 
