@@ -37,13 +37,13 @@ from fetal_dcgan.data.preprocess import load_images
 from fetal_dcgan.data.sources import groups_of
 from fetal_dcgan.data.subsets import held_out_split
 from fetal_dcgan.errors import ConfigError
-from fetal_dcgan.metrics.context import images_digest
+from fetal_dcgan.metrics.context import image_digests, images_digest
 from fetal_dcgan.utils import atomic_save, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 #: Bump when training or measuring changes, so cached models are retrained.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 #: Settings of conf/anatomy that change the model (the others only say where and on what it runs).
 MODEL_SETTINGS = ("seed", "held_out", "channels", "strides", "num_res_units", "epochs", "batch_size", "lr",
                   "augment", "threshold", "min_pixels", "plausible")
@@ -107,6 +107,10 @@ def head_probabilities(net: torch.nn.Module, images: torch.Tensor, device: str, 
                       for i in range(0, len(images), batch_size)]) if len(images) else torch.empty(0, *images.shape[1:])
 
 
+#: The bundle's list of the images it trained on, one digest a line.
+TRAINED_ON = "trained_on.txt"
+
+
 @dataclass
 class MeasurementModel:
     """A trained bundle: the network and what ``model.json`` says about it."""
@@ -114,6 +118,17 @@ class MeasurementModel:
     net: torch.nn.Module
     meta: dict
     path: Path
+
+    @property
+    def trained_on(self) -> frozenset[str]:
+        """Digests of the images the network learned from (``image_digests``)."""
+        path = self.path / TRAINED_ON
+        return frozenset(path.read_text().split()) if path.is_file() else frozenset()
+
+    def unseen(self, images: torch.Tensor) -> torch.Tensor:
+        """Which of ``images`` the network never trained on (bool per image)."""
+        seen = self.trained_on
+        return torch.tensor([d not in seen for d in image_digests(images)], dtype=torch.bool)
 
     @property
     def plausible(self) -> PlausibleRange:
@@ -162,7 +177,8 @@ def find_model(models_dir: str | Path, image_size: int, fit: str | None = None,
     candidates = []
     for meta_path in root.glob("*/model.json"):
         meta = json.loads(meta_path.read_text())
-        if meta["image_size"] == image_size and (fit is None or meta["fit"] == fit):
+        current = meta.get("version") == MODEL_VERSION
+        if current and meta["image_size"] == image_size and (fit is None or meta["fit"] == fit):
             candidates.append((meta["source"] == source, meta_path.stat().st_mtime, meta_path.parent))
     return max(candidates)[2] if candidates else None
 
@@ -214,6 +230,18 @@ def bundle_key(images: torch.Tensor, masks: torch.Tensor, settings: dict, fit: s
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def measurement_files(datamodule: UltrasoundDataModule) -> list[Path]:
+    """The training split less the run's reference images, so reference heads are always
+    measured out of sample (with a held-out reference from a test split, nothing is left out)."""
+    files = datamodule.discover()
+    reference = set(map(str, datamodule.reference_paths()))
+    kept = [f for f in files if str(f) not in reference]
+    if len(kept) < len(files):
+        log.info("Head-measurement model: the %d reference images of this data config are left out of its "
+                 "training, so reference heads are measured out of sample.", len(files) - len(kept))
+    return kept
+
+
 def train_model(cfg: DictConfig) -> MeasurementModel:
     """Train (or find in the cache) the measurement model for ``cfg.data`` at its image
     size with the settings ``cfg.anatomy``; returns the loaded bundle."""
@@ -224,7 +252,7 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
     data.pop("_target_", None)
     datamodule = UltrasoundDataModule(**data)
     size, fit = datamodule.image_size, datamodule.fit
-    files = datamodule.discover()
+    files = measurement_files(datamodule)
     annotated = annotated_set(files)
     images = load_images(files, size, fit, datamodule.cache_dir)
     masks = load_images(annotated.masks, size, fit, datamodule.cache_dir, read=read_filled_mask)
@@ -264,6 +292,7 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
     scores = accuracy(probs, masks[h_idx], _subset(annotated, held_idx), size, fit, ranges, a.threshold,
                       a.min_pixels)
     atomic_save(net.state_dict(), folder / "weights.pt")
+    atomic_write_text("\n".join(image_digests(images[t_idx])) + "\n", folder / TRAINED_ON)
     meta = {"version": MODEL_VERSION, "key": key, "source": datamodule.source, "image_size": size, "fit": fit,
             "network": {"channels": list(a.channels), "strides": list(a.strides), "num_res_units": a.num_res_units},
             "threshold": a.threshold, "min_pixels": a.min_pixels, "plausible": ranges.to_dict(),

@@ -102,7 +102,8 @@ class SnapshotMetrics(L.Callback):
         files = sorted(layout.samples(epoch).glob("*.png"))
         fake = read_image_set(files)
         datamodule = trainer.datamodule
-        result = self.suite.score(fake, datamodule.reference, datamodule.train_images, datamodule.held_out)
+        result = self.suite.score(fake, datamodule.reference, datamodule.train_images, datamodule.held_out,
+                                  datamodule.train_groups)
         for name, seconds in result.seconds.items():
             self.seconds_by_metric[name] = self.seconds_by_metric.get(name, 0.0) + seconds
         run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info,

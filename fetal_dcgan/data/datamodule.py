@@ -13,8 +13,8 @@ import torch
 from fetal_dcgan.data.augment import INTERPOLATIONS, augment, to_signed, to_unit
 from fetal_dcgan.data.preprocess import check_settings, load_images
 from fetal_dcgan.data.sources import discover, groups_of
-from fetal_dcgan.data.subsets import reference_indices, training_indices
-from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.data.subsets import REFERENCE_MODES, REFERENCE_SPLITS, reference_indices, set_aside, training_indices
+from fetal_dcgan.errors import ConfigError, DataError
 from fetal_dcgan.metrics.diversity import near_copy_pairs
 from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
@@ -56,6 +56,20 @@ class ShuffledBatches:
             yield self.images[order[start:start + self.batch_size]]
 
 
+def check_reference(mode: str, split: str, training_split: str) -> None:
+    """The reference settings name a mode and a split, and the split is not the one trained on."""
+    if mode not in REFERENCE_MODES:
+        raise ConfigError(f"data.reference={mode!r}: use held_out (never training data of any cell), independent "
+                          "(the paper's: the same for every n, overlaps training) or disjoint (never a training "
+                          "image of that run).")
+    if split not in REFERENCE_SPLITS:
+        raise ConfigError(f"data.reference_split={split!r}: use test (the source's test split) or train (whole "
+                          "fetuses of the training split set aside).")
+    if mode == "held_out" and split == "test" and training_split == "test":
+        raise ConfigError("data.split=test trains on the test split, so it cannot also hold the reference: set "
+                          "data.reference_split=train or train on data.split=train.")
+
+
 class UltrasoundDataModule(L.LightningDataModule):
     """Serves a seeded subset of n real images, augmented on the training device.
 
@@ -68,14 +82,19 @@ class UltrasoundDataModule(L.LightningDataModule):
                  phantom: dict | None = None, image_size: int = 64, fit: str = "pad",
                  n: int | None = None, seed: int = 0, reference_n: int = 800, batch_size: int = 64,
                  augment: dict | None = None, cache_dir: str | None = None, group_by: str = "fetus",
-                 reference: str = "independent", near_copy_db: float | None = None):
+                 reference: str = "held_out", reference_split: str | None = None, reference_seed: int = 0,
+                 resize: str = "antialias", near_copy_db: float | None = None):
         super().__init__()
-        check_settings(image_size, fit)
+        if reference_split is None:  # the source's test split where it has one
+            reference_split = "test" if source in ("phantom", "hc18") else "train"
+        check_settings(image_size, fit, resize)
+        check_reference(reference, reference_split, split)
         self.source, self.root, self.split = source, root, split
         self.phantom = dict(phantom or {})
-        self.image_size, self.fit = image_size, fit
+        self.image_size, self.fit, self.resize = image_size, fit, resize
         self.n, self.seed, self.reference_n = n, seed, reference_n
         self.group_by, self.reference_mode = group_by, reference
+        self.reference_split, self.reference_seed = reference_split, reference_seed
         self.batch_size = batch_size
         self.near_copy_db = near_copy_db
         self.augment = {"hflip": True, "degrees": 10.0, "interpolation": "nearest", **(augment or {})}
@@ -89,14 +108,19 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.train_images: torch.Tensor | None = None
         self.reference: torch.Tensor | None = None
         self.held_out: torch.Tensor | None = None
+        self.train_groups: torch.Tensor | None = None  # fetus number of each training image
         self.reference_in_training = 0  # reference images that are also training images
 
-    def discover(self) -> list[Path]:
-        """Every image file of the configured source, sorted."""
+    def discover(self, split: str | None = None) -> list[Path]:
+        """Every image file of the configured source's ``split`` (default ``data.split``), sorted."""
+        split = split or self.split
         if self.source == "phantom":
-            return discover("phantom", cache_dir=self.cache_dir, **self.phantom)
+            return discover("phantom", cache_dir=self.cache_dir, split=split, **self.phantom)
         if self.source == "hc18":
-            return discover("hc18", root=self.root, split=self.split)
+            return discover("hc18", root=self.root, split=split)
+        if split != "train":
+            raise DataError(f"data={self.source} has no {split} split to take the reference from: set "
+                            "data.reference_split=train (whole fetuses set aside before any training subset is drawn).")
         return discover(self.source, root=self.root)
 
     def setup(self, stage: str | None = None) -> None:
@@ -104,25 +128,70 @@ class UltrasoundDataModule(L.LightningDataModule):
             return
         self.files = self.discover()
         groups = groups_of(self.files, self.group_by)
-        train_idx = training_indices(len(self.files), self.n, self.seed, groups)
-        ref_idx = reference_indices(len(self.files), self.reference_n, self.seed, self.reference_mode,
-                                    len(train_idx), groups)
-        if len(ref_idx) < self.reference_n:
-            log.warning("data.reference_n=%d but the dataset has %d images: the reference set uses all of them.",
-                        self.reference_n, len(ref_idx))
-        images = load_images(self.files, self.image_size, self.fit, self.cache_dir)
+        pool, reference_files, ref_idx = self._reference(groups)
+        pool_groups = None if groups is None else [groups[i] for i in pool]
+        if self.n is not None and self.n > len(pool) and len(pool) < len(self.files):
+            raise DataError(f"data.n={self.n} but only {len(pool)} of the {len(self.files)} images remain to train on "
+                            f"once data.reference_n={self.reference_n} are set aside (data.reference=held_out, "
+                            f"data.reference_split=train): lower data.n to at most {len(pool)} or data.reference_n, "
+                            "or take the reference from a test split (data.reference_split=test).")
+        train_idx = pool[training_indices(len(pool), self.n, self.seed, pool_groups)]
+        images = load_images(self.files, self.image_size, self.fit, self.cache_dir, resize=self.resize)
         self._report_duplicates(images)
         self.train_files = [self.files[i] for i in train_idx]
-        self.reference_files = [self.files[i] for i in ref_idx]
         self.train_images = images[torch.from_numpy(train_idx)]
-        self.reference = images[torch.from_numpy(ref_idx)]
-        self.reference_in_training = int(np.isin(ref_idx, train_idx).sum())
-        # Reference images of fetuses the generator never trains on: the memorisation audit's yardstick.
-        labels = np.asarray(groups if groups is not None else [str(p) for p in self.files], dtype=object)
-        self.held_out = images[torch.from_numpy(ref_idx[~np.isin(labels[ref_idx], labels[train_idx])])]
+        labels = groups if groups is not None else [str(p) for p in self.files]
+        self.train_groups = torch.from_numpy(np.unique([labels[i] for i in train_idx], return_inverse=True)[1])
+        if reference_files is self.files:
+            self.reference_files, self.reference = [self.files[i] for i in ref_idx], images[torch.from_numpy(ref_idx)]
+        else:
+            self.reference_files = [reference_files[i] for i in ref_idx]
+            self.reference = load_images(self.reference_files, self.image_size, self.fit, self.cache_dir,
+                                         resize=self.resize)
+        self.reference_in_training = len(set(map(str, self.reference_files)) & set(map(str, self.train_files)))
+        self.held_out = self.reference[torch.from_numpy(self._unseen_fetuses(groups, train_idx))]
         log.info("Data: %d images from %s; training on %d, reference set of %d (%s; %d of them training images), "
-                 "%dx%d px (fit=%s).", len(self.files), self.source, len(self.train_files), len(self.reference_files),
-                 self.reference_mode, self.reference_in_training, self.image_size, self.image_size, self.fit)
+                 "%dx%d px (fit=%s, resize=%s).", len(self.files), self.source, len(self.train_files),
+                 len(self.reference_files), self.reference_mode, self.reference_in_training, self.image_size,
+                 self.image_size, self.fit, self.resize)
+
+    def reference_paths(self) -> list[Path]:
+        """The reference set's files, found without reading an image."""
+        self.files = self.files or self.discover()
+        _, files, indices = self._reference(groups_of(self.files, self.group_by))
+        return [files[i] for i in indices]
+
+    def _reference(self, groups: list | None) -> tuple[np.ndarray, list[Path], np.ndarray]:
+        """(training pool, the files the reference indexes, the reference's indices into them)."""
+        size = len(self.files)
+        if self.reference_mode == "held_out" and self.reference_split == "test":
+            files = self.discover(self.reference_split)
+            if self.reference_n > len(files):
+                raise DataError(f"data.reference_n={self.reference_n} but the {self.source} test split has "
+                                f"{len(files)} images: set data.reference_n to at most {len(files)}, or set whole "
+                                "fetuses aside from the training split instead (data.reference_split=train).")
+            test_groups = groups_of(files, self.group_by)
+            ref = training_indices(len(files), self.reference_n, self.reference_seed, test_groups)
+            return np.arange(size), files, np.sort(ref)
+        if self.reference_mode == "held_out":
+            pool, ref = set_aside(size, self.reference_n, self.reference_seed, groups)
+            return pool, self.files, ref
+        seed = self.reference_seed if self.reference_mode == "independent" else self.seed
+        train_n = size if self.n is None else self.n
+        ref = reference_indices(size, self.reference_n, seed, self.reference_mode, train_n, groups)
+        if len(ref) < self.reference_n:
+            log.warning("data.reference_n=%d but the dataset has %d images: the reference set uses all of them.",
+                        self.reference_n, len(ref))
+        return np.arange(size), self.files, ref
+
+    def _unseen_fetuses(self, groups: list | None, train_idx: np.ndarray) -> np.ndarray:
+        """Indices of reference images whose fetus is not in training: the memorisation audit's yardstick."""
+        labels = np.asarray(groups if groups is not None else [str(p) for p in self.files], dtype=object)
+        if self.reference_files and self.reference_files[0] not in set(self.files):
+            return np.arange(len(self.reference_files))  # another split: other fetuses
+        index = {str(p): i for i, p in enumerate(self.files)}
+        ref_labels = labels[[index[str(p)] for p in self.reference_files]]
+        return np.flatnonzero(~np.isin(ref_labels, labels[train_idx]))
 
     def _report_duplicates(self, images: torch.Tensor) -> None:
         """Log identical and near-identical images (PSNR >= ``near_copy_db`` at the training

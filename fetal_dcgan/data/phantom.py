@@ -39,6 +39,7 @@ class PhantomSpec:
     height: int = 270
     width: int = 400
     field_mm: float = 160.0  # the image's width in mm: 0.4 mm pixels at 400 px, HCs of 130-230 mm like HC18's
+    first_index: int = 0     # the test split continues the pool: images first_index .. first_index + n_images - 1
 
     @property
     def pixel_mm(self) -> float:
@@ -190,21 +191,23 @@ def materialise(spec: PhantomSpec, cache_dir: str | os.PathLike, workers: int | 
     in a temporary folder renamed when complete, so an interrupted build is never reused.
     """
     root = Path(cache_dir).expanduser() / "phantom" / spec.key()
-    names = [f"phantom_{i:04d}.png" for i in range(spec.n_images)]
+    indices = range(spec.first_index, spec.first_index + spec.n_images)
+    names = [f"phantom_{i:04d}.png" for i in indices]
     if not root.is_dir():
         tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
 
         def write(i: int) -> float:
+            name = names[i - spec.first_index]
             image, head = render_image_and_head(spec, i)
-            Image.fromarray(image).save(tmp / names[i], compress_level=1)
+            Image.fromarray(image).save(tmp / name, compress_level=1)
             outline = head.outline(spec.height, spec.width).astype(np.uint8) * 255
-            Image.fromarray(outline).save(tmp / names[i].replace(".png", ANNOTATION_SUFFIX), compress_level=1)
+            Image.fromarray(outline).save(tmp / name.replace(".png", ANNOTATION_SUFFIX), compress_level=1)
             return float(ramanujan(head.a, head.b)) * spec.pixel_mm
 
         with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-            hc = list(pool.map(write, range(spec.n_images)))
+            hc = list(pool.map(write, indices))
         rows = [",".join(HC_CSV_COLUMNS)] + [f"{n},{spec.pixel_mm:.6f},{h:.4f}" for n, h in zip(names, hc)]
         (tmp / PHANTOM_CSV).write_text("\n".join(rows) + "\n")
         (tmp / "spec.json").write_text(json.dumps({"version": PHANTOM_VERSION, **asdict(spec)}, indent=2))

@@ -24,6 +24,9 @@ from fetal_dcgan.utils import atomic_save, check_image_size
 #: Bump when reading or resizing changes, so cached tensors are rebuilt.
 PREPROCESS_VERSION = 1
 FIT_MODES = ("pad", "crop", "squash")
+#: antialias: PIL bilinear, which low-pass filters when shrinking; tensor: bilinear on a float
+#: tensor without antialiasing, as torchvision's Resize on tensors did in the paper's notebooks.
+RESIZE_MODES = ("antialias", "tensor")
 
 
 def read_gray(path: str | Path) -> np.ndarray:
@@ -55,17 +58,28 @@ def fitted_scale(width: int, height: int, size: int, fit: str) -> tuple[float, f
     return new_w / width, new_h / height
 
 
-def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
+def resample(image: np.ndarray, width: int, height: int, resize: str = "antialias") -> np.ndarray:
+    """Bilinear resize of a uint8 gray image, antialiased (PIL) or not (a float tensor, as
+    ``transforms.Resize`` on a tensor with ``antialias=False``), back to uint8."""
+    if resize == "antialias":
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
+    x = torch.from_numpy(image).float().div(255)[None, None]
+    x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False,
+                                        antialias=False)
+    return x[0, 0].mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def fit_square(image: np.ndarray, size: int, fit: str, resize: str = "antialias") -> np.ndarray:
     """Resize a gray image to ``size`` x ``size``.
 
     pad: keep the aspect ratio and letterbox with black; crop: fill the square and cut the
     centre; squash: stretch (the paper's behaviour, which distorts the head's shape).
-    Resampling is PIL bilinear, which low-pass filters when shrinking.
+    ``resize``: one of ``RESIZE_MODES``.
     """
     h, w = image.shape
     sx, sy = fitted_scale(w, h, size, fit)
     new_w, new_h = round(w * sx), round(h * sy)
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR))
+    resized = resample(image, new_w, new_h, resize)
     if fit == "squash":
         return resized
     if fit == "crop":
@@ -77,29 +91,33 @@ def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
     return canvas
 
 
-def check_settings(image_size: int, fit: str) -> None:
+def check_settings(image_size: int, fit: str, resize: str = "antialias") -> None:
     if fit not in FIT_MODES:
         raise ConfigError(f"data.fit={fit!r} is not a fit mode: use one of {', '.join(FIT_MODES)}.")
+    if resize not in RESIZE_MODES:
+        raise ConfigError(f"data.resize={resize!r}: use antialias (PIL bilinear) or tensor (no antialiasing, as "
+                          "the paper's notebooks).")
     check_image_size(image_size)
 
 
-def _cache_key(files: list[Path], image_size: int, fit: str, read: Callable = read_gray) -> str:
+def _cache_key(files: list[Path], image_size: int, fit: str, read: Callable = read_gray,
+               resize: str = "antialias") -> str:
     stats = [(str(p.resolve()), (s := p.stat()).st_size, s.st_mtime_ns) for p in files]
-    payload = {"version": PREPROCESS_VERSION, "size": image_size, "fit": fit, "files": stats}
+    payload = {"version": PREPROCESS_VERSION, "size": image_size, "fit": fit, "files": stats, "resize": resize}
     if read is not read_gray:
         payload["read"] = f"{read.__module__}.{read.__qualname__}"
     payload = json.dumps(payload)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad",
-                   workers: int | None = None, read: Callable[[Path], np.ndarray] = read_gray) -> torch.Tensor:
+def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad", workers: int | None = None,
+                   read: Callable[[Path], np.ndarray] = read_gray, resize: str = "antialias") -> torch.Tensor:
     """Images as one uint8 tensor (N, 1, H, W): fitted into ``size`` x ``size``, or, with
     no size, as they are, which requires every image to have the same size. ``read``
     decodes one file into a uint8 array (annotation masks have their own)."""
     def load(path: Path) -> np.ndarray:
         image = read(path)
-        return image if size is None else fit_square(image, size, fit)
+        return image if size is None else fit_square(image, size, fit, resize)
 
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         arrays = list(pool.map(load, files))
@@ -113,15 +131,17 @@ def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad",
 
 
 def load_images(files: list[Path], image_size: int, fit: str, cache_dir: str | Path | None = None,
-                workers: int | None = None, read: Callable[[Path], np.ndarray] = read_gray) -> torch.Tensor:
+                workers: int | None = None, read: Callable[[Path], np.ndarray] = read_gray,
+                resize: str = "antialias") -> torch.Tensor:
     """All ``files`` fitted to ``image_size`` as uint8 (N, 1, S, S), from the cache when current."""
-    check_settings(image_size, fit)
+    check_settings(image_size, fit, resize)
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir).expanduser() / "preprocessed" / f"{_cache_key(files, image_size, fit, read)}.pt"
+        key = _cache_key(files, image_size, fit, read, resize)
+        cache = Path(cache_dir).expanduser() / "preprocessed" / f"{key}.pt"
         if cache.is_file():
             return torch.load(cache, weights_only=True)
-    images = read_image_set(files, image_size, fit, workers, read)
+    images = read_image_set(files, image_size, fit, workers, read, resize)
     if cache is not None:
         atomic_save(images, cache)
     return images

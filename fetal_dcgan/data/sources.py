@@ -97,12 +97,19 @@ def hc18_images(root: str | Path | None, split: str = "train") -> list[Path]:
     return sorted(p for p in folder.iterdir() if HC18_IMAGE.match(p.name) and p.is_file())
 
 
-def phantom_images(cache_dir: str | Path, n_images: int = 999, seed: int = 0,
-                   height: int = 270, width: int = 400, field_mm: float = 160.0) -> list[Path]:
-    """The built-in phantom, generated into the cache on first use."""
-    if n_images < 1:
-        raise DataError(f"data.phantom.n_images={n_images}: the phantom needs at least one image.")
-    return materialise(PhantomSpec(n_images, seed, height, width, field_mm), cache_dir)
+def phantom_images(cache_dir: str | Path, n_images: int = 999, seed: int = 0, height: int = 270, width: int = 400,
+                   field_mm: float = 160.0, split: str = "train", n_test: int = 800) -> list[Path]:
+    """The built-in phantom, generated into the cache on first use: the ``train`` split (the
+    pool of ``n_images``) or the ``test`` split (``n_test`` further images of the same phantom,
+    rendered after the pool, so no training subset can ever contain one)."""
+    if split not in HC18_SPLITS:
+        raise DataError(f"data.split={split!r} is not a phantom split: use 'train' or 'test'.")
+    count = n_images if split == "train" else n_test
+    if count < 1:
+        key = "n_images" if split == "train" else "n_test"
+        raise DataError(f"data.phantom.{key}={count}: the phantom's {split} split needs at least one image.")
+    first = 0 if split == "train" else n_images
+    return materialise(PhantomSpec(count, seed, height, width, field_mm, first), cache_dir)
 
 
 SOURCES: dict[str, Callable[..., list[Path]]] = {

@@ -6,10 +6,12 @@ sweep over n only ever adds images. With groups (``data.group_by=fetus``: HC18's
 scans ``NNN_kHC.png`` belong to fetus NNN) the permutation orders whole groups, so a fetus's
 scans sit side by side; with one image per group it is the plain permutation.
 
-The reference set is either ``independent`` (its own permutation, the same for every n;
-it overlaps the training subset more as n grows) or ``disjoint`` (the last images of the
-training permutation: the same for every n, and never a training image or a repeat scan
-of one, as long as n + reference_n fits in the dataset).
+The reference set is ``held_out`` (images no cell of a sweep ever trains on: a test split,
+or whole groups set aside before any training subset is drawn, both drawn with
+``data.reference_seed`` so every replicate shares them), ``independent`` (its own
+permutation of the training split, the same for every n; it overlaps the training subset
+more as n grows: the paper's design) or ``disjoint`` (the last images of the training
+permutation: never a training image of that run, as long as n + reference_n fits).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import numpy as np
 
 from fetal_dcgan.errors import DataError
 
-REFERENCE_MODES = ("independent", "disjoint")
+REFERENCE_MODES = ("held_out", "independent", "disjoint")
+#: Where a held-out reference comes from: the source's test split, or whole groups of the training split.
+REFERENCE_SPLITS = ("test", "train")
 
 
 def _group_ids(size: int, groups: list | None) -> np.ndarray:
@@ -59,9 +63,10 @@ def reference_indices(size: int, n: int, seed: int, mode: str = "independent", t
     ``train_n`` training images, or a DataError that says how to fit them."""
     if n < 1:
         raise DataError(f"data.reference_n={n}: the reference set needs at least one image.")
-    if mode not in REFERENCE_MODES:
-        raise DataError(f"data.reference={mode!r}: use independent (same reference for every n, may overlap "
-                        "training) or disjoint (never a training image).")
+    if mode not in ("independent", "disjoint"):
+        raise DataError(f"data.reference={mode!r}: use held_out (never training data of any cell), independent "
+                        "(the paper's: the same for every n, overlaps training) or disjoint (never a training "
+                        "image of that run).")
     if mode == "independent":
         return _permutation(size, seed, 1)[:min(n, size)]
     train_n = size if train_n is None else train_n
@@ -75,6 +80,21 @@ def reference_indices(size: int, n: int, seed: int, mode: str = "independent", t
                         f"Lower data.reference_n to at most {max(free, 0)} (or data.n), or use "
                         "data.reference=independent.")
     return reference
+
+
+def set_aside(size: int, n: int, seed: int, groups: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, reference): ``n`` images set aside for the reference by a seeded permutation of
+    whole groups of their own (stream 3), and the pool that training subsets are drawn from.
+    The rest of a group the cut splits joins neither side, so no fetus is on both."""
+    if not 1 <= n < size:
+        raise DataError(f"data.reference_n={n} cannot be set aside from {size} images and leave any to train on: "
+                        f"lower data.reference_n below {size}, or take the reference from a test split "
+                        "(data.reference_split=test).")
+    order = _permutation(size, seed, 3, groups)
+    reference = order[:n]
+    ids = _group_ids(size, groups)
+    pool = order[n:][~np.isin(ids[order[n:]], ids[reference])]
+    return np.sort(pool), np.sort(reference)
 
 
 def _split_group_tail(ids: np.ndarray, order: np.ndarray, train_n: int) -> int:

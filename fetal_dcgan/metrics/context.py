@@ -29,6 +29,12 @@ def images_digest(images: torch.Tensor | None) -> str:
     return h.hexdigest()[:24]
 
 
+def image_digests(images: torch.Tensor) -> list[str]:
+    """A short hash of each uint8 image's pixels: which images a model was trained on."""
+    array = images.contiguous().cpu().numpy()
+    return [hashlib.sha256(image.tobytes()).hexdigest()[:16] for image in array]
+
+
 class ReferenceStore:
     """Statistics of sets that do not change between snapshots (reference, training)."""
 
@@ -78,6 +84,7 @@ class ScoringContext:
     ci_resamples: int
     spaces: FeatureSpaces
     store: ReferenceStore
+    train_groups: torch.Tensor | None = None  # the fetus of each training image (repeat scans share one)
     options: dict = field(default_factory=dict)
     _fake_features: dict[str, torch.Tensor] = field(default_factory=dict)
 

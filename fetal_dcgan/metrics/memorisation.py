@@ -7,7 +7,8 @@ r of the pixels; 1 = identical up to brightness and contrast), as one matrix pro
 synthetic image counts as a copy when its NCC to the nearest training variant exceeds
 what distinct real images reach: the ``quantile`` (0.95) of the same nearest-NCC for
 held-out real images (reference images not used in training), or, without
-``min_held_out`` (20) of those, for the training images against the other training images.
+``min_held_out`` (20) of those, for the training images against the training images of
+other fetuses (leave-one-fetus-out: a repeat scan of the same head is not a distinct image).
 ``copy_ratio`` is the share of such synthetic images: about 0.05 for new real images,
 near 1 for copies. ``copy_ratio_features`` repeats the audit in a feature space (Inception
 when its weights are present, else the fixed random network), which also catches copies
@@ -54,15 +55,18 @@ def training_variants(train: torch.Tensor, degrees: float) -> tuple[torch.Tensor
 
 
 def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tensor,
-                exclude: torch.Tensor | None = None, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                exclude: torch.Tensor | None = None, block: int = 256,
+                bank_groups: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Max NCC (centred cosine) of each query row to the rows of a standardised bank, and
-    the training index it came from; rows are images or feature vectors."""
+    the training index it came from; rows are images or feature vectors. ``exclude``: the
+    group of each query, whose bank rows (``bank_groups``, default ``bank_index``) are skipped."""
+    bank_groups = bank_index if bank_groups is None else bank_groups
     q = _standardise(query)
     best, where = np.empty(len(q)), np.empty(len(q), np.int64)
     for start in range(0, len(q), block):
         sims = q[start:start + block] @ bank.T
         if exclude is not None:  # leave-one-out: not the query's own variants
-            own = exclude[start:start + block, None] == bank_index[None, :]
+            own = exclude[start:start + block, None] == bank_groups[None, :]
             sims = sims.masked_fill(own, -2.0)
         values, columns = sims.max(1)
         best[start:start + len(values)] = values.cpu().numpy()
@@ -95,32 +99,35 @@ class TrainingBank:
 
 
 def _space(bank_rows: torch.Tensor, index: torch.Tensor, train_rows: torch.Tensor,
-           held_out_rows: torch.Tensor | None, quantile: float) -> Space:
+           held_out_rows: torch.Tensor | None, quantile: float, groups: torch.Tensor) -> Space:
     bank = _standardise(bank_rows)
     if held_out_rows is not None:
         calibration = nearest_ncc(held_out_rows, bank, index)[0]
     else:
-        own = torch.arange(len(train_rows), device=index.device)
-        calibration = nearest_ncc(train_rows, bank, index, exclude=own)[0]
+        calibration = nearest_ncc(train_rows, bank, index, exclude=groups, bank_groups=groups[index])[0]
     return Space(bank, index, float(np.quantile(calibration, quantile)), float(calibration.mean()))
 
 
 def training_bank(train: torch.Tensor, held_out: torch.Tensor | None = None,
                   features: Callable[[torch.Tensor], torch.Tensor] | None = None, *, degrees: float,
-                  quantile: float, min_held_out: int) -> TrainingBank:
+                  quantile: float, min_held_out: int, groups: torch.Tensor | None = None) -> TrainingBank:
     """Every flip/rotation variant (``degrees``: training's rotation range) of the training
     images, in pixels and, with ``features`` (uint8 images -> (N, d)), in that feature space,
     with the copy thresholds of each (the ``quantile`` of real images' nearest NCC); on the
-    device of ``train`` (``features`` must return rows there too)."""
+    device of ``train`` (``features`` must return rows there too). ``groups``: the fetus of
+    each training image, left out with it when the training images calibrate."""
     if held_out is not None and len(held_out) < min_held_out:
         held_out = None  # too few to calibrate on: the training images calibrate instead
     variants, index = training_variants(train, degrees)
-    pixels = _space(variants, index, to_unit(train), None if held_out is None else to_unit(held_out), quantile)
+    groups = torch.arange(len(train)) if groups is None else torch.as_tensor(groups)
+    groups = groups.to(index.device)
+    pixels = _space(variants, index, to_unit(train), None if held_out is None else to_unit(held_out), quantile,
+                    groups)
     space = None
     if features is not None:
         space = _space(features(variants.mul(255).round().to(torch.uint8)), index, features(train),
-                       None if held_out is None else features(held_out), quantile)
-    source = "training images, leave-one-out" if held_out is None else "held-out real images"
+                       None if held_out is None else features(held_out), quantile, groups)
+    source = "training images, leave-one-fetus-out" if held_out is None else "held-out real images"
     return TrainingBank(pixels, space, source)
 
 
@@ -162,10 +169,10 @@ def _memorisation(ctx: ScoringContext) -> dict:
         return ctx.spaces.extract(space, images, device).to(device)
 
     bank = ctx.store.get(  # the training side is the same for every snapshot of a run
-        "memorisation", (train, ctx.held_out),
+        "memorisation", (train, ctx.held_out, ctx.train_groups),
         lambda: training_bank(train.to(device), None if ctx.held_out is None else ctx.held_out.to(device), features,
                               degrees=float(o["degrees"]), quantile=float(o["quantile"]),
-                              min_held_out=int(o["min_held_out"])),
+                              min_held_out=int(o["min_held_out"]), groups=ctx.train_groups),
         f"{space}-{o}", persist=False)
     out = memorisation(ctx.fake.to(device), bank, features)
     out["status"] = f"ok: calibrated on {bank.calibration}; features: {ctx.label(space)}"

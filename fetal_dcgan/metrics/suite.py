@@ -89,14 +89,14 @@ class MetricSuite:
         self._warned: set[str] = set()
 
     def score(self, fake: torch.Tensor, real: torch.Tensor, train: torch.Tensor | None = None,
-              held_out: torch.Tensor | None = None) -> MetricsResult:
+              held_out: torch.Tensor | None = None, train_groups: torch.Tensor | None = None) -> MetricsResult:
         """Score uint8 synthetic images (N, 1, H, W) against uint8 reference images; ``train``
-        (the images the generator learned from) and ``held_out`` (real images it never saw)
-        serve the memorisation audit."""
+        (the images the generator learned from), ``held_out`` (real images it never saw) and
+        ``train_groups`` (the fetus of each training image) serve the memorisation audit."""
         check_image_sets(fake, real)
         result = MetricsResult(scalars=dict(zip([k.name for k in SET_SIZES], (len(fake), len(real)))))
         context = ScoringContext(fake, real, train, held_out, self.device, self.seed, self.ci_resamples, self.spaces,
-                                 self.store)
+                                 self.store, train_groups)
         for name in self.names:
             metric = METRICS[name]
             start = time.perf_counter()

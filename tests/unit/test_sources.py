@@ -126,9 +126,49 @@ def test_repeat_scans_of_a_fetus_stay_on_one_side(tmp_path, caplog):
             dm.setup()
         train, reference = {fetus_id(p) for p in dm.train_files}, {fetus_id(p) for p in dm.reference_files}
         assert not train & reference and dm.reference_in_training == 0 and len(dm.held_out) == 2
-    independent = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, n=6, reference_n=4)
+    independent = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, n=6, reference_n=4,
+                                       reference="independent")
     independent.setup()
     assert independent.reference_in_training == 4 and len(independent.held_out) == 0
+
+
+def test_held_out_reference_from_hc18_test_split_or_whole_fetuses(tmp_path):
+    from fetal_dcgan.data.datamodule import UltrasoundDataModule
+    from fetal_dcgan.data.sources import fetus_id
+
+    make_hc18(tmp_path)
+    test = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, reference_n=2)
+    test.setup()
+    assert all("test_set" in str(p) for p in test.reference_files) and test.reference_in_training == 0
+    assert len(test.train_files) == len(test.files) and len(test.held_out) == 2
+    with pytest.raises(DataError, match=r"reference_n=3 but the hc18 test split has 2 images.*at most 2"):
+        UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, reference_n=3).setup()
+    references = set()
+    for seed in range(4):  # replicates draw their own subsets; the reference stays, and no fetus is on both sides
+        dm = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, reference_n=2, seed=seed,
+                                  reference_split="train")
+        dm.setup()
+        train, reference = {fetus_id(p) for p in dm.train_files}, {fetus_id(p) for p in dm.reference_files}
+        assert not train & reference and dm.reference_in_training == 0
+        references.add(tuple(map(str, dm.reference_files)))
+    assert len(references) == 1
+    with pytest.raises(DataError, match=r"data.n=7 but only \d+ of the 6 images remain.*lower data.n to at most"):
+        UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, reference_n=2, n=7,
+                             reference_split="train").setup()
+
+
+def test_phantom_test_split_continues_the_pool(tmp_path):
+    from fetal_dcgan.data.datamodule import UltrasoundDataModule
+    from fetal_dcgan.data.phantom import PhantomSpec, render_image
+
+    phantom = {"n_images": 6, "n_test": 3, "height": 54, "width": 80}
+    dm = UltrasoundDataModule(source="phantom", phantom=phantom, image_size=32, reference_n=3, n=4,
+                              cache_dir=str(tmp_path), batch_size=2)
+    dm.setup()
+    assert dm.reference_in_training == 0 and len(dm.reference) == 3 and len(dm.held_out) == 3
+    assert [p.name for p in dm.reference_files] == ["phantom_0006.png", "phantom_0007.png", "phantom_0008.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(dm.reference_files[0])),
+                                  render_image(PhantomSpec(9, 0, 54, 80), 6))  # image 6 of a larger phantom
 
 
 def test_near_identical_images_are_reported(tmp_path, caplog):
