@@ -5,7 +5,9 @@ Codes are computed for a whole batch at once and match scikit-image's
 neighbour offsets (rounded to 5 decimals), the same bilinear interpolation in the same
 floating-point order, zeros outside the image, and bit i set when neighbour i >= centre.
 The set's LBPv is the sum of its images' histograms normalised to 1; the study's named
-elements V8, V20, V143, V240 are the bins of those code values.
+elements V8, V20, V143, V240 are the bins of those code values. The paper's Fig. 2 plots
+them as rLBPv - sLBPv in codes per image (the difference of fractions times the pixels of
+an image): ``lbp_vNN_diff``, the score the sweep tests and ratings are related to.
 """
 
 from __future__ import annotations
@@ -89,9 +91,11 @@ def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.nda
     per_image = fake_hist / fake_hist.sum(1, keepdims=True)
     scalars = {"lbp_l1": float(l1_distance(synthetic, reference)),
                "lbp_chi2": float(chi2_distance(synthetic, reference))}
+    pixels = int(np.prod(fake.shape[-2:]))
     for code in NAMED_ELEMENTS:
         scalars[f"lbp_v{code}"] = float(synthetic[code])
         scalars[f"lbp_v{code}_reference"] = float(reference[code])
+        scalars[f"lbp_v{code}_diff"] = float((reference[code] - synthetic[code]) * pixels)
     return {
         "scalars": scalars,
         "per_image": {"lbp_l1": l1_distance(per_image, reference), "lbp_chi2": chi2_distance(per_image, reference),
@@ -104,8 +108,10 @@ def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.nda
 def _element_keys() -> list[Key]:
     out = []
     for code in NAMED_ELEMENTS:
-        out += [Key(f"lbp_v{code}", f"element {code} of sLBPv (a fraction of all codes)", better="reference", plotted=True,
-                    reference_key=f"lbp_v{code}_reference"),
+        out += [Key(f"lbp_v{code}_diff", f"rLBPv - sLBPv at element {code} in codes per image (the paper's units; "
+                    "0: as often as in the reference)", unit="codes per image", plotted=True),
+                Key(f"lbp_v{code}", f"element {code} of sLBPv (a fraction of all codes)", role="diagnostic",
+                    better="reference", reference_key=f"lbp_v{code}_reference"),
                 Key(f"lbp_v{code}_reference", f"element {code} of rLBPv", role="reference")]
     return out
 

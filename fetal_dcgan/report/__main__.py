@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also fit metric = a ln(rating) + b, the paper's Fig. 2 regression")
     parser.add_argument("--resamples", type=int, default=200,
                         help="bootstrap resamples for the CIs of Cliff's delta over images")
+    parser.add_argument("--margins", default=None,
+                        help="equivalence margins (default: SWEEP/margins.json, written by python -m "
+                             "fetal_dcgan.baselines --margins SWEEP)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
     def run() -> None:
         for name, path in build_report(args.sweep, args.out, args.ratings, args.role, args.log_fit,
-                                              args.resamples).items():
+                                       args.resamples, args.margins).items():
             print(f"{name:<28} {path}")
 
     return cli_status(run)

@@ -13,23 +13,33 @@ from fetal_dcgan.metrics.lbp import REFERENCE_VECTOR, SYNTHETIC_VECTOR
 from fetal_dcgan.report import figures
 from fetal_dcgan.report.collect import Sweep, load_sweep, natural_order
 from fetal_dcgan.report.html import image_tag, render, table
+from fetal_dcgan.report.margins import MARGINS_FILE, read_margins
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
-from fetal_dcgan.report.stats import DESIGNS, cell_summary, significant, sweep_statistics
+from fetal_dcgan.report.stats import DESIGNS, OUTSIDE, PRIMARY, REPLICATE_SOURCES, cell_summary, sweep_statistics
+from fetal_dcgan.report.verdicts import DIFFERS, EQUIVALENT, UNDETERMINED
 from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
-def statistics(sweep: Sweep, resamples: int = 200) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every design over every varied factor (see ``report.stats``), BH-adjusted as one family."""
+def margins_of(sweep: Sweep, path: str | Path | None = None) -> dict:
+    """The equivalence margins given, else those measured for the sweep (``SWEEP/margins.json``), else none."""
+    if path is not None:
+        return read_margins(Path(path))
+    measured = sweep.root / MARGINS_FILE
+    return read_margins(measured) if measured.is_file() else {}
+
+
+def statistics(sweep: Sweep, resamples: int = 200, margins: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every design over every varied factor (see ``report.stats``), with verdicts."""
     factors = sweep.varied_axes
     per_image = sweep.per_image
     if not per_image.empty:
         per_image = per_image.merge(sweep.results[["run", "epoch"] + [f for f in factors if f not in per_image]],
                                     on=["run", "epoch"], how="left")
     return sweep_statistics(sweep.results, per_image, sweep.metric_columns, sweep.per_image_metrics, factors,
-                            resamples)
+                            resamples, margins=margins_of(sweep) if margins is None else margins)
 
 
 def _md(frame: pd.DataFrame) -> str:
@@ -42,45 +52,85 @@ def _md(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+FAMILIES = (f"`family`: `{PRIMARY}` is the study's one multiplicity family, every run-level omnibus test "
+            "(Benjamini-Hochberg, `p_adjusted`; the equivalence tests likewise, `equivalence_p_adjusted`); "
+            f"`{OUTSIDE}` rows have no adjusted p; post-hoc pairwise tests run only after a primary row that "
+            "differs, for 3+ levels, Holm-adjusted within that test.")
+
+
 def stats_markdown(tests: pd.DataFrame, pairs: pd.DataFrame) -> str:
     """stats.md: the answer first, then one table per design, each saying what its replicate is."""
     parts = ["# Does each metric differ across the sweep's factors?\n", answer_text(tests) + "\n",
-             "`p_adjusted`: Benjamini-Hochberg over every p-value of this report (stats and pairwise).\n"]
+             f"Verdicts: `{DIFFERS}` (adjusted omnibus p < 0.05), `{EQUIVALENT}` (adjusted TOST p < 0.05 within "
+             f"+-`margin`), `{UNDETERMINED}` (neither: `power_at_margin` is the design's power against a "
+             "margin-sized difference, `mde` the effect it detects with 80 % power, as Cohen's f and in the "
+             "metric's units). A non-significant test never means no difference.\n",
+             FAMILIES + "\n", f"Replicates: {REPLICATE_SOURCES}.\n"]
     for design, sentence in DESIGNS.items():
         rows = tests[tests["design"] == design]
         if not rows.empty:
             parts.append(f"## {design}\n\nReplicate: {sentence}.\n\n" + _md(rows))
     if not pairs.empty:
         parts.append("## Pairwise comparisons\n\nRun-level designs: Welch's t and Hedges' g between runs; "
-                     "descriptive-images: Cliff's delta with a bootstrap CI over images, no p-value.\n\n" + _md(pairs))
+                     "descriptive-images: Cliff's delta with a two-stage bootstrap CI (runs, then images), "
+                     "no p-value.\n\n" + _md(pairs))
     return "\n".join(parts)
 
 
+def _metric_verdicts(primary: pd.DataFrame) -> pd.Series:
+    """One verdict per metric: differs if any of its rows does, equivalent if all are, else undetermined."""
+    def combine(verdicts: pd.Series) -> str:
+        if (verdicts == DIFFERS).any():
+            return DIFFERS
+        return EQUIVALENT if (verdicts == EQUIVALENT).all() else UNDETERMINED
+    return primary.groupby("metric", sort=False)["verdict"].agg(combine)
+
+
+def _strongest(rows: pd.DataFrame, metric: str) -> str:
+    r = rows[rows["metric"] == metric].sort_values("p_adjusted").iloc[0]
+    where = "" if pd.isna(r.epoch) or r.epoch == "" else f", epoch {int(r.epoch)}"
+    return f"{metric} ({r.design}{where}: {r.effect_size_name} {r.effect_size:.2f}, adjusted p {r.p_adjusted:.3g})"
+
+
+def _undetermined(rows: pd.DataFrame, metrics: list[str]) -> str:
+    chosen = rows[rows["metric"].isin(metrics)]
+    power, mde = chosen["power_at_margin"].dropna(), chosen["mde"].dropna()
+    power_text = (f"power against a margin-sized difference {power.min():.2f}-{power.max():.2f}" if len(power)
+                  else "no margin measured")
+    mde_text = f"; detectable with 80 % power: Cohen's f >= {mde.min():.2f}" if len(mde) else ""
+    return f"{len(metrics)} undetermined ({', '.join(metrics)}; {power_text}{mde_text})"
+
+
 def answers(tests: pd.DataFrame) -> list[tuple[str, str]]:
-    """Per factor, one sentence: which metrics differ between runs (effect size, adjusted p),
-    that none does, or that the design cannot say."""
+    """Per factor, one sentence of verdicts: which metrics differ between runs (effect size,
+    adjusted p), which are equivalent within their margins, which the design cannot settle."""
     out = []
     for factor, rows in tests.groupby("factor", sort=False):
-        run_level = rows[rows["unit"] == "run"]
-        tested = run_level[run_level["p_value"].notna()]
-        paper = rows[(rows["design"] == "paper-epochs-as-replicates") & (rows["p_adjusted"] < 0.05)]
-        aside = (f" (the paper's analysis, with snapshots as replicates, would call {paper['metric'].nunique()} "
-                 "metrics different)") if len(paper) else ""
+        primary = rows[rows["family"] == PRIMARY]
+        if primary.empty:
+            continue
+        tested = primary[primary["p_value"].notna()]
+        paper = rows[(rows["family"] == OUTSIDE) & (rows["p_value"] < 0.05)]
+        aside = (f" The paper's analysis (snapshots as replicates, unadjusted) would call {paper['metric'].nunique()} "
+                 "metrics different." if len(paper) else "")
+        confounded = " Confounded: see note." if rows["note"].str.contains("confounded").any() else ""
         if tested.empty:
-            reasons = run_level["note"].replace("", np.nan).dropna()
+            reasons = primary["note"].replace("", np.nan).dropna()
             reason = reasons.mode().iloc[0] if len(reasons) else "no run-level test could run"
-            out.append((factor, f"The design cannot say: {reason}{aside}."))
+            out.append((factor, f"{UNDETERMINED}: the design cannot say ({reason}).{aside}{confounded}"))
             continue
-        found = significant(rows)
-        if found.empty:
-            out.append((factor, f"No metric differs across {factor} between runs: {len(tested)} run-level tests, "
-                                f"smallest adjusted p {tested['p_adjusted'].min():.3g}{aside}."))
-            continue
-        best = found.drop_duplicates("metric")
-        listed = "; ".join(
-            f"{r.metric} ({r.design}{'' if pd.isna(r.epoch) or r.epoch == '' else f', epoch {int(r.epoch)}'}: "
-            f"{r.effect_size_name} {r.effect_size:.2f}, adjusted p {r.p_adjusted:.3g})" for r in best.itertuples())
-        out.append((factor, f"{best['metric'].nunique()} metrics differ across {factor} between runs: {listed}."))
+        verdicts = _metric_verdicts(tested)
+        parts = []
+        differ = [m for m, v in verdicts.items() if v == DIFFERS]
+        if differ:
+            parts.append(f"{len(differ)} differ ({'; '.join(_strongest(tested, m) for m in differ)})")
+        same = [m for m, v in verdicts.items() if v == EQUIVALENT]
+        if same:
+            parts.append(f"{len(same)} equivalent within their margins ({', '.join(same)})")
+        open_ = [m for m, v in verdicts.items() if v == UNDETERMINED]
+        if open_:
+            parts.append(_undetermined(tested, open_))
+        out.append((factor, f"across {factor}, between runs: " + "; ".join(parts) + f".{aside}{confounded}"))
     return out
 
 
@@ -135,9 +185,11 @@ def _cell_samples(sweep: Sweep) -> list[tuple[str, list[Path]]]:
 
 
 def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: str | Path | None = None,
-                 role: str = "all", log_fit: bool = False, resamples: int = 200) -> dict:
+                 role: str = "all", log_fit: bool = False, resamples: int = 200,
+                 margins: str | Path | None = None) -> dict:
     """Write every table, figure and report.html for the sweep; return their paths."""
     sweep = load_sweep(sweep_dir)
+    margin_table = margins_of(sweep, margins)
     rated = read_ratings(Path(ratings)) if ratings else None
     if rated is not None:
         per_set(rated, role)  # a bad file or role fails before any work
@@ -150,7 +202,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
     atomic_write_text(sweep.per_image.to_csv(index=False), paths["per_image"])
     cells = cell_summary(sweep.results, sweep.varied_axes, sweep.metric_columns)
     atomic_write_text(cells.to_csv(index=False), paths["cells"])
-    tests, pairs = statistics(sweep, resamples)
+    tests, pairs = statistics(sweep, resamples, margin_table)
     atomic_write_text(tests.to_csv(index=False), paths["stats"])
     atomic_write_text(pairs.to_csv(index=False), paths["pairwise"])
     atomic_write_text(stats_markdown(tests, pairs), paths["stats_md"])
@@ -209,8 +261,10 @@ def _page(sweep: Sweep, tests, pairs, cell_table: pd.DataFrame, figs: dict, grid
              + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in statuses.items())) + "</p>")
     answer = "<ul>" + "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>"
                               for f, text in answers(tests)) + "</ul>" + \
-             "<p class='note'>Run-level tests (the training run is the replicate), Benjamini-Hochberg adjusted over " \
-             "every p-value of this report; the tables below give every test with its effect size.</p>"
+             "<p class='note'>Run-level tests (the training run is the replicate). " + html.escape(FAMILIES) + \
+             " Verdicts: differs, equivalent within a margin (TOST), or undetermined with the design's power; " \
+             "the tables below give every test with its effect size. Replicates: " + \
+             html.escape(REPLICATE_SOURCES) + ".</p>"
     sections = [("Answer", answer), ("What was run", about + table(sweep.runs.drop(columns=["path"]))),
                 ("Cells not finished or not scored", table(failed.drop(columns=["path"])))]
     sections += [(title, image_tag(path, title)) for title, path in figs.items() if path]
@@ -225,7 +279,8 @@ def _page(sweep: Sweep, tests, pairs, cell_table: pd.DataFrame, figs: dict, grid
             sections.append((f"Statistics: {design}", f"<p class='note'>Replicate: {html.escape(sentence)}.</p>"
                              + table(rows)))
     sections.append(("Pairwise comparisons", "<p class='note'>Run-level designs: Welch's t and Hedges' g between "
-                     "runs; descriptive-images: Cliff's delta with a bootstrap CI over images, no p-value.</p>"
+                     "runs, after a primary test that differs (Holm within it); descriptive-images: Cliff's delta "
+                     "with a two-stage bootstrap CI (runs, then images), no p-value.</p>"
                      + table(pairs)))
     sections.append(("Mean and SD over runs per cell (replicate: a run)", table(cell_table)))
     sections.append(("Results (one row per run and snapshot)", table(sweep.results[sweep.table_columns])))

@@ -19,8 +19,14 @@ set are not replicates of anything at the set level. Every row of ``stats.csv`` 
   epsilon squared and pairwise Cliff's delta with bootstrap CIs over images; no p-value.
 
 A design without two runs in every cell gives no run-level p-value and says so in
-``note``. ``p_adjusted`` is Benjamini-Hochberg over the whole family of p-values of one
-report: every metric, factor, epoch and design, omnibus and pairwise tests together.
+``note``. Families (``family``): the run-level omnibus tests (every metric, factor, epoch
+and run-level design, interactions included) are the one ``primary`` family, and
+``p_adjusted`` is Benjamini-Hochberg over it. The paper's design is reported beside,
+outside every family (no ``p_adjusted``). Pairwise post-hoc tests run only after a
+significant omnibus test of a factor with 3+ levels, Holm-adjusted within that test.
+Each primary row carries its design's power, an equivalence test and a ``verdict``
+(``report.verdicts``); a factor whose levels differ in how many reference images are
+training images (``reference_in_training``) is labelled confounded in ``note``.
 """
 
 from __future__ import annotations
@@ -32,10 +38,28 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-STATS_COLUMNS = ("metric", "factor", "epoch", "design", "unit", "test", "n_groups", "replicates_per_group",
-                 "statistic", "p_value", "p_adjusted", "effect_size", "effect_size_name", "note")
-PAIRWISE_COLUMNS = ("metric", "factor", "epoch", "design", "unit", "a", "b", "n_a", "n_b", "test", "statistic",
-                    "p_value", "p_adjusted", "effect_size", "effect_size_name", "ci_low", "ci_high", "note")
+from fetal_dcgan.report.verdicts import (
+    ALPHA,
+    DIFFERS,
+    equivalence_p,
+    margin_f,
+    minimum_detectable_f,
+    power_f,
+    verdict,
+)
+
+STATS_COLUMNS = ("metric", "factor", "epoch", "design", "unit", "family", "test", "n_groups", "replicates_per_group",
+                 "statistic", "p_value", "p_adjusted", "effect_size", "effect_size_name", "mde", "mde_units",
+                 "margin", "margin_source", "power_at_margin", "equivalence_p", "equivalence_p_adjusted", "verdict",
+                 "note")
+PAIRWISE_COLUMNS = ("metric", "factor", "epoch", "design", "unit", "family", "a", "b", "n_a", "n_b", "test",
+                    "statistic", "p_value", "p_adjusted", "effect_size", "effect_size_name", "ci_low", "ci_high",
+                    "note")
+NUMERIC = ("statistic", "p_value", "p_adjusted", "effect_size", "ci_low", "ci_high", "mde", "mde_units", "margin",
+           "power_at_margin", "equivalence_p", "equivalence_p_adjusted")
+PRIMARY = "primary"
+OUTSIDE = "none (the paper's analysis: outside every family)"
+DESCRIPTIVE = "none (descriptive)"
 #: What each design's replicate is, one sentence each (stats.md and report.html say it above each table).
 DESIGNS = {
     "runs": "one value per training run (seed) at one snapshot epoch; runs are the replicates",
@@ -48,14 +72,16 @@ DESIGNS = {
                           "result, so no p-value is given",
 }
 MIN_REPLICATES = 2
+#: What a replicate of the run-level designs samples.
+REPLICATE_SOURCES = ("each run draws its own nested training subsets (data.seed follows seed) and its own training "
+                     "noise, so run-level tests generalise over both; with data.seed pinned, over the noise only")
 NO_REPLICATES = ("one run per cell{where}: no run-level p-value (a sweep needs 2+ runs per cell, e.g. "
                  "seed=0,1,2, for the run to be the replicate)")
 
 
 def _row(**values) -> dict:
-    return {column: values.get(column, np.nan if column in ("statistic", "p_value", "p_adjusted", "effect_size",
-                                                             "ci_low", "ci_high") else "") for column in
-            (*STATS_COLUMNS, *PAIRWISE_COLUMNS)}
+    return {column: values.get(column, np.nan if column in NUMERIC else "")
+            for column in dict.fromkeys((*STATS_COLUMNS, *PAIRWISE_COLUMNS))}
 
 
 def _counts(groups: dict) -> str:
@@ -72,6 +98,10 @@ def _finite(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def _groups(frame: pd.DataFrame, metric: str, factor: str) -> dict:
     return {level: group[metric].to_numpy(float) for level, group in frame.groupby(factor, sort=True)}
+
+
+MISSING_MARGIN = ("none: no real-vs-real margin for this metric (python -m fetal_dcgan.baselines --margins SWEEP "
+                  "measures it), so no equivalence test")
 
 
 # -- effect sizes and tests -----------------------------------------------------------------
@@ -97,56 +127,97 @@ def cliffs_delta(a: np.ndarray, b: np.ndarray) -> float:
     return float((less.sum() - greater.sum()) / (len(a) * len(b)))
 
 
-def cliffs_delta_ci(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap CI (95 %) of Cliff's delta, both groups resampled independently."""
-    if resamples < 1 or min(len(a), len(b)) < 2:
+def cliffs_delta_ci(a: dict[str, np.ndarray], b: dict[str, np.ndarray], resamples: int,
+                    seed: int) -> tuple[float, float]:
+    """Percentile bootstrap CI (95 %) of Cliff's delta between two levels given as {run: per-image
+    values}, in two stages as the data arose: runs resampled within each level, then the images
+    of each drawn run (with one run a level, the images alone)."""
+    if resamples < 1 or min(sum(map(len, a.values())), sum(map(len, b.values()))) < 2:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
-    values = [cliffs_delta(rng.choice(a, len(a)), rng.choice(b, len(b))) for _ in range(resamples)]
-    low, high = np.percentile(values, [2.5, 97.5])
+
+    def draw(runs: dict[str, np.ndarray]) -> np.ndarray:
+        values = list(runs.values())
+        chosen = rng.integers(0, len(values), len(values))
+        return np.concatenate([rng.choice(values[i], len(values[i])) for i in chosen])
+
+    low, high = np.percentile([cliffs_delta(draw(a), draw(b)) for _ in range(resamples)], [2.5, 97.5])
     return float(low), float(high)
 
 
-def ols_anova(frame: pd.DataFrame, metric: str, factor: str, others: list[str]) -> dict:
-    """Type-II ANOVA F test of ``factor`` in ``metric ~ C(factor) + C(other) ...`` (statsmodels),
-    with eta squared (one factor) or partial eta squared (several)."""
+def _crossed(frame: pd.DataFrame, factors: list[str]) -> bool:
+    """Every combination of the factors' levels was run (so their interaction is estimable)."""
+    return len(factors) > 1 and len(frame.groupby(factors).size()) == math.prod(frame[f].nunique() for f in factors)
+
+
+def anova(frame: pd.DataFrame, metric: str, factors: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Type-II ANOVA (statsmodels) of ``metric`` on the factors, with their interactions when
+    the factors are crossed; and the label of each term ("n", "n x lr")."""
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
 
-    names = {column: f"f{i}" for i, column in enumerate([factor, *others])}
+    names = {column: f"f{i}" for i, column in enumerate(factors)}
     data = frame[[metric, *names]].rename(columns={metric: "y", **names})
     for name in names.values():
         data[name] = data[name].astype(str)
-    formula = "y ~ " + " + ".join(f"C({name})" for name in names.values())
+    terms = [f"C({name})" for name in names.values()]
+    formula = "y ~ " + (" * " if _crossed(frame, factors) else " + ").join(terms)
     table = anova_lm(smf.ols(formula, data).fit(), typ=2)
-    effect, residual = table.loc[f"C({names[factor]})"], table.loc["Residual"]
-    return {"statistic": float(effect.F), "p_value": float(effect["PR(>F)"]),
-            "effect_size": float(effect.sum_sq / (effect.sum_sq + residual.sum_sq)),
-            "effect_size_name": "partial_eta_squared" if others else "eta_squared",
-            "test": f"ANOVA F (OLS, type II{', adjusted for ' + ', '.join(others) if others else ''})"}
+    labels = {term: " x ".join(factors[int(t[3:-1])] for t in term.split(":"))
+              for term in table.index if term != "Residual"}
+    return table, labels
+
+
+def _power(df_num: float, df_denom: float, sigma: float, k: int, margin: float, alpha: float) -> dict:
+    """The design's minimum detectable effect (Cohen's f; times the residual SD: the SD of
+    the level means) and its power against a margin-sized difference."""
+    f = minimum_detectable_f(df_num, df_denom, alpha)
+    return {"mde": f, "mde_units": f * sigma,
+            "power_at_margin": power_f(margin_f(margin, sigma, k), df_num, df_denom, alpha)}
 
 
 # -- designs ----------------------------------------------------------------------------------
-def _run_level(frame: pd.DataFrame, metric: str, factor: str, others: list[str], base: dict) -> dict:
-    """One row of a run-level design: the ANOVA when every cell has 2+ runs, else a note."""
+def _run_level(frame: pd.DataFrame, metric: str, factor: str, others: list[str], base: dict,
+               alpha: float) -> list[dict]:
+    """A run-level design's row for ``factor`` (and its interaction rows when it is the first
+    of crossed factors): the type-II F test, its power, and the equivalence test."""
     frame = _finite(frame, metric)
     groups = _groups(frame, metric, factor)
-    row = _row(**base, n_groups=len(groups), replicates_per_group=_counts(groups))
+    first = base.pop("first", False)
+    row = _row(**base, family=PRIMARY, n_groups=len(groups), replicates_per_group=_counts(groups))
     cells = frame.groupby([factor, *others]).size()
     if len(groups) < 2:
-        return {**row, "note": "fewer than 2 levels with a finite value"}
+        return [{**row, "note": "fewer than 2 levels with a finite value"}]
     if cells.min() < MIN_REPLICATES:
         where = f" of {', '.join([factor, *others])}" if others else ""
-        return {**row, "note": NO_REPLICATES.format(where=where)}
+        return [{**row, "note": NO_REPLICATES.format(where=where)}]
     if np.ptp(frame[metric].to_numpy(float)) == 0:
-        return {**row, "note": "every value is identical"}
-    return {**row, **ols_anova(frame, metric, factor, others)}
+        return [{**row, "note": "every value is identical"}]
+    table, labels = anova(frame, metric, [factor, *others])
+    residual = table.loc["Residual"]
+    sigma = math.sqrt(residual.sum_sq / residual.df)
+    out = []
+    for term, label in labels.items():
+        interaction = ":" in term
+        if term != "C(f0)" and not (interaction and first):
+            continue
+        effect = table.loc[term]
+        margin = math.nan if interaction else row["margin"]
+        out.append({**row, "factor": label, "statistic": float(effect.F), "p_value": float(effect["PR(>F)"]),
+                    "effect_size": float(effect.sum_sq / (effect.sum_sq + residual.sum_sq)),
+                    "effect_size_name": "partial_eta_squared" if others else "eta_squared",
+                    "test": f"ANOVA F (OLS, type II{', with ' + ', '.join(others) if others else ''})",
+                    **_power(effect.df, residual.df, sigma, len(groups), margin, alpha),
+                    "margin": margin, "margin_source": "" if interaction else row["margin_source"],
+                    "equivalence_p": math.nan if interaction else equivalence_p(list(groups.values()), margin)})
+    return out
 
 
 def _epoch_friedman(frame: pd.DataFrame, metric: str, base: dict) -> dict:
     """Does the metric change with epochs? Friedman's test with each run a block."""
+    base.pop("first", None)
     wide = frame.pivot_table(index="run", columns="epoch", values=metric, aggfunc="first").dropna()
-    row = _row(**base, n_groups=wide.shape[1], replicates_per_group=str(len(wide)),
+    row = _row(**base, family=PRIMARY, n_groups=wide.shape[1], replicates_per_group=str(len(wide)),
                test="Friedman chi-square (runs as blocks)")
     if wide.shape[1] < 3 or len(wide) < MIN_REPLICATES:
         return {**row, "note": "needs 3+ snapshot epochs shared by 2+ runs"}
@@ -155,7 +226,7 @@ def _epoch_friedman(frame: pd.DataFrame, metric: str, base: dict) -> dict:
     result = stats.friedmanchisquare(*wide.to_numpy().T)
     w = result.statistic / (len(wide) * (wide.shape[1] - 1))  # Kendall's W
     return {**row, "statistic": float(result.statistic), "p_value": float(result.pvalue), "effect_size": float(w),
-            "effect_size_name": "kendalls_w"}
+            "effect_size_name": "kendalls_w", "note": "a rank test: no power or equivalence test"}
 
 
 def _shared_epoch_means(results: pd.DataFrame, metric: str, factors: list[str]) -> tuple[pd.DataFrame, str]:
@@ -169,10 +240,13 @@ def _shared_epoch_means(results: pd.DataFrame, metric: str, factors: list[str]) 
 
 
 def _pairwise_runs(frame: pd.DataFrame, metric: str, factor: str, base: dict, note: str) -> list[dict]:
-    """Welch's t test and Hedges' g (statsmodels) for every pair of levels with 2+ runs each."""
+    """Welch's t test and Hedges' g (statsmodels) for every pair of levels with 2+ runs each,
+    Holm-adjusted within this set of pairs (the post-hoc family of one omnibus test)."""
     from statsmodels.stats.meta_analysis import effectsize_smd
+    from statsmodels.stats.multitest import multipletests
 
     groups = {k: v for k, v in _groups(_finite(frame, metric), metric, factor).items() if len(v) >= MIN_REPLICATES}
+    where = f" at epoch {base['epoch']}" if base.get("epoch", "") != "" else f" ({base['design']})"
     rows = []
     for a, b in combinations(groups, 2):
         x, y = groups[a], groups[b]
@@ -180,11 +254,21 @@ def _pairwise_runs(frame: pd.DataFrame, metric: str, factor: str, base: dict, no
             continue
         test = stats.ttest_ind(x, y, equal_var=False)
         g, variance = effectsize_smd(x.mean(), x.std(ddof=1), len(x), y.mean(), y.std(ddof=1), len(y))
-        rows.append(_row(**base, a=a, b=b, n_a=len(x), n_b=len(y), test="Welch t", statistic=float(test.statistic),
-                         p_value=float(test.pvalue), effect_size=float(g), effect_size_name="hedges_g",
+        rows.append(_row(**base, family=f"post-hoc: {metric} by {factor}{where}", a=a, b=b, n_a=len(x), n_b=len(y),
+                         test="Welch t (Holm)", statistic=float(test.statistic), p_value=float(test.pvalue),
+                         effect_size=float(g), effect_size_name="hedges_g",
                          ci_low=float(g - 1.96 * math.sqrt(variance)), ci_high=float(g + 1.96 * math.sqrt(variance)),
                          note=note))
+    if rows:
+        for r, value in zip(rows, multipletests([r["p_value"] for r in rows], method="holm")[1]):
+            r["p_adjusted"] = float(value)
     return rows
+
+
+def _by_run(frame: pd.DataFrame, metric: str, factor: str) -> dict:
+    """{level: {run: per-image values}} of the finite values."""
+    return {level: {run: g[metric].to_numpy(float) for run, g in group.groupby("run", sort=True)}
+            for level, group in _finite(frame, metric).groupby(factor, sort=True)}
 
 
 def _describe_images(frame: pd.DataFrame, metric: str, factor: str, base: dict, resamples: int,
@@ -192,63 +276,91 @@ def _describe_images(frame: pd.DataFrame, metric: str, factor: str, base: dict, 
     groups = _groups(_finite(frame, metric), metric, factor)
     summary = "; ".join(f"{level}: median {np.median(v):.4g}, IQR {np.percentile(v, 25):.4g}-"
                         f"{np.percentile(v, 75):.4g}" for level, v in groups.items())
-    row = _row(**base, test="descriptive (median, IQR, epsilon squared)", n_groups=len(groups),
+    row = _row(**base, family=DESCRIPTIVE, test="descriptive (median, IQR, epsilon squared)", n_groups=len(groups),
                replicates_per_group=_counts(groups), note=summary)
     if len(groups) < 2 or np.ptp(np.concatenate(list(groups.values()))) == 0:
         return row, []
     h = stats.kruskal(*groups.values()).statistic  # only for epsilon squared: images are not replicates
     row.update(effect_size=epsilon_squared(h, sum(map(len, groups.values()))), effect_size_name="epsilon_squared")
+    runs = _by_run(frame, metric, factor) if "run" in frame else {k: {"": v} for k, v in groups.items()}
     pairs = []
     for a, b in combinations(groups, 2):
-        low, high = cliffs_delta_ci(groups[a], groups[b], resamples, seed)
-        pairs.append(_row(**base, a=a, b=b, n_a=len(groups[a]), n_b=len(groups[b]), test="Cliff's delta",
-                          effect_size=cliffs_delta(groups[a], groups[b]), effect_size_name="cliffs_delta",
-                          ci_low=low, ci_high=high, note="bootstrap CI over images"))
+        low, high = cliffs_delta_ci(runs[a], runs[b], resamples, seed)
+        pairs.append(_row(**base, family=DESCRIPTIVE, a=a, b=b, n_a=len(groups[a]), n_b=len(groups[b]),
+                          test="Cliff's delta", effect_size=cliffs_delta(groups[a], groups[b]),
+                          effect_size_name="cliffs_delta", ci_low=low, ci_high=high,
+                          note="two-stage bootstrap CI (runs, then images)"))
     return row, pairs
 
 
+def confounding(results: pd.DataFrame, factor: str) -> str:
+    """A note when the factor's levels differ in how many reference images are training images."""
+    if "reference_in_training" not in results or factor not in results:
+        return ""
+    counts = pd.to_numeric(results["reference_in_training"], errors="coerce").groupby(results[factor]).mean()
+    if counts.nunique() <= 1:
+        return ""
+    listed = ", ".join(f"{level}: {value:.0f}" for level, value in counts.items())
+    return (f"confounded: the reference images that are training images differ across {factor} ({listed}), so a "
+            f"distance to the reference moves with {factor} for a reason that is not quality")
+
+
+def _note(row: dict, *notes: str) -> dict:
+    return {**row, "note": "; ".join(filter(None, [row["note"], *notes]))}
+
+
+def _factor_rows(results: pd.DataFrame, metric: str, factor: str, between: list[str], epochs: list,
+                 margin: dict, alpha: float) -> tuple[list[dict], list[tuple]]:
+    """Every run-level row of one metric and factor, and what each would need for post-hoc
+    tests: (row position, data, base, note)."""
+    others = [f for f in between if f != factor]
+    base = {"metric": metric, "factor": factor, **margin}
+    if factor == "epoch":
+        return [_epoch_friedman(_finite(results, metric), metric, {**base, "design": "runs", "unit": "run"})], []
+    first = between[:1] == [factor]
+    rows, candidates = [], []
+    for epoch in epochs:
+        cell = {**base, "epoch": int(epoch), "design": "runs", "unit": "run"}
+        at = results[results["epoch"] == epoch]
+        candidates.append((len(rows), at, cell, ""))
+        rows += _run_level(at, metric, factor, others, {**cell, "first": first}, alpha)
+    if len(epochs) > 1:
+        means, shared = _shared_epoch_means(results, metric, between)
+        cell = {**base, "design": "runs-blocked-by-epoch", "unit": "run"}
+        candidates.append((len(rows), means, cell, f"mean over epochs {shared}"))
+        rows += [_note(r, f"mean over epochs {shared}")
+                 for r in _run_level(means, metric, factor, others, {**cell, "first": first}, alpha)]
+    return rows, candidates
+
+
 def sweep_statistics(results: pd.DataFrame, per_image: pd.DataFrame, metrics: list[str], image_metrics: list[str],
-                     factors: list[str], resamples: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every design for every metric and factor; returns (stats, pairwise), BH-adjusted together.
+                     factors: list[str], resamples: int = 200, seed: int = 0, margins: dict | None = None,
+                     alpha: float = ALPHA) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every design for every metric and factor; returns (stats, pairwise).
 
     ``results``: one row per run and snapshot with ``run``, ``epoch``, the factors and the
-    metrics; ``per_image``: one row per synthetic image with ``run``, ``epoch``, the factors.
+    metrics; ``per_image``: one row per synthetic image with ``run``, ``epoch``, the factors;
+    ``margins``: {metric: (equivalence margin, where it came from)}.
     """
-    tests, pairs = [], []
+    tests, candidates = [], []
     epochs = sorted(results["epoch"].dropna().unique())
     between = [f for f in factors if f != "epoch"]  # epochs are within-run, never between runs
-    for metric in metrics:
-        if metric not in results:
-            continue
+    for metric in (m for m in metrics if m in results):
+        margin, source = (margins or {}).get(metric, (math.nan, MISSING_MARGIN))
+        info = {"margin": margin, "margin_source": source}
         if not np.isfinite(pd.to_numeric(results[metric], errors="coerce")).any():
-            tests += [_row(metric=metric, factor=f, design="runs", unit="run", n_groups=0,
+            tests += [_row(metric=metric, factor=f, design="runs", unit="run", family=PRIMARY, n_groups=0,
                            note="no finite value in any run: see its status_ column in results.csv") for f in factors]
             continue
         for factor in factors:
-            others = [f for f in between if f != factor]
-            base = {"metric": metric, "factor": factor}
-            if factor == "epoch":
-                tests.append(_epoch_friedman(_finite(results, metric), metric,
-                                             {**base, "design": "runs", "unit": "run"}))
-            else:
-                for epoch in epochs:
-                    at = results[results["epoch"] == epoch]
-                    cell = {**base, "epoch": int(epoch), "design": "runs", "unit": "run"}
-                    tests.append(_run_level(at, metric, factor, others, cell))
-                    if not others and not np.isnan(tests[-1]["p_value"]):
-                        pairs += _pairwise_runs(at, metric, factor, cell, "")
-                if len(epochs) > 1:
-                    means, shared = _shared_epoch_means(results, metric, between)
-                    cell = {**base, "design": "runs-blocked-by-epoch", "unit": "run"}
-                    row = _run_level(means, metric, factor, others, cell)
-                    row["note"] = "; ".join(filter(None, [f"mean over epochs {shared}", row["note"]]))
-                    tests.append(row)
-                    if not others and not np.isnan(row["p_value"]):
-                        pairs += _pairwise_runs(means, metric, factor, cell, f"mean over epochs {shared}")
-            tests.append(_paper_design(results, metric, factor, base))
-    for metric in image_metrics:
-        if metric not in per_image:
-            continue
+            rows, found = _factor_rows(results, metric, factor, between, epochs, info, alpha)
+            confounded = confounding(results, factor)
+            candidates += [(len(tests) + position, *rest, metric, factor) for position, *rest in found]
+            tests += [_note(r, confounded) for r in rows]
+            tests.append(_note(_paper_design(results, metric, factor, {"metric": metric, "factor": factor}),
+                               confounded))
+    pairs = []
+    for metric in (m for m in image_metrics if m in per_image):
         for factor in (f for f in between if f in per_image):
             for epoch in sorted(per_image["epoch"].dropna().unique()):
                 base = {"metric": metric, "factor": factor, "epoch": int(epoch), "design": "descriptive-images",
@@ -258,15 +370,26 @@ def sweep_statistics(results: pd.DataFrame, per_image: pd.DataFrame, metrics: li
                 tests.append(row)
                 pairs += found
     tests = pd.DataFrame(tests, columns=list(STATS_COLUMNS))
-    pairs = pd.DataFrame(pairs, columns=list(PAIRWISE_COLUMNS))
-    adjust_family(tests, pairs)
-    return tests, pairs
+    adjust_primary(tests, alpha)
+    pairs += _post_hoc(tests, candidates)
+    return tests, pd.DataFrame(pairs, columns=list(PAIRWISE_COLUMNS))
+
+
+def _post_hoc(tests: pd.DataFrame, candidates: list[tuple]) -> list[dict]:
+    """Pairwise tests after an omnibus row that differs, for a factor of 3+ levels only."""
+    pairs = []
+    for position, frame, base, note, metric, factor in candidates:
+        row = tests.iloc[position]
+        if row["verdict"] == DIFFERS and row["factor"] == factor and row["n_groups"] > 2:
+            pairs += _pairwise_runs(frame, metric, factor, {k: v for k, v in base.items() if k in PAIRWISE_COLUMNS},
+                                    note)
+    return pairs
 
 
 def _paper_design(results: pd.DataFrame, metric: str, factor: str, base: dict) -> dict:
     data = _finite(results, metric)
     groups = _groups(data, metric, factor)
-    row = _row(**base, design="paper-epochs-as-replicates", unit="snapshot", test="one-way ANOVA F",
+    row = _row(**base, design="paper-epochs-as-replicates", unit="snapshot", family=OUTSIDE, test="one-way ANOVA F",
                n_groups=len(groups), replicates_per_group=_counts(groups),
                note="snapshots (epochs of the same runs) as replicates, as in the paper: not independent")
     if len(groups) < 2 or min(map(len, groups.values())) < MIN_REPLICATES:
@@ -278,21 +401,24 @@ def _paper_design(results: pd.DataFrame, metric: str, factor: str, base: dict) -
             "effect_size": eta_squared(list(groups.values())), "effect_size_name": "eta_squared"}
 
 
-def adjust_family(*tables: pd.DataFrame) -> None:
-    """Benjamini-Hochberg over every finite ``p_value`` of the tables, written to ``p_adjusted``."""
-    found = [(table, index) for table in tables for index in table.index if np.isfinite(table.at[index, "p_value"])]
-    if not found:
-        return
-    adjusted = np.atleast_1d(stats.false_discovery_control([t.at[i, "p_value"] for t, i in found], method="bh"))
-    for (table, index), value in zip(found, adjusted):
-        table.at[index, "p_adjusted"] = float(value)
+def _bh(values: pd.Series) -> pd.Series:
+    """Benjamini-Hochberg over the finite values (NaN stays NaN)."""
+    values = pd.to_numeric(values, errors="coerce")
+    finite = values[np.isfinite(values)]
+    out = pd.Series(np.nan, index=values.index)
+    if len(finite):
+        out[finite.index] = np.atleast_1d(stats.false_discovery_control(finite.to_numpy(float), method="bh"))
+    return out
 
 
-def significant(tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Run-level rows whose adjusted p is below ``alpha``, strongest effect first."""
-    run_level = tests[tests["unit"] == "run"]
-    return run_level[run_level["p_adjusted"] < alpha].sort_values("effect_size", ascending=False)
-
+def adjust_primary(tests: pd.DataFrame, alpha: float = ALPHA) -> None:
+    """Benjamini-Hochberg over the primary family, for the omnibus and for the equivalence
+    p-values, and each primary row's verdict."""
+    primary = tests["family"] == PRIMARY
+    tests.loc[primary, "p_adjusted"] = _bh(tests.loc[primary, "p_value"])
+    tests.loc[primary, "equivalence_p_adjusted"] = _bh(tests.loc[primary, "equivalence_p"])
+    tests.loc[primary, "verdict"] = [verdict(p, e, alpha) for p, e in
+                                     zip(tests.loc[primary, "p_adjusted"], tests.loc[primary, "equivalence_p_adjusted"])]
 
 
 def cell_summary(results: pd.DataFrame, factors: list[str], metrics: list[str]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
 
-from fetal_dcgan.report.stats import cliffs_delta, sweep_statistics
+from fetal_dcgan.report.stats import cliffs_delta, cliffs_delta_ci, sweep_statistics
 
 EPOCHS = (300, 500, 800)
 
@@ -55,7 +55,8 @@ def test_run_level_test_finds_a_true_difference_and_matches_scipy():
     blocked = tests[(tests.metric == "fid") & (tests.design == "runs-blocked-by-epoch")].iloc[0]
     assert blocked.p_adjusted < 0.05 and blocked.unit == "run"
     null = tests[(tests.metric == "psnr_mean") & (tests.design == "runs-blocked-by-epoch")].iloc[0]
-    assert null.p_adjusted > 0.05
+    assert null.p_adjusted > 0.05 and null.verdict == "undetermined"  # no margin measured: never "no difference"
+    assert "baselines --margins" in null.margin_source
 
 
 def test_blocked_design_is_the_split_plot_between_run_test():
@@ -100,23 +101,32 @@ def test_per_image_values_are_descriptive_only():
     a, b = groups
     assert delta.effect_size == pytest.approx(np.sign(a[:, None] - b[None, :]).mean())
     assert np.isnan(delta.p_value) and delta.ci_low <= delta.effect_size <= delta.ci_high
+    assert "two-stage" in delta.note
 
 
-def test_p_adjusted_is_benjamini_hochberg_over_the_whole_family():
+def test_two_stage_bootstrap_resamples_runs_then_images():
+    """Runs that disagree widen the interval: images of one run are not independent replicates."""
+    rng = np.random.default_rng(0)
+    a = {str(r): rng.normal(level, 0.1, 200) for r, level in enumerate((0.0, 1.0, 2.0))}
+    b = {str(r): rng.normal(level, 0.1, 200) for r, level in enumerate((0.2, 1.2, 2.2))}
+    low, high = cliffs_delta_ci(a, b, 300, seed=1)
+    pooled_low, pooled_high = cliffs_delta_ci({"": np.concatenate(list(a.values()))},
+                                              {"": np.concatenate(list(b.values()))}, 300, seed=1)
+    assert high - low > 3 * (pooled_high - pooled_low)
+    assert low < 0 < high  # three runs a level cannot tell a 0.2 shift beside a spread of 1 between runs
+
+
+def test_primary_family_is_the_run_level_omnibus_tests_only():
     results, per_image = constructed(seeds=3, n_levels=(100, 300, 999))
     tests, pairs = run_stats(results, per_image, factors=("n", "epoch"))
-    p = np.r_[tests.p_value.dropna(), pairs.p_value.dropna()]
-    adjusted = np.r_[tests.p_adjusted.dropna(), pairs.p_adjusted.dropna()]
-    assert len(p) > 10 and np.allclose(adjusted, multipletests(p, method="fdr_bh")[1], rtol=1e-12)
-    assert tests.p_adjusted.isna().equals(tests.p_value.isna())
-    welch = pairs[(pairs.metric == "fid") & (pairs.design == "runs") & (pairs.epoch == 300)].iloc[0]
-    at = results[results.epoch == 300]
-    x, y = (at[at.n == level]["fid"].to_numpy() for level in (welch.a, welch.b))
-    assert welch.p_value == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
-    pooled = math.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2))
-    hedges = (x.mean() - y.mean()) / pooled * (1 - 3 / (4 * (len(x) + len(y)) - 9))
-    assert welch.effect_size == pytest.approx(hedges, rel=1e-9) and welch.effect_size_name == "hedges_g"
-    friedman = tests[(tests.metric == "fid") & (tests.factor == "epoch")].iloc[0]
+    primary = tests[tests.family == "primary"]
+    assert set(primary.design) == {"runs", "runs-blocked-by-epoch"} and (primary.unit == "run").all()
+    p = primary.p_value.dropna()
+    assert len(p) == 10 and np.allclose(primary.p_adjusted.dropna(), multipletests(p, method="fdr_bh")[1],
+                                        rtol=1e-12)
+    paper = tests[tests.design == "paper-epochs-as-replicates"]
+    assert paper.p_value.notna().all() and paper.p_adjusted.isna().all() and paper.family.str.contains("outside").all()
+    friedman = tests[(tests.metric == "fid") & (tests.factor == "epoch") & (tests.family == "primary")].iloc[0]
     wide = results.pivot(index="run", columns="epoch", values="fid")
     assert friedman.p_value == pytest.approx(stats.friedmanchisquare(*wide.to_numpy().T).pvalue, rel=1e-9)
     ranks = wide.rank(axis=1).to_numpy()
@@ -125,15 +135,82 @@ def test_p_adjusted_is_benjamini_hochberg_over_the_whole_family():
     assert friedman.effect_size == pytest.approx(12 * s / (m ** 2 * (k ** 3 - k)))  # Kendall's W
 
 
-def test_a_second_factor_is_adjusted_for_not_pooled():
+def test_post_hoc_only_after_a_significant_omnibus_holm_within_it():
+    results, per_image = constructed(seeds=3, n_levels=(100, 300, 999))
+    tests, pairs = run_stats(results, per_image)
+    run_pairs = pairs[pairs.unit == "run"]
+    assert set(run_pairs.metric) == {"fid"}  # psnr_mean is noise: its omnibus is not significant, so no pairs
+    differs = tests[(tests.metric == "fid") & (tests.family == "primary")]
+    assert (differs.verdict == "differs").all()
+    welch = run_pairs[(run_pairs.design == "runs") & (run_pairs.epoch == 300)]
+    at = results[results.epoch == 300]
+    raw = []
+    for row in welch.itertuples():
+        x, y = (at[at.n == level]["fid"].to_numpy() for level in (row.a, row.b))
+        assert row.p_value == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+        pooled = math.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2))
+        hedges = (x.mean() - y.mean()) / pooled * (1 - 3 / (4 * (len(x) + len(y)) - 9))
+        assert row.effect_size == pytest.approx(hedges, rel=1e-9) and row.effect_size_name == "hedges_g"
+        raw.append(row.p_value)
+    assert np.allclose(welch.p_adjusted, multipletests(raw, method="holm")[1]) and welch.family.nunique() == 1
+    assert not run_stats(*constructed(seeds=3))[1].unit.eq("run").any()  # 2 levels: the omnibus is the pair
+
+
+def test_verdicts_differs_equivalent_undetermined():
+    margins = {"fid": (2.0, "test"), "psnr_mean": (10.0, "test")}
+    results, per_image = constructed(seeds=3)
+    tests, _ = sweep_statistics(results, per_image, ["fid", "psnr_mean"], [], ["n"], margins=margins)
+    rows = tests[tests.family == "primary"].set_index(["metric", "epoch"])
+    assert (rows.loc["fid"].verdict == "differs").all()  # a shift of 5 run SDs, 3 runs a level
+    assert (rows.loc["psnr_mean"].verdict == "equivalent").all()  # noise SD 1 against a margin of 10
+    for seeds in (1, 2):  # no true effect, margins about the SD: too few runs to settle either way
+        few, _ = sweep_statistics(*constructed(seeds=seeds, effect=0.0), ["fid", "psnr_mean"], [], ["n"],
+                                  margins={"fid": (1.0, "test"), "psnr_mean": (0.5, "test")})
+        assert (few[few.family == "primary"].verdict == "undetermined").all()
+
+
+def test_power_and_equivalence_equal_statsmodels():
+    from statsmodels.stats.power import FTestAnovaPower
+    from statsmodels.stats.weightstats import ttost_ind
+
+    results, per_image = constructed(seeds=3, n_levels=(100, 300, 999))
+    tests, _ = sweep_statistics(results, per_image, ["psnr_mean"], [], ["n"], margins={"psnr_mean": (1.5, "x")})
+    row = tests[(tests.design == "runs") & (tests.epoch == 300)].iloc[0]
+    at = results[results.epoch == 300]
+    groups = [g["psnr_mean"].to_numpy() for _, g in at.groupby("n")]
+    power = FTestAnovaPower()
+    assert power.power(row.mde, nobs=9, alpha=0.05, k_groups=3) == pytest.approx(0.8, abs=1e-6)
+    sigma = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / (9 - 3))
+    assert row.mde_units == pytest.approx(row.mde * sigma)
+    assert row.power_at_margin == pytest.approx(power.power(1.5 / (sigma * math.sqrt(6)), 9, 0.05, k_groups=3))
+    expected = max(ttost_ind(a, b, -1.5, 1.5, usevar="unequal")[0] for a, b in
+                   ((groups[0], groups[1]), (groups[0], groups[2]), (groups[1], groups[2])))
+    assert row.equivalence_p == pytest.approx(expected) and row.margin_source == "x"
+    assert power.power(0.4, 15, 0.05, k_groups=5) == pytest.approx(0.142, abs=1e-3)  # the 5 x 3 design's power
+
+
+def test_a_second_factor_is_adjusted_for_and_its_interaction_tested():
     results, per_image = constructed(seeds=2)
     results = pd.concat([results, results.assign(run=results.run + "b", lr=5e-4, fid=results.fid + 1)])
     results["lr"] = results["lr"].fillna(2e-4)
     tests, _ = sweep_statistics(results, per_image, ["fid"], [], ["n", "lr"])
-    row = tests[(tests.factor == "n") & (tests.design == "runs") & (tests.epoch == 300)].iloc[0]
     at = results[results.epoch == 300].assign(n=lambda f: f.n.astype(str), lr=lambda f: f.lr.astype(str))
-    expected = anova_lm(smf.ols("fid ~ C(n) + C(lr)", at).fit(), typ=2).loc["C(n)"]
-    assert row.statistic == pytest.approx(expected.F) and row.effect_size_name == "partial_eta_squared"
+    table = anova_lm(smf.ols("fid ~ C(n) * C(lr)", at).fit(), typ=2)
+    rows = tests[(tests.design == "runs") & (tests.epoch == 300)].set_index("factor")
+    assert rows.loc["n"].statistic == pytest.approx(table.loc["C(n)"].F)
+    assert rows.loc["n"].effect_size_name == "partial_eta_squared"
+    assert rows.loc["n x lr"].p_value == pytest.approx(table.loc["C(n):C(lr)", "PR(>F)"])
+    assert rows.loc["n x lr"].family == "primary" and (tests.factor == "n x lr").sum() == len(EPOCHS) + 1
+
+
+def test_a_factor_confounded_with_the_reference_overlap_says_so():
+    results, per_image = constructed(seeds=2)
+    results["reference_in_training"] = results["n"].map({100: 89, 999: 800})
+    tests, _ = run_stats(results, per_image)
+    n_rows = tests[(tests.factor == "n") & (tests.unit != "image")]
+    assert n_rows.note.str.contains("confounded").all() and "100: 89" in n_rows.note.iloc[0]
+    results["reference_in_training"] = 0
+    assert not run_stats(results, per_image)[0].note.str.contains("confounded").any()
 
 
 def test_cliffs_delta_with_ties_matches_mann_whitney():
