@@ -87,3 +87,26 @@ class CrashAtEpoch(L.Callback):
                 return
             Path(self.flag).unlink()
         raise RuntimeError(f"simulated crash at epoch {self.epoch}")
+
+
+def simulate_ratings(seed: int, raters: int = 4, effect: float = 0.8, n_real: int = 34, n_sets: int = 12,
+                     per_set: int = 3, set_sd: float = 0.3):
+    """A rating study with a known effect: each answer's latent quality is ``effect`` for a
+    real image plus image (and synthetic-set), rater and answer noise; the 1-5 rating rounds
+    it, the call thresholds it. One row per answer, as ``survey analyze`` reads them."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    images = [("real", f"r{i}", "", "") for i in range(n_real)]
+    images += [("synthetic", f"s{s}_{j}", str(s), "10") for s in range(n_sets) for j in range(per_set)]
+    set_effect = {str(s): rng.normal(0, set_sd) for s in range(n_sets)}
+    image_effect = {name: rng.normal(0, 0.5) + set_effect.get(run, 0.0) for _, name, run, _ in images}
+    rows = []
+    for r in range(raters):
+        bias = rng.normal(0, 0.5)
+        for truth, name, run, epoch in images:
+            latent = effect * (truth == "real") + image_effect[name] + bias + rng.normal(0, 0.7)
+            rows.append({"rater": f"rater{r}", "role": "engineer", "image_id": name, "truth": truth, "run": run,
+                         "epoch": epoch, "rating": int(np.clip(np.round(3 + latent), 1, 5)),
+                         "choice": "real" if latent + rng.normal(0, 0.5) > 0.3 else "synthetic"})
+    return pd.DataFrame(rows)

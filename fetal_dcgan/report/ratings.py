@@ -1,9 +1,13 @@
 """Image-quality metrics against raters' scores, one point per synthetic set.
 
 A set-level metric is one number per set, so the ratings are aggregated per set first
-(mean rating, share of its images called real) and n counts sets, never images. Pearson's
-r comes with its Fisher-z interval, Spearman's rho with a bootstrap interval over sets,
-and optionally the paper's logarithmic fit ``metric = a ln(rating) + b`` (its Fig. 2).
+(mean rating, share of its images called real) and n counts sets, never images. The sets
+of one run (its snapshot epochs) are not independent, so the bootstrap resamples runs:
+Spearman's rho always gets that clustered interval, and Pearson's r too when a run has
+several sets (else its Fisher-z interval). The p-values assume independent sets and say
+so in ``note`` when they are not. Optionally the paper's logarithmic fit
+``metric = a ln(rating) + b`` (its Fig. 2). The LBP elements enter in the paper's units
+(``lbp_vNN_diff``: rLBPv - sLBPv in codes per image).
 The paper's correlations use the clinician's scores: ``role`` filters by rater role.
 Both ``python -m fetal_dcgan.report --ratings`` and ``survey analyze`` call this module.
 """
@@ -23,7 +27,7 @@ from fetal_dcgan.errors import UserError
 #: and ``called_real`` (1/0) are optional; ``survey analyze`` writes all of them.
 RATING_COLUMNS = ("run", "epoch", "image", "rating")
 ROLES = ("all", "clinician", "engineer")
-RELATION_COLUMNS = ("metric", "role", "n_sets", "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p",
+RELATION_COLUMNS = ("metric", "role", "n_sets", "n_runs", "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p",
                     "spearman_rho", "spearman_ci_low", "spearman_ci_high", "spearman_p", "p_adjusted",
                     "log_a", "log_b", "log_r2", "log_p", "note")
 MIN_SETS = 4
@@ -58,37 +62,68 @@ def per_set(ratings: pd.DataFrame, role: str = "all") -> pd.DataFrame:
         **aggregations)
 
 
-def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval (95 %) of Spearman's rho over resampled (x, y) pairs, all
-    resamples at once (rank each row, then Pearson of the ranks); resamples with no spread
-    in x or y have no rho and are left out."""
-    index = np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))
-    rx, ry = stats.rankdata(x[index], axis=1), stats.rankdata(y[index], axis=1)
-    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's r of each row pair of two (resamples, n) arrays; NaN where a row has no spread."""
+    x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (rx * ry).sum(1) / np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
-    rho = rho[np.isfinite(rho)]
-    if not len(rho):
+        return (x * y).sum(1) / np.sqrt((x ** 2).sum(1) * (y ** 2).sum(1))
+
+
+def _percentile(values: np.ndarray) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if not len(values):
         return math.nan, math.nan
-    low, high = np.percentile(rho, [2.5, 97.5])
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 
+def clustered_ci(x: np.ndarray, y: np.ndarray, clusters: np.ndarray | None = None, resamples: int = 2000,
+                 seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals (95 %) of Pearson's r and Spearman's rho, resampling
+    whole clusters (runs) with replacement; every set its own cluster when ``clusters`` is None.
+    Resamples with no spread in x or y have no correlation and are left out."""
+    labels = np.arange(len(x)) if clusters is None else pd.factorize(np.asarray(clusters))[0]
+    members = [np.flatnonzero(labels == c) for c in range(labels.max() + 1)]
+    draws = np.random.default_rng(seed).integers(0, len(members), (resamples, len(members)))
+    pearson, spearman = np.empty(resamples), np.empty(resamples)
+    if all(len(m) == 1 for m in members):  # one set a cluster: one matrix of resamples
+        index = np.array([m[0] for m in members])[draws]
+        pearson = _pearson_rows(x[index], y[index])
+        spearman = _pearson_rows(stats.rankdata(x[index], axis=1), stats.rankdata(y[index], axis=1))
+    else:
+        for i, row in enumerate(draws):
+            index = np.concatenate([members[c] for c in row])[None]
+            pearson[i] = _pearson_rows(x[index], y[index])[0]
+            spearman[i] = _pearson_rows(stats.rankdata(x[index], axis=1), stats.rankdata(y[index], axis=1))[0]
+    return {"pearson": _percentile(pearson), "spearman": _percentile(spearman)}
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval (95 %) of Spearman's rho over resampled (x, y) pairs."""
+    return clustered_ci(x, y, None, resamples, seed)["spearman"]
+
+
 def correlate(metric: np.ndarray, rating: np.ndarray, log_fit: bool = False, resamples: int = 2000,
-              seed: int = 0) -> dict:
-    """Pearson and Spearman between a metric and the mean rating of the same sets."""
+              seed: int = 0, runs: np.ndarray | None = None) -> dict:
+    """Pearson and Spearman between a metric and the mean rating of the same sets; ``runs``:
+    the run of each set, the unit the bootstrap resamples."""
     keep = np.isfinite(metric) & np.isfinite(rating)
     x, y = rating[keep], metric[keep]
-    out = {"n_sets": int(len(x))}
+    clusters = np.arange(len(x)) if runs is None else np.asarray(runs)[keep]
+    out = {"n_sets": int(len(x)), "n_runs": int(len(set(clusters.tolist())))}
     if len(x) < MIN_SETS or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {**out, "note": f"needs {MIN_SETS}+ rated sets with a spread of ratings and values"}
     pearson = stats.pearsonr(x, y)
-    ci = pearson.confidence_interval(0.95)  # Fisher z
+    clustered = out["n_runs"] < len(x)
+    ci = clustered_ci(x, y, clusters, resamples, seed)
+    fisher = pearson.confidence_interval(0.95)
+    low, high = ci["pearson"] if clustered else (fisher.low, fisher.high)
     spearman = stats.spearmanr(x, y)
-    low, high = spearman_ci(x, y, resamples, seed)
-    out.update(pearson_r=pearson.statistic, pearson_ci_low=ci.low, pearson_ci_high=ci.high,
-               pearson_p=pearson.pvalue, spearman_rho=spearman.statistic, spearman_ci_low=low,
-               spearman_ci_high=high, spearman_p=spearman.pvalue, note="")
+    out.update(pearson_r=pearson.statistic, pearson_ci_low=low, pearson_ci_high=high,
+               pearson_p=pearson.pvalue, spearman_rho=spearman.statistic, spearman_ci_low=ci["spearman"][0],
+               spearman_ci_high=ci["spearman"][1], spearman_p=spearman.pvalue,
+               note=(f"{len(x)} sets from {out['n_runs']} runs: CIs resample runs; p-values assume independent "
+                     "sets and are too small" if clustered else ""))
     if log_fit and (x > 0).all():
         fit = stats.linregress(np.log(x), y)
         out.update(log_a=fit.slope, log_b=fit.intercept, log_r2=fit.rvalue ** 2, log_p=fit.pvalue)
@@ -101,7 +136,7 @@ def metrics_vs_ratings(results: pd.DataFrame, ratings: pd.DataFrame, metrics: li
     and the per-set table the correlations were computed on."""
     sets = per_set(ratings, role).merge(results.assign(run=results["run"].astype(str)), on=["run", "epoch"])
     rows = [{"metric": m, "role": role, **correlate(sets[m].to_numpy(float), sets["rating"].to_numpy(float),
-                                                    log_fit, seed=seed)}
+                                                    log_fit, seed=seed, runs=sets["run"].to_numpy())}
             for m in metrics if m in sets and sets[m].notna().any()]
     table = pd.DataFrame(rows, columns=list(RELATION_COLUMNS))
     tested = table["pearson_p"].notna()

@@ -215,7 +215,6 @@ def _run_level(frame: pd.DataFrame, metric: str, factor: str, others: list[str],
 
 def _epoch_friedman(frame: pd.DataFrame, metric: str, base: dict) -> dict:
     """Does the metric change with epochs? Friedman's test with each run a block."""
-    base.pop("first", None)
     wide = frame.pivot_table(index="run", columns="epoch", values=metric, aggfunc="first").dropna()
     row = _row(**base, family=PRIMARY, n_groups=wide.shape[1], replicates_per_group=str(len(wide)),
                test="Friedman chi-square (runs as blocks)")
@@ -314,9 +313,10 @@ def _factor_rows(results: pd.DataFrame, metric: str, factor: str, between: list[
     """Every run-level row of one metric and factor, and what each would need for post-hoc
     tests: (row position, data, base, note)."""
     others = [f for f in between if f != factor]
+    if factor == "epoch":  # a rank test: no margin to test against
+        base = {"metric": metric, "factor": factor, "design": "runs", "unit": "run"}
+        return [_epoch_friedman(_finite(results, metric), metric, base)], []
     base = {"metric": metric, "factor": factor, **margin}
-    if factor == "epoch":
-        return [_epoch_friedman(_finite(results, metric), metric, {**base, "design": "runs", "unit": "run"})], []
     first = between[:1] == [factor]
     rows, candidates = [], []
     for epoch in epochs:

@@ -2,7 +2,10 @@
 
 Written out because they are a few lines each; tests check them against scikit-learn's
 ``cohen_kappa_score`` and statsmodels' ``fleiss_kappa``. Krippendorff's alpha for the 1-5
-ratings comes from the ``krippendorff`` package.
+ratings comes from the ``krippendorff`` package. Kappa depends on how often each answer
+is given, so each pair also gets PABAK (prevalence- and bias-adjusted kappa, 2 p_o - 1)
+and the prevalence and bias indices of Byrt, Bishop and Carlin (1993); every value comes
+with a percentile bootstrap CI over images (``bootstrap_over_images``).
 """
 
 from __future__ import annotations
@@ -30,3 +33,29 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     p_i = ((counts * counts).sum(1) - n) / (n * (n - 1))
     p_bar, p_e = p_i.mean(), (p_j * p_j).sum()
     return float("nan") if p_e == 1 else float((p_bar - p_e) / (1 - p_e))
+
+
+def pair_indices(a: list, b: list, positive: str = "real") -> dict[str, float]:
+    """PABAK, prevalence index |a - d| / N and bias index |b - c| / N of a 2 x 2 table of two
+    raters' binary answers (a: both ``positive``, d: both not, b and c: the disagreements)."""
+    a, b = np.asarray(a) == positive, np.asarray(b) == positive
+    n = len(a)
+    if n == 0:
+        return {"pabak": float("nan"), "prevalence_index": float("nan"), "bias_index": float("nan")}
+    both, neither = np.sum(a & b), np.sum(~a & ~b)
+    only_a, only_b = np.sum(a & ~b), np.sum(~a & b)
+    return {"pabak": float(2 * (both + neither) / n - 1), "prevalence_index": float(abs(both - neither) / n),
+            "bias_index": float(abs(only_a - only_b) / n)}
+
+
+def bootstrap_over_images(table: np.ndarray, statistic, resamples: int, seed: int,
+                          confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of ``statistic(rows)`` with the rows (images) of ``table`` resampled."""
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(table[rng.integers(0, len(table), len(table))]) for _ in range(resamples)], float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

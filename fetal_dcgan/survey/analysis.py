@@ -1,5 +1,10 @@
 """Analyse a finished rating study: how well raters told real from synthetic, how much
-they agreed, and how the image-quality metrics relate to their quality ratings."""
+they agreed, and how the image-quality metrics relate to their quality ratings.
+
+Detection is analysed per rater and, across raters, with raters and images as random
+effects (``survey.readers``); no test pools raters with images as units. Agreement comes
+with bootstrap CIs over images (``survey.agreement``).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.report.collect import load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.ratings import metrics_vs_ratings, rating_figure
-from fetal_dcgan.survey.agreement import cohen_kappa, fleiss_kappa
+from fetal_dcgan.survey.agreement import bootstrap_over_images, cohen_kappa, fleiss_kappa, pair_indices
 from fetal_dcgan.survey.deck import read_key
 from fetal_dcgan.survey.layout import StudyLayout
+from fetal_dcgan.survey.readers import RESAMPLES, per_rater, per_role
 from fetal_dcgan.survey.storage import Storage
 from fetal_dcgan.utils import atomic_write_text
+
 
 def load_answers(study: Path) -> pd.DataFrame:
     """Every answer with its image's truth and source (run, epoch, file)."""
@@ -34,49 +40,45 @@ def load_answers(study: Path) -> pd.DataFrame:
     return merged
 
 
-def detection(answers: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Per rater (or role): accuracy, sensitivity/specificity for "synthetic", quality by truth."""
-    rows = []
-    for name, group in answers.groupby(by, sort=True):
-        synthetic, real = group[group.truth == "synthetic"], group[group.truth == "real"]
-        q_real, q_syn = real["rating"].to_numpy(float), synthetic["rating"].to_numpy(float)
-        test = (stats.mannwhitneyu(q_real, q_syn, alternative="two-sided")
-                if len(q_real) and len(q_syn) and np.ptp(np.r_[q_real, q_syn]) > 0 else None)
-        rows.append({
-            by: name, "answers": len(group),
-            "accuracy": float((group.choice == group.truth).mean()),
-            "sensitivity_synthetic": float((synthetic.choice == "synthetic").mean()) if len(synthetic) else math.nan,
-            "specificity_synthetic": float((real.choice == "real").mean()) if len(real) else math.nan,
-            "synthetic_called_real": float((synthetic.choice == "real").mean()) if len(synthetic) else math.nan,
-            "quality_real": float(q_real.mean()) if len(q_real) else math.nan,
-            "quality_synthetic": float(q_syn.mean()) if len(q_syn) else math.nan,
-            "quality_mannwhitney_u": test.statistic if test else math.nan,
-            "quality_p": test.pvalue if test else math.nan,
-        })
-    return pd.DataFrame(rows)
-
-
-def agreement(answers: pd.DataFrame) -> pd.DataFrame:
-    """Cohen's kappa per pair of raters and Fleiss' kappa on real/synthetic; Krippendorff's
-    alpha (interval and ordinal) on the ratings, over the images every rater answered."""
+def _krippendorff(rows: np.ndarray, level: str) -> float:
+    """Krippendorff's alpha of a (images, raters) table of ratings; NaN where undefined."""
     import krippendorff
 
+    if rows.shape[1] < 2 or np.isfinite(rows).sum() <= rows.shape[0]:
+        return math.nan
+    try:
+        return float(krippendorff.alpha(reliability_data=rows.T, level_of_measurement=level))
+    except ValueError:
+        return math.nan
+
+
+def _row(measure: str, raters: str, table: np.ndarray, statistic, resamples: int, seed: int) -> dict:
+    low, high = bootstrap_over_images(table, statistic, resamples, seed)
+    return {"measure": measure, "raters": raters, "value": statistic(table), "ci_low": low, "ci_high": high}
+
+
+def agreement(answers: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """Cohen's kappa, PABAK and the prevalence and bias indices per pair of raters, Fleiss'
+    kappa of all raters on real/synthetic; Krippendorff's alpha (interval and ordinal) on the
+    ratings; each with a 95 % bootstrap CI over images."""
     choice = answers.pivot(index="image_id", columns="rater", values="choice")
-    rating = answers.pivot(index="image_id", columns="rater", values="rating")
-    rows = [{"measure": "cohen_kappa", "raters": f"{a} vs {b}", "value": cohen_kappa(*choice[[a, b]].dropna().T.values)}
-            for a, b in combinations(choice.columns, 2)]
-    complete = choice.dropna()
-    counts = np.stack([(complete == k).sum(axis=1) for k in ("real", "synthetic")], 1) if len(complete) else np.empty((0, 2))
-    rows.append({"measure": "fleiss_kappa", "raters": f"all {choice.shape[1]} on {len(complete)} images",
-                 "value": fleiss_kappa(counts)})
+    rating = answers.pivot(index="image_id", columns="rater", values="rating").to_numpy(float)
+    rows = []
+    for a, b in combinations(choice.columns, 2):
+        pair = choice[[a, b]].dropna().to_numpy()
+        raters = f"{a} vs {b} ({len(pair)} images)"
+        rows.append(_row("cohen_kappa", raters, pair, lambda t: cohen_kappa(t[:, 0], t[:, 1]), resamples, seed))
+        for name in ("pabak", "prevalence_index", "bias_index"):
+            rows.append(_row(name, raters, pair, lambda t, name=name: pair_indices(t[:, 0], t[:, 1])[name],
+                             resamples, seed))
+    complete = choice.dropna().to_numpy()
+    counts = np.stack([(complete == k).sum(axis=1) for k in ("real", "synthetic")], 1) if len(complete) \
+        else np.empty((0, 2))
+    rows.append(_row("fleiss_kappa", f"all {choice.shape[1]} on {len(complete)} images", counts, fleiss_kappa,
+                     resamples, seed))
     for level in ("interval", "ordinal"):
-        value = math.nan
-        if rating.shape[1] >= 2 and rating.notna().sum().sum() > rating.shape[0]:
-            try:
-                value = krippendorff.alpha(reliability_data=rating.T.to_numpy(float), level_of_measurement=level)
-            except ValueError:
-                pass
-        rows.append({"measure": f"krippendorff_alpha_{level}", "raters": f"all {rating.shape[1]}", "value": value})
+        rows.append(_row(f"krippendorff_alpha_{level}", f"all {rating.shape[1]}", rating,
+                         lambda t, level=level: _krippendorff(t, level), min(resamples, 300), seed))
     return pd.DataFrame(rows)
 
 
@@ -94,6 +96,15 @@ def _load_results(source: Path) -> tuple[pd.DataFrame, list[str]]:
                         "or report/results.csv.")
     return results, [c for c in results if c not in ("run", "epoch") and pd.api.types.is_numeric_dtype(results[c])
                      and not c.endswith(("_ci_low", "_ci_high", "_reference"))]
+
+
+READER_NOTE = ("<p class='note'>AUC: P(a real image rates higher than a synthetic one), with a bootstrap CI that "
+               "resamples synthetic sets whole; d': z(real called real) - z(synthetic called real); sensitivity "
+               "(synthetic called synthetic), specificity (real called real) and synthetic called real with Wilson "
+               "CIs.</p>")
+ROLE_NOTE = ("<p class='note'>Linear mixed models with raters and images as random effects (statsmodels MixedLM): "
+             "rating ~ real (how much higher real images rate) and called_real ~ real (how much likelier a real "
+             "image is called real); no role-level inference from fewer than 3 raters.</p>")
 
 
 def rating_rows(answers: pd.DataFrame) -> pd.DataFrame:
@@ -121,13 +132,14 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
     out = Path(out) if out else StudyLayout(study).analysis
     out.mkdir(parents=True, exist_ok=True)
     answers = load_answers(study)
-    per_rater, per_role, agree = detection(answers, "rater"), detection(answers, "role"), agreement(answers)
+    raters, roles, agree = per_rater(answers), per_role(answers), agreement(answers)
     paths = {"answers": out / "answers.csv", "per_rater": out / "per_rater.csv", "per_role": out / "per_role.csv",
              "agreement": out / "agreement.csv", "ratings": out / "ratings.csv", "html": out / "summary.html"}
-    for name, frame in (("answers", answers), ("per_rater", per_rater), ("per_role", per_role),
+    for name, frame in (("answers", answers), ("per_rater", raters), ("per_role", roles),
                         ("agreement", agree), ("ratings", rating_rows(answers))):
         atomic_write_text(frame.to_csv(index=False), paths[name])
-    sections = [("Who rated", table(per_rater)), ("By role", table(per_role)), ("Agreement", table(agree))]
+    sections = [("Per rater", READER_NOTE + table(raters)), ("Across raters", ROLE_NOTE + table(roles)),
+                ("Agreement", "<p class='note'>95 % percentile bootstrap CIs over images.</p>" + table(agree))]
     if metrics:
         results, columns = _load_results(Path(metrics))
         roles = [role] if role else ["all", *sorted(set(answers["role"]) & {"clinician", "engineer"})]
@@ -142,9 +154,11 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
         sections.append(("Metrics against ratings, by rater role", "<p class='note'>Replicate: a synthetic set "
                          "(its mean rating); n counts sets. Pearson with a Fisher-z CI, Spearman with a bootstrap "
                          "CI over sets, p adjusted (BH) over the metrics of each role.</p>" + table(relations)))
-    synthetic_real = per_role[["role", "synthetic_called_real"]].to_dict("records")
+    called = "; ".join(f"{r.rater} ({r.role}) {r.synthetic_called_real:.1%} [{r.synthetic_called_real_ci_low:.1%}, "
+                       f"{r.synthetic_called_real_ci_high:.1%}], specificity {r.specificity:.1%}"
+                       for r in raters.itertuples())
     intro = ("<p>" + html.escape(f"{answers.rater.nunique()} raters, {len(answers)} answers on "
-                                 f"{answers.image_id.nunique()} images. Synthetic images called real: ")
-             + html.escape(", ".join(f"{r['role']} {r['synthetic_called_real']:.1%}" for r in synthetic_real)) + ".</p>")
+                                 f"{answers.image_id.nunique()} images. Synthetic images called real (Wilson 95 % "
+                                 f"CI): {called}.") + "</p>")
     atomic_write_text(render(f"Rating study: {study.name}", [("Summary", intro)] + sections), paths["html"])
     return paths

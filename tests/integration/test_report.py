@@ -188,12 +188,15 @@ def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
             storage.save_answer(rater, row["id"], choice, 1 + (i * 7 + len(rater)) % 5, 2.0)
     analysis = tmp_path / "analysis"
     assert survey_main(["analyze", str(study), "--metrics", str(sweep), "--log-fit", "--out", str(analysis)]) == 0
-    per_role = pd.read_csv(analysis / "per_role.csv").set_index("role")  # claims 3 and 4
-    assert per_role.loc["clinician", "synthetic_called_real"] == 0
-    assert 0 < per_role.loc["engineer", "synthetic_called_real"] < 1
+    per_rater = pd.read_csv(analysis / "per_rater.csv").set_index("rater")  # claims 3 and 4
+    assert per_rater.loc["c", "synthetic_called_real"] == 0 and per_rater.loc["c", "specificity"] == 0
+    assert 0 < per_rater.loc["e1", "synthetic_called_real"] < 1 and per_rater.loc["e1", "synthetic_called_real_ci_low"] > 0
+    per_role = pd.read_csv(analysis / "per_role.csv").set_index("role")
+    assert per_role.loc["all", "raters"] == 3 and np.isfinite(per_role.loc["all", "rating_difference_p"])
+    assert "no role-level inference" in per_role.loc["engineer", "note"]
     relations = pd.read_csv(analysis / "metrics_vs_ratings.csv")  # claim 5
     clinician = relations[relations.role == "clinician"].set_index("metric")
-    assert {"lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240"} <= set(clinician.index)
+    assert {"lbp_v8_diff", "lbp_v20_diff", "lbp_v143_diff", "lbp_v240_diff"} <= set(clinician.index)
     assert clinician["n_sets"].max() == 8 and {"pearson_r", "pearson_ci_low", "log_a"} <= set(clinician)
     with_ratings = tmp_path / "with_ratings"
     assert report_main([str(sweep), "--out", str(with_ratings), "--ratings", str(analysis / "ratings.csv"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -219,14 +218,18 @@ def test_two_raters_complete_the_study_in_chromium(study, server):
     # By hand: dr-a is always right; eng b calls all 8 real, so half right and every synthetic image "real".
     assert per_rater.loc["dr-a", "accuracy"] == 1.0 and per_rater.loc["eng b", "accuracy"] == 0.5
     assert per_rater.loc["dr-a", "synthetic_called_real"] == 0 and per_rater.loc["eng b", "synthetic_called_real"] == 1
-    assert per_rater.loc["eng b", "sensitivity_synthetic"] == 0 and per_rater.loc["eng b", "specificity_synthetic"] == 1
+    assert per_rater.loc["eng b", "sensitivity"] == 0 and per_rater.loc["eng b", "specificity"] == 1
     assert per_rater.loc["dr-a", "quality_real"] == 5 and per_rater.loc["dr-a", "quality_synthetic"] == 2
-    assert math.isnan(per_rater.loc["eng b", "quality_p"])  # all 3s: no test
+    assert per_rater.loc["dr-a", "auc"] == 1 and per_rater.loc["eng b", "auc"] == 0.5  # all 3s: chance
+    low, high = per_rater.loc["dr-a", ["synthetic_called_real_ci_low", "synthetic_called_real_ci_high"]]
+    assert low == 0 and high == pytest.approx(0.4899, abs=1e-4)  # Wilson, 0 of 4
     per_role = pd.read_csv(paths["per_role"]).set_index("role")
-    assert per_role.loc["engineer", "synthetic_called_real"] == 1.0
+    assert "no role-level inference" in per_role.loc["engineer", "note"]  # one engineer: per rater only
     agree = pd.read_csv(paths["agreement"]).set_index("measure")
     # p_o = 4/8 agree (the real images); p_e = 0.5 * 1 + 0.5 * 0 = 0.5  ->  kappa = 0
     assert agree.loc["cohen_kappa", "value"] == pytest.approx(0.0)
+    assert agree.loc["pabak", "value"] == pytest.approx(0.0) and agree.loc["bias_index", "value"] == pytest.approx(0.5)
+    assert agree.loc["cohen_kappa", "ci_low"] <= 0 <= agree.loc["cohen_kappa", "ci_high"]
 
 
 # -- security and robustness (real HTTP server) --------------------------------------------------
