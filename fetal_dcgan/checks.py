@@ -71,6 +71,7 @@ RULES: dict[str, tuple[tuple[Callable, str], str]] = {
     "data.reference_seed": (_int_at_least(0), "0"),
     "data.reference_n": (_int_at_least(1), "800"),
     "data.resize": (_one_of("antialias", "tensor"), "antialias"),
+    "data.epoch_kimg": (_or_null(_number_in(0.001, 1e6)), "null (one pass over the data) or 1.0"),
     "model.nz": (_int_at_least(1), "100"),
     "model.ngf": (_int_at_least(1), "64"),
     "model.ndf": (_int_at_least(1), "64"),

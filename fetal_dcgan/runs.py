@@ -20,7 +20,7 @@ from fetal_dcgan.utils import atomic_write_text
 
 
 #: Columns of metrics.csv and per_image.csv that describe the run and the snapshot, not the set.
-RUN_COLUMNS = ("epoch", "n", "image_size", "lr", "seed", "reference_in_training")
+RUN_COLUMNS = ("epoch", "step", "kimg", "n", "image_size", "lr", "seed", "reference_in_training")
 
 
 class RunLayout:

@@ -106,8 +106,10 @@ class SnapshotMetrics(L.Callback):
                                   datamodule.train_groups)
         for name, seconds in result.seconds.items():
             self.seconds_by_metric[name] = self.seconds_by_metric.get(name, 0.0) + seconds
-        run_columns = {"epoch": epoch, "n": len(datamodule.train_files), **self.run_info,
-                       "reference_in_training": datamodule.reference_in_training}
+        module = trainer.lightning_module
+        run_columns = {"epoch": epoch, "step": getattr(module, "steps", trainer.global_step),
+                       "kimg": getattr(module, "images_seen", 0) / 1000, "n": len(datamodule.train_files),
+                       **self.run_info, "reference_in_training": datamodule.reference_in_training}
         replace_rows(layout.metrics_csv, "epoch", epoch, [{**run_columns, **result.record()}])
         replace_rows(layout.per_image_csv, "epoch", epoch, per_image_rows(result, run_columns, files))
         atomic_save_npz(layout.vectors(epoch), **result.vectors)

@@ -42,16 +42,21 @@ class ShuffledBatches:
     The images stay on the training device and a batch is one gather with an index that
     is already there: no collation, no host-to-device copy and no host sync per step. The
     order comes from torch's generator of that device, so ``seed_everything`` fixes it.
+    An epoch is one pass over the images, or, with ``epoch_images``, that many images from
+    back-to-back random passes (the same length for every n: epochs then count images seen).
     """
 
-    def __init__(self, images: torch.Tensor, batch_size: int):
+    def __init__(self, images: torch.Tensor, batch_size: int, epoch_images: int | None = None):
         self.images, self.batch_size = images, batch_size
+        self.epoch_images = epoch_images or len(images)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.images) / self.batch_size)
+        return math.ceil(self.epoch_images / self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(len(self.images), device=self.images.device)  # no host copy, no sync
+        passes = math.ceil(self.epoch_images / len(self.images))
+        order = torch.cat([torch.randperm(len(self.images), device=self.images.device)  # no host copy, no sync
+                           for _ in range(passes)])[:self.epoch_images]
         for start in range(0, len(order), self.batch_size):
             yield self.images[order[start:start + self.batch_size]]
 
@@ -83,7 +88,7 @@ class UltrasoundDataModule(L.LightningDataModule):
                  n: int | None = None, seed: int = 0, reference_n: int = 800, batch_size: int = 64,
                  augment: dict | None = None, cache_dir: str | None = None, group_by: str = "fetus",
                  reference: str = "held_out", reference_split: str | None = None, reference_seed: int = 0,
-                 resize: str = "antialias", near_copy_db: float | None = None):
+                 resize: str = "antialias", epoch_kimg: float | None = None, near_copy_db: float | None = None):
         super().__init__()
         if reference_split is None:  # the source's test split where it has one
             reference_split = "test" if source in ("phantom", "hc18") else "train"
@@ -96,6 +101,10 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.group_by, self.reference_mode = group_by, reference
         self.reference_split, self.reference_seed = reference_split, reference_seed
         self.batch_size = batch_size
+        if epoch_kimg is not None and not epoch_kimg * 1000 >= 1:
+            raise ConfigError(f"data.epoch_kimg={epoch_kimg}: give the thousands of images an epoch shows (e.g. 1.0), "
+                              "or null for one pass over the training images.")
+        self.epoch_images = None if epoch_kimg is None else round(epoch_kimg * 1000)
         self.near_copy_db = near_copy_db
         self.augment = {"hflip": True, "degrees": 10.0, "interpolation": "nearest", **(augment or {})}
         if self.augment["interpolation"] not in INTERPOLATIONS:
@@ -214,9 +223,10 @@ class UltrasoundDataModule(L.LightningDataModule):
         atomic_write_text("".join(f"{p}\n" for p in self.reference_files), layout.reference)
 
     def train_dataloader(self) -> ShuffledBatches:
-        """The training subset moved once to the trainer's device (4 MB at 64 px, n = 999)."""
+        """The training subset moved once to the trainer's device (4 MB at 64 px, n = 999);
+        an epoch is ``data.epoch_kimg`` thousand images when set, else one pass."""
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        return ShuffledBatches(self.train_images.to(device), self.batch_size)
+        return ShuffledBatches(self.train_images.to(device), self.batch_size, self.epoch_images)
 
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
         images = to_unit(batch)

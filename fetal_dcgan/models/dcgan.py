@@ -61,6 +61,18 @@ class DCGAN(L.LightningModule):
             self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                                                use_buffers=True).requires_grad_(False)
         self.ada = AdaptiveProbability(ada_target, ada_images) if ada_target is not None else None
+        self.images_seen = 0  # real images shown to the discriminator: training length in images (kimg / 1000)
+
+    @property
+    def steps(self) -> int:
+        """Training iterations (each one discriminator and one generator step)."""
+        return self.global_step // 2
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["images_seen"] = self.images_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.images_seen = int(checkpoint.get("images_seen", 0))
 
     def configure_model(self) -> None:
         """Speed options, set before fit moves the module to its device (which keeps the
@@ -92,6 +104,7 @@ class DCGAN(L.LightningModule):
         hp = self.hparams
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
+        self.images_seen += n
         if hp.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         fake = self.generator(self.noise(n))

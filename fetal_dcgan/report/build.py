@@ -96,7 +96,8 @@ def _undetermined(rows: pd.DataFrame, metrics: list[str]) -> str:
     chosen = rows[rows["metric"].isin(metrics)]
     power, mde = chosen["power_at_margin"].dropna(), chosen["mde"].dropna()
     power_text = (f"power against a margin-sized difference {power.min():.2f}-{power.max():.2f}" if len(power)
-                  else "no margin measured")
+                  else "no equivalence test: " + ("a rank test" if chosen["mde"].isna().all() and
+                                                  chosen["test"].str.startswith("Friedman").all() else "no margin"))
     mde_text = f"; detectable with 80 % power: Cohen's f >= {mde.min():.2f}" if len(mde) else ""
     return f"{len(metrics)} undetermined ({', '.join(metrics)}; {power_text}{mde_text})"
 
@@ -211,6 +212,8 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
     figs = {"metrics against n": figures.metric_lines(sweep.results, "n", "epoch", out / "figures" / "metric_vs_n.png"),
             "metrics against epoch": figures.metric_lines(sweep.results, "epoch", "n",
                                                           out / "figures" / "metric_vs_epoch.png"),
+            "metrics against images seen (kimg)": figures.metric_lines(sweep.results, "kimg", "n",
+                                                                       out / "figures" / "metric_vs_kimg.png"),
             "LBP vectors (fractions)": figures.lbp_vectors(lbp_sets, out / "figures" / "lbp_vectors.png"),
             "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
                 lbp_sets, out / "figures" / "lbp_differences.png"),

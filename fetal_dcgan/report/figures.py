@@ -29,6 +29,10 @@ def plottable(results: pd.DataFrame) -> list[str]:
     return [k.name for k in registry.keys() if k.plotted and k.name in results and results[k.name].notna().any()]
 
 
+#: Axis labels of the time axes a snapshot can be placed on.
+AXIS_LABELS = {"epoch": "epoch", "kimg": "kimg (thousand real images shown to D)", "step": "optimizer step"}
+
+
 def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | None:
     """One panel per metric: mean (and SD over seeds) against ``x``, one line per ``hue``."""
     metrics = plottable(results)
@@ -46,7 +50,7 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
         if declared.reference_key in results and results[declared.reference_key].notna().any():
             ax.axhline(results[declared.reference_key].mean(), color="k", ls="--", lw=0.8)
         ax.set_title(f"{metric} ({declared.unit})" if declared.unit else metric, fontsize=9)
-        ax.set_xlabel(x, fontsize=8)
+        ax.set_xlabel(AXIS_LABELS.get(x, x), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")

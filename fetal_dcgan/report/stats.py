@@ -293,15 +293,26 @@ def _describe_images(frame: pd.DataFrame, metric: str, factor: str, base: dict, 
 
 
 def confounding(results: pd.DataFrame, factor: str) -> str:
-    """A note when the factor's levels differ in how many reference images are training images."""
-    if "reference_in_training" not in results or factor not in results:
+    """Notes when the factor's levels differ, at a snapshot, in how many reference images are
+    training images, or in how many optimizer steps they were trained for."""
+    if factor not in results or factor == "epoch":
         return ""
-    counts = pd.to_numeric(results["reference_in_training"], errors="coerce").groupby(results[factor]).mean()
-    if counts.nunique() <= 1:
-        return ""
-    listed = ", ".join(f"{level}: {value:.0f}" for level, value in counts.items())
-    return (f"confounded: the reference images that are training images differ across {factor} ({listed}), so a "
-            f"distance to the reference moves with {factor} for a reason that is not quality")
+    notes = []
+    if "reference_in_training" in results:
+        counts = pd.to_numeric(results["reference_in_training"], errors="coerce").groupby(results[factor]).mean()
+        if counts.nunique() > 1:
+            listed = ", ".join(f"{level}: {value:.0f}" for level, value in counts.items())
+            notes.append(f"confounded: the reference images that are training images differ across {factor} "
+                         f"({listed}), so a distance to the reference moves with {factor} for a reason that is not "
+                         "quality")
+    if "step" in results:
+        last = results[results["epoch"] == results["epoch"].max()]
+        steps = pd.to_numeric(last["step"], errors="coerce").groupby(last[factor]).mean()
+        if steps.nunique() > 1 and steps.min() > 0:
+            notes.append(f"confounded with training length: at epoch {int(last['epoch'].iloc[0])} the levels of "
+                         f"{factor} had {steps.min():.0f}-{steps.max():.0f} optimizer steps ({steps.max() / steps.min():.1f}x); "
+                         "compare at equal images seen (kimg) to separate the two")
+    return "; ".join(notes)
 
 
 def _note(row: dict, *notes: str) -> dict:

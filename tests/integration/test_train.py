@@ -105,6 +105,32 @@ def test_a_resumed_run_with_stabilisers_continues_exactly(tmp_path):
         [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])][:5]
 
 
+def test_equal_kimg_epochs_snapshot_at_the_same_images_seen_for_every_n_and_resume_exactly(tmp_path):
+    """data.epoch_kimg: an epoch is 40 images (3 batches of 16, 16, 8) whatever n is, so the
+    snapshots of n = 12 and n = 40 fall at the same images seen and the same step; a run
+    interrupted between its snapshots ends as an uninterrupted one, bit for bit."""
+    import pandas as pd
+
+    settings = TINY + ["data.epoch_kimg=0.04", "trainer.max_epochs=4", "checkpoint_every=2", "sampling.epochs=[2]",
+                       "metrics.names=[psnr]"]
+    rows = {}
+    for n in (12, 40):
+        train(compose_config(tmp_path / str(n), settings + [f"data.n={n}"]))
+        rows[n] = pd.read_csv(tmp_path / str(n) / "metrics.csv")
+        assert rows[n]["kimg"].tolist() == [0.08, 0.16] and rows[n]["step"].tolist() == [6, 12]
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(compose_config(interrupted, settings + ["data.n=12", "+callbacks.crash._target_=helpers.CrashAtEpoch",
+                                                      "+callbacks.crash.epoch=3"]))
+    assert torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)["images_seen"] == 80
+    train(compose_config(interrupted, settings + ["data.n=12"]))
+    a = torch.load(tmp_path / "12" / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["images_seen"] == b["images_seen"] == 160
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert (tmp_path / "12" / "metrics.csv").read_text() == (interrupted / "metrics.csv").read_text()
+
+
 def test_explicit_ckpt_path_must_exist(tmp_path):
     from fetal_dcgan.errors import ConfigError
     with pytest.raises(ConfigError, match="ckpt_path=.*does not exist"):
@@ -146,19 +172,26 @@ def test_sample_batches_are_full_training_size_batches(tmp_path):
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
 
 
-def test_multirun_over_n_gives_nested_subsets(tmp_path):
+def test_multirun_over_n_gives_nested_subsets_of_their_own_per_replicate(tmp_path):
+    """The default design: each replicate (seed) draws its own nested subsets; every cell is
+    scored against the same held-out reference, none of which any cell trains on."""
+    import pandas as pd
+
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "data.n=10,20", f"hydra.sweep.dir={sweep}", *TINY)
+    result = run_cli("-m", "data.n=10,20", "seed=0,1", f"hydra.sweep.dir={sweep}", *TINY, "trainer.max_epochs=2",
+                     "metrics.names=[psnr]")
     assert result.returncode == 0, result.stderr[-3000:]
-    subsets = {}
-    for job in ("0", "1"):
+    subsets, references = {}, set()
+    for job in ("0", "1", "2", "3"):  # n=10 seed 0, n=10 seed 1, n=20 seed 0, n=20 seed 1
         run = sweep / job
-        assert (run / ".hydra" / "config.yaml").is_file()
-        assert len(sample_files(run, 3)) == 10 and (run / "checkpoints" / "last.ckpt").is_file()
-        subsets[job] = (run / "subset.txt").read_text().splitlines()
-    assert len(subsets["0"]) == 10 and len(subsets["1"]) == 20
-    assert set(subsets["0"]) < set(subsets["1"])
-    assert (sweep / "0" / "reference.txt").read_text() == (sweep / "1" / "reference.txt").read_text()
+        assert (run / ".hydra" / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+        subsets[job] = set((run / "subset.txt").read_text().splitlines())
+        references.add((run / "reference.txt").read_text())
+        assert (pd.read_csv(run / "metrics.csv")["reference_in_training"] == 0).all()
+    assert [len(subsets[j]) for j in "0123"] == [10, 10, 20, 20]
+    assert subsets["0"] < subsets["2"] and subsets["1"] < subsets["3"]  # nested within a replicate
+    assert subsets["0"] != subsets["1"]  # each replicate its own draw
+    assert len(references) == 1 and not set(references.pop().splitlines()) & subsets["3"]
 
 
 def _corrupt_folder(tmp_path: Path) -> Path:

@@ -43,8 +43,20 @@ def test_paper64_is_the_papers_grid(tmp_path):
     assert cfg.data.fit == "squash" and cfg.data.batch_size == 10
     assert cfg.data.augment.interpolation == "nearest" and cfg.data.augment.degrees == 10
     assert cfg.model.real_label == 1.0  # the notebooks' 0.9 is not the paper's "original hyperparameters"
+    # the paper's reference (drawn from the training pool) and the notebooks' tensor resize, without antialiasing
+    assert cfg.data.reference == "independent" and cfg.data.resize == "tensor" and cfg.data.epoch_kimg is None
     big = compose_config(tmp_path, ["experiment=paper128"])
     assert big.data.image_size == 128 and big.data.fit == "squash" and big.model.nz == big.model.ngf == 128
+    assert big.data.reference == "independent" and big.data.resize == "tensor"
+
+
+def test_the_default_study_holds_the_reference_out_and_resamples_the_subsets(tmp_path):
+    cfg = compose_config(tmp_path, ["seed=3"])
+    assert cfg.data.reference == "held_out" and cfg.data.reference_split == "test" and cfg.data.seed == 3
+    assert cfg.data.reference_seed == 0 and cfg.data.resize == "antialias"
+    assert compose_config(tmp_path, ["data=folder", "data.root=x"]).data.reference_split == "train"
+    kimg = compose_config(tmp_path, ["experiment=size_kimg"])
+    assert kimg.data.epoch_kimg == 10 and kimg.trainer.max_epochs * kimg.data.epoch_kimg == 300
 
 
 STABILISER_DEFAULTS = {"loss": "bce", "d_norm": "batch", "minibatch_std": False, "r1_gamma": 0.0, "ema_decay": 0.0,

@@ -213,6 +213,15 @@ def test_a_factor_confounded_with_the_reference_overlap_says_so():
     assert not run_stats(results, per_image)[0].note.str.contains("confounded").any()
 
 
+def test_equal_epochs_confound_n_with_steps_and_equal_kimg_does_not():
+    results, per_image = constructed(seeds=2)
+    equal_epochs = results.assign(step=results["epoch"] * np.ceil(results["n"] / 16))  # batches of 16
+    notes = run_stats(equal_epochs, per_image)[0].query("factor == 'n' and unit != 'image'").note
+    assert notes.str.contains(r"at epoch 800 the levels of n had 5600-50400 optimizer steps \(9.0x\)").all()
+    equal_kimg = results.assign(step=results["epoch"] * 4)
+    assert not run_stats(equal_kimg, per_image)[0].note.str.contains("confounded").any()
+
+
 def test_cliffs_delta_with_ties_matches_mann_whitney():
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 5, 57).astype(float), rng.integers(1, 6, 43).astype(float)
