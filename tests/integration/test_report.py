@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -45,12 +46,13 @@ def report(smoke_sweep, tmp_path_factory) -> dict:
 def test_every_file_is_written(report):
     out = report["out"]
     for name in ("results.csv", "per_image.csv", "stats.csv", "stats.md", "pairwise.csv", "cells.csv", "report.html",
-                 "figures/metric_vs_n.png", "figures/metric_vs_epoch.png", "figures/lbp_vectors.png", "figures/lbp_differences.png",
-                 "figures/losses.png", "figures/samples_by_cell.png"):
+                 "figures/metric_vs_n.png", "figures/metric_vs_epoch.png", "figures/metric_vs_kimg.png",
+                 "figures/lbp_vectors.png", "figures/lbp_differences.png", "figures/losses.png",
+                 "figures/samples_by_cell.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert len(list((out / "figures" / "grids").glob("*.png"))) == 8
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 6 + 8  # self-contained: figures and grids inline
+    assert page.count("data:image/png;base64,") == 7 + 8  # self-contained: figures and grids inline
     cells = pd.read_csv(out / "cells.csv")  # the smoke grid: n in {20, 40} x 2 epochs, 2 seeds a cell
     assert len(cells) == 4 and (cells["runs"] == 2).all()
     results = pd.read_csv(out / "results.csv")
@@ -75,9 +77,10 @@ def test_statistics_use_runs_as_replicates_and_match_scipy(report):
 
     results = pd.read_csv(report["out"] / "results.csv")
     table = pd.read_csv(report["out"] / "stats.csv")
-    assert list(table.columns) == ["metric", "factor", "epoch", "design", "unit", "test", "n_groups",
+    assert list(table.columns) == ["metric", "factor", "epoch", "design", "unit", "family", "test", "n_groups",
                                    "replicates_per_group", "statistic", "p_value", "p_adjusted", "effect_size",
-                                   "effect_size_name", "note"]
+                                   "effect_size_name", "mde", "mde_units", "margin", "margin_source",
+                                   "power_at_margin", "equivalence_p", "equivalence_p_adjusted", "verdict", "note"]
     row = table[(table.metric == "lbp_l1") & (table.factor == "n") & (table.design == "runs")
                 & (table.epoch == 4)].iloc[0]
     groups = [g["lbp_l1"].to_numpy() for _, g in results[results.epoch == 4].groupby("n")]
@@ -87,15 +90,21 @@ def test_statistics_use_runs_as_replicates_and_match_scipy(report):
     assert set(table.design) == {"runs", "runs-blocked-by-epoch", "paper-epochs-as-replicates", "descriptive-images"}
     images = table[table.design == "descriptive-images"]
     assert len(images) and images.p_value.isna().all() and (images.unit == "image").all()
+    primary = table[table.family == "primary"]
+    assert np.allclose(primary.p_adjusted.dropna(), multipletests(primary.p_value.dropna(), method="fdr_bh")[1])
+    assert table[table.design == "paper-epochs-as-replicates"].p_adjusted.isna().all()
+    assert set(primary.verdict) <= {"differs", "equivalent", "undetermined"} and primary.verdict.notna().all()
     pairs = pd.read_csv(report["out"] / "pairwise.csv")
-    p = np.r_[table.p_value.dropna(), pairs.p_value.dropna()]
-    adjusted = np.r_[table.p_adjusted.dropna(), pairs.p_adjusted.dropna()]
-    assert np.allclose(adjusted, multipletests(p, method="fdr_bh")[1])
+    assert not (pairs.unit == "run").any()  # 2 levels of n: the omnibus test is the pair
     assert set(table.factor) == {"n", "epoch"}  # seeds are replicates, not a factor
+    n_rows = table[(table.factor == "n") & (table.unit != "image")]
+    assert n_rows.note.str.contains("confounded with training length").all()  # equal epochs: 2x the steps at n=40
+    assert not table.note.str.contains("reference images that are training").any()  # the held-out reference
     fid = table[(table.metric == "fid") & (table.factor == "n")].iloc[0]
     assert np.isnan(fid.p_value) and fid.note  # FID unavailable offline: said, not tested
     summary = (report["out"] / "stats.md").read_text()
     assert summary.index("**n**") < summary.index("## runs") and "Replicate: one value per training run" in summary
+    assert "no difference" not in summary.split("## runs")[0].replace("never means no difference", "")
     page = (report["out"] / "report.html").read_text()
     assert page.index("Answer") < page.index("<img") < page.index("Statistics: runs")
 
@@ -204,3 +213,23 @@ def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
     same = pd.read_csv(with_ratings / "metrics_vs_ratings.csv").set_index("metric")
     assert same.loc["lbp_v8", "pearson_r"] == pytest.approx(clinician.loc["lbp_v8", "pearson_r"])
     assert (with_ratings / "figures" / "metrics_vs_ratings.png").is_file()
+
+
+def test_real_vs_real_margins_give_equivalence_tests(report, tmp_path):
+    """baselines --margins scores real sets of the sweep's size against its reference with
+    its settings; the report reads SWEEP/margins.json into every primary row."""
+    from fetal_dcgan.baselines import main as baselines_main
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(report["sweep"], sweep)
+    assert baselines_main(["--margins", str(sweep), "--draws", "3"]) == 0
+    margins = json.loads((sweep / "margins.json").read_text())
+    assert (margins["set_size"], margins["drawn_size"], margins["reference_n"], margins["draws"]) == (16, 16, 24, 3)
+    lbp = margins["metrics"]["lbp_l1"]
+    assert lbp["margin"] == pytest.approx(1.959964 * math.sqrt(2) * lbp["sd"]) and lbp["sd"] > 0
+    assert report_main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "stats.csv")
+    row = table[(table.metric == "lbp_l1") & (table.design == "runs") & (table.factor == "n")].iloc[0]
+    assert row.margin == pytest.approx(lbp["margin"]) and "margins.json" in row.margin_source
+    assert 0 <= row.equivalence_p <= 1 and 0 < row.power_at_margin < 1 and row.mde > 0
+    assert report_main([str(sweep), "--margins", str(tmp_path / "missing.json")]) == 2  # said, not ignored

@@ -165,3 +165,26 @@ def test_prdc_of_a_resample_equals_prdc_recomputed_on_it():
     real, fake = torch.from_numpy(rng.normal(size=(60, 8))), torch.from_numpy(rng.normal(0.3, 1.2, size=(50, 8)))
     index = torch.from_numpy(rng.integers(0, 50, 50))
     assert NeighbourBalls(fake, real, 5).scores(index) == pytest.approx(prdc(fake[index], real, 5), abs=1e-12)
+
+
+def test_leave_one_fetus_out_calibration_ignores_repeat_scans(phantom):
+    """Every fetus scanned twice (a near-identical repeat): calibrating on the training images
+    leave-one-out finds each image's own repeat and sets the copy threshold so high that
+    near-copies pass; leaving the whole fetus out keeps the threshold at distinct heads."""
+    from fetal_dcgan.metrics.memorisation import memorisation, training_bank
+
+    generator = torch.Generator().manual_seed(0)
+
+    def rescan(images: torch.Tensor) -> torch.Tensor:
+        noise = torch.randint(-3, 4, images.shape, generator=generator)
+        return (images.int() + noise).clamp(0, 255).to(torch.uint8)
+
+    fetuses = phantom[:80]
+    train, groups = torch.cat([fetuses, rescan(fetuses)]), torch.arange(80).repeat(2)
+    near_copies = rescan(fetuses[:40])
+    options = {"degrees": 10.0, "quantile": 0.95, "min_held_out": 20}
+    per_image = memorisation(near_copies, training_bank(train, **options))
+    per_fetus = memorisation(near_copies, training_bank(train, groups=groups, **options))
+    assert per_fetus["scalars"]["copy_ratio"] > 0.9 > 0.6 > per_image["scalars"]["copy_ratio"]
+    held_out = memorisation(phantom[200:260], training_bank(train, groups=groups, **options))
+    assert held_out["scalars"]["copy_ratio"] < 0.2  # new heads are still not copies

@@ -142,3 +142,30 @@ def test_distances_are_scaled_w1_and_need_enough_heads():
     few = _measured(real[:20], plausible=np.arange(20) < 5)
     scores = compare(few, _measured(real[200:]), min_heads=10)
     assert scores["skull_found_rate"] == 0.25 and math.isnan(scores["hc_w1"])
+
+
+def _circular_w1_by_quadrature(u: np.ndarray, v: np.ndarray, period: float) -> float:
+    """min over c of the integral of |F - G - c| over the circle, on a fine grid."""
+    x = np.linspace(0, period, 100_001)[:-1]
+    f = np.searchsorted(np.sort(np.mod(u, period)), x, side="right") / len(u)
+    g = np.searchsorted(np.sort(np.mod(v, period)), x, side="right") / len(v)
+    d = f - g
+    return min(np.abs(d - c).mean() * period for c in np.linspace(d.min(), d.max(), 1001))
+
+
+def test_head_angles_are_compared_as_axial_data():
+    from scipy.stats import circstd, wasserstein_distance
+
+    from fetal_dcgan.metrics.anatomy import circular_w1, scaled_axial_w1
+
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        u, v = rng.uniform(-90, 90, 37), rng.normal(60, 30, 50)
+        assert circular_w1(u, v, 180) == pytest.approx(_circular_w1_by_quadrature(u, v, 180), rel=2e-3)
+    near_zero = rng.normal(0, 5, 100), rng.normal(3, 5, 80)  # far from the wrap: the linear distance
+    assert circular_w1(*near_zero, 180) == pytest.approx(wasserstein_distance(*near_zero))
+    assert circular_w1(np.array([89.0, 88.0]), np.array([-89.0, -88.0]), 180) == pytest.approx(3.0)  # not 177
+    real = rng.normal(88, 4, 200)  # heads lying near +-90 degrees: the linear SD would be about 90
+    wrapped = (real + 90) % 180 - 90
+    assert scaled_axial_w1(wrapped[:100], wrapped[100:], 10) < 0.5
+    assert circstd(wrapped, high=90, low=-90) == pytest.approx(np.std(real), rel=0.05)

@@ -130,3 +130,17 @@ def test_real_baselines_show_what_bilinear_rotation_costs_lbp(isolated_cache):
     nearest = rows["augmented (nearest) half vs real half"]["lbp_l1"]
     bilinear = rows["augmented (bilinear) half vs real half"]["lbp_l1"]
     assert halves < nearest < bilinear and bilinear > 2 * nearest
+
+
+def test_tensor_resize_is_torchvision_resize_without_antialiasing():
+    """data.resize=tensor: the notebooks' ToTensor then Resize((s, s)) on a tensor (no antialiasing)."""
+    import torchvision.transforms.functional as TF
+
+    image = noise_image(3, (540, 800))
+    ours = fit_square(image, 64, "squash", "tensor")
+    theirs = TF.resize(TF.to_tensor(Image.fromarray(image)), [64, 64], antialias=False)
+    np.testing.assert_array_equal(ours, theirs.mul(255).round().clamp(0, 255).to(torch.uint8)[0].numpy())
+    smoothed = fit_square(image, 64, "squash")
+    assert ours.std() > 2 * smoothed.std()  # antialiasing averages speckle away; the tensor path samples it
+    with pytest.raises(ConfigError, match="data.resize='box'"):
+        load_images([], 64, "pad", resize="box")
