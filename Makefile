@@ -13,7 +13,7 @@ SWEEP ?= multirun/smoke
 
 STUDY ?= study
 SLURM_LOCAL := scripts/slurm_local.sh
-.PHONY: help install train sweep smoke report survey evaluate test test-unit test-all test-slurm bench bench-train bench-sweep bench-metrics tensorboard clean slurm-up slurm-down
+.PHONY: help install lint format train sweep smoke report survey evaluate test test-unit test-all test-slurm bench bench-train bench-sweep bench-metrics tensorboard clean slurm-up slurm-down
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,14 @@ bench-sweep: install ## A scaled-down paper64 grid (n = 100, 300; 4 epochs; 4 se
 
 bench-metrics: install ## Time all-pairs PSNR, MI/NMI and LBPv (800 x 800) against scikit-image/scikit-learn
 	$(BIN)/python -m fetal_dcgan.bench metrics
+
+lint: install ## ruff: lint (pycodestyle, pyflakes, import order, function length) and the format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Format the code and sort imports with ruff
+	$(BIN)/ruff check --select I --fix .
+	$(BIN)/ruff format .
 
 test: install ## Run the tests (slow ones and the Slurm ones excluded)
 	$(BIN)/python -m pytest -m "not slow and not slurm" $(ARGS)

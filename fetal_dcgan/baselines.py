@@ -44,7 +44,7 @@ BASELINE_METRICS = ("psnr", "mi", "lbp")
 
 def halves(images: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    return images[order[: len(images) // 2]], images[order[len(images) // 2:]]
+    return images[order[: len(images) // 2]], images[order[len(images) // 2 :]]
 
 
 def real_baselines(images_by_fit: dict[str, torch.Tensor], degrees: float = 10.0, seed: int = 0) -> list[dict]:
@@ -61,13 +61,26 @@ def real_baselines(images_by_fit: dict[str, torch.Tensor], degrees: float = 10.0
             pairs[f"augmented ({interpolation}) half vs real half"] = augmented.mul(255).round().to(torch.uint8)
         for name, x in pairs.items():
             scalars = suite.score(x, b).scalars
-            rows.append({"fit": fit, "comparison": name, "images": f"{len(x)} vs {len(b)}",
-                         **{key: scalars[key] for key in keys}})
+            rows.append(
+                {
+                    "fit": fit,
+                    "comparison": name,
+                    "images": f"{len(x)} vs {len(b)}",
+                    **{key: scalars[key] for key in keys},
+                }
+            )
     return rows
 
 
-def real_draws(pool: torch.Tensor, reference: torch.Tensor, held_out: torch.Tensor | None, suite: MetricSuite,
-               size: int, draws: int, seed: int) -> list[dict[str, float]]:
+def real_draws(
+    pool: torch.Tensor,
+    reference: torch.Tensor,
+    held_out: torch.Tensor | None,
+    suite: MetricSuite,
+    size: int,
+    draws: int,
+    seed: int,
+) -> list[dict[str, float]]:
     """Scores of ``draws`` random sets of ``size`` pool images against the reference, each
     audited for memorisation against the rest of the pool (images it did not draw)."""
     scores = []
@@ -96,11 +109,19 @@ def sweep_margins(sweep_dir: str | Path, draws: int = 8, seed: int = 0) -> Path:
     scale = math.sqrt(size / set_size)
     for m in metrics.values():
         m["sd"], m["margin"] = m["sd"] * scale, m["margin"] * scale
-    description = (f"{data['source']}, {data['image_size']} px, fit={data['fit']}, reference={data['reference']}; "
-                   f"sets of {size} real training-pool images" + (f", SD scaled by sqrt({size}/{set_size})"
-                                                                  if size < set_size else ""))
-    about = {"description": description, "set_size": set_size, "reference_n": len(datamodule.reference),
-             "drawn_size": size, "draws": draws, "seed": seed}
+    description = (
+        f"{data['source']}, {data['image_size']} px, fit={data['fit']}, reference={data['reference']}; "
+        f"sets of {size} real training-pool images"
+        + (f", SD scaled by sqrt({size}/{set_size})" if size < set_size else "")
+    )
+    about = {
+        "description": description,
+        "set_size": set_size,
+        "reference_n": len(datamodule.reference),
+        "drawn_size": size,
+        "draws": draws,
+        "seed": seed,
+    }
     return write_margins(Path(sweep_dir) / MARGINS_FILE, metrics, about)
 
 
@@ -111,11 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--images", type=int, default=800, help="real images used (two halves of this many)")
     parser.add_argument("--degrees", type=float, default=10.0, help="rotation range of the augmentation")
-    parser.add_argument("--resize", default="antialias", choices=RESIZE_MODES,
-                        help="antialias (PIL bilinear) or tensor (no antialiasing, the paper's notebooks)")
+    parser.add_argument(
+        "--resize",
+        default="antialias",
+        choices=RESIZE_MODES,
+        help="antialias (PIL bilinear) or tensor (no antialiasing, the paper's notebooks)",
+    )
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--margins", metavar="SWEEP", default=None,
-                        help="measure a sweep's equivalence margins (real-vs-real spread) into SWEEP/margins.json")
+    parser.add_argument(
+        "--margins",
+        metavar="SWEEP",
+        default=None,
+        help="measure a sweep's equivalence margins (real-vs-real spread) into SWEEP/margins.json",
+    )
     parser.add_argument("--draws", type=int, default=8, help="with --margins: real sets drawn")
     args = parser.parse_args(argv)
 
@@ -129,13 +158,17 @@ def main(argv: list[str] | None = None) -> int:
         cache = default_cache_dir()
         options = {"cache_dir": cache} if args.source == "phantom" else {"root": args.root}
         files = discover(args.source, **options)[: args.images]
-        rows = real_baselines({fit: load_images(files, args.image_size, fit, cache, resize=args.resize)
-                               for fit in FIT_MODES}, args.degrees)
+        rows = real_baselines(
+            {fit: load_images(files, args.image_size, fit, cache, resize=args.resize) for fit in FIT_MODES},
+            args.degrees,
+        )
         if args.json:
             print(json.dumps(rows))
             return
-        print(f"{args.source}, {len(files)} images at {args.image_size} px (resize={args.resize}), rotation "
-              f"+-{args.degrees} degrees")
+        print(
+            f"{args.source}, {len(files)} images at {args.image_size} px (resize={args.resize}), rotation "
+            f"+-{args.degrees} degrees"
+        )
         keys = [METRICS[name].headline for name in BASELINE_METRICS]
         print(f"{'fit':<7} {'comparison':<38} " + " ".join(f"{k.name:>14}" for k in keys))
         for r in rows:

@@ -26,9 +26,9 @@ import torch
 from fetal_dcgan.config import compose_config
 from fetal_dcgan.data.preprocess import load_images
 from fetal_dcgan.data.sources import phantom_images
+from fetal_dcgan.imaging.psnr import pairwise_psnr
 from fetal_dcgan.metrics.lbp import lbp_histograms
 from fetal_dcgan.metrics.mutual_info import pairwise_mutual_information
-from fetal_dcgan.metrics.psnr import pairwise_psnr
 from fetal_dcgan.utils import default_cache_dir
 
 
@@ -47,8 +47,9 @@ def phantom_sets(n_fake: int, n_real: int, image_size: int, cache_dir: str | Non
     return fake, real
 
 
-def bench_metrics(n_fake: int, n_real: int, image_size: int, sample_pairs: int, cache_dir: str | None,
-                  device: str = "cpu") -> dict:
+def bench_metrics(
+    n_fake: int, n_real: int, image_size: int, sample_pairs: int, cache_dir: str | None, device: str = "cpu"
+) -> dict:
     from skimage.feature import local_binary_pattern
     from skimage.metrics import normalized_mutual_information, peak_signal_noise_ratio
     from sklearn.metrics import mutual_info_score
@@ -81,7 +82,9 @@ def bench_metrics(n_fake: int, n_real: int, image_size: int, sample_pairs: int, 
     per_pair = (time.perf_counter() - start) / sample_pairs
     lbp_images = min(100, n_fake)
     start = time.perf_counter()
-    ref_hist = [np.bincount(local_binary_pattern(img, 8, 1).astype(int).ravel(), minlength=256) for img in f[:lbp_images]]
+    ref_hist = [
+        np.bincount(local_binary_pattern(img, 8, 1).astype(int).ravel(), minlength=256) for img in f[:lbp_images]
+    ]
     per_image_lbp = (time.perf_counter() - start) / lbp_images
     reference_total = per_pair * n_fake * n_real + per_image_lbp * (n_fake + n_real)
 
@@ -91,20 +94,30 @@ def bench_metrics(n_fake: int, n_real: int, image_size: int, sample_pairs: int, 
 
     index = tuple(np.array(pairs).T)
     return {
-        "n_fake": n_fake, "n_real": n_real, "image_size": image_size, "device": device, "pairs": n_fake * n_real,
-        "seconds": {k: round(v, 3) for k, v in timings.items()}, "seconds_total": round(ours_total, 2),
+        "n_fake": n_fake,
+        "n_real": n_real,
+        "image_size": image_size,
+        "device": device,
+        "pairs": n_fake * n_real,
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "seconds_total": round(ours_total, 2),
         "reference_seconds_estimated": round(reference_total, 1),
-        "reference_sampled_pairs": sample_pairs, "speedup": round(reference_total / ours_total, 1),
-        "max_rel_diff": {"psnr": max_rel(psnr[index], ref_psnr), "mi": max_rel(mi[index], ref_mi),
-                         "nmi": max_rel(nmi[index], ref_nmi)},
+        "reference_sampled_pairs": sample_pairs,
+        "speedup": round(reference_total / ours_total, 1),
+        "max_rel_diff": {
+            "psnr": max_rel(psnr[index], ref_psnr),
+            "mi": max_rel(mi[index], ref_mi),
+            "nmi": max_rel(nmi[index], ref_nmi),
+        },
         "lbp_histograms_identical": bool(np.array_equal(hist_fake[:lbp_images], np.stack(ref_hist))),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "torch_threads": torch.get_num_threads(),
     }
 
 
-def _bare_loop(images: torch.Tensor, model: L.LightningModule, batch_size: int, steps: int, warmup: int,
-               device: str, options: dict) -> float:
+def _bare_loop(
+    images: torch.Tensor, model: L.LightningModule, batch_size: int, steps: int, warmup: int, device: str, options: dict
+) -> float:
     """Images/s of a plain DCGAN loop (PyTorch DCGAN example) on tensors already in memory,
     with the project run's networks (built from the same config: nz, ngf, ndf, speed options)."""
     import torch.nn.functional as F
@@ -124,8 +137,9 @@ def _bare_loop(images: torch.Tensor, model: L.LightningModule, batch_size: int, 
         with autocast:
             fake = g(torch.randn(batch_size, model.hparams.nz, device=device))
             logits_real, logits_fake = d(real), d(fake.detach())
-            loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
-                      + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
+            loss_d = F.binary_cross_entropy_with_logits(
+                logits_real, torch.ones_like(logits_real)
+            ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -166,9 +180,17 @@ class StepTimer(L.Callback):
         return self.images / (time.perf_counter() - self.start)
 
 
-def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accelerator: str,
-                cache_dir: str | None, precision: str = "32-true", channels_last: bool = False,
-                compile: str | None = None) -> dict:
+def bench_train(
+    image_size: int,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    accelerator: str,
+    cache_dir: str | None,
+    precision: str = "32-true",
+    channels_last: bool = False,
+    compile: str | None = None,
+) -> dict:
     """Bare-loop and training-path images/s for the same networks, batch, data and options."""
     options = {"precision": precision, "channels_last": channels_last, "compile": compile}
     from hydra.utils import instantiate
@@ -176,13 +198,22 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
 
     device = "cuda" if accelerator == "gpu" else "cpu"
     with tempfile.TemporaryDirectory() as out:
-        cfg = compose_config(["stabiliser=baseline",  # the bare loop is the paper's DCGAN step
-                              f"data.image_size={image_size}", f"data.batch_size={batch_size}",
-                                           "model.ngf=64", "model.ndf=64", f"trainer.accelerator={accelerator}",
-                                           f"trainer.precision={precision}", f"model.channels_last={channels_last}",
-                                           f"model.compile={compile or 'null'}",
-                                           "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-                      + ([f"paths.cache_dir={cache_dir}"] if cache_dir else []))
+        cfg = compose_config(
+            [
+                "stabiliser=baseline",  # the bare loop is the paper's DCGAN step
+                f"data.image_size={image_size}",
+                f"data.batch_size={batch_size}",
+                "model.ngf=64",
+                "model.ndf=64",
+                f"trainer.accelerator={accelerator}",
+                f"trainer.precision={precision}",
+                f"model.channels_last={channels_last}",
+                f"model.compile={compile or 'null'}",
+                "+trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+            ]
+            + ([f"paths.cache_dir={cache_dir}"] if cache_dir else [])
+        )
         with open_dict(cfg):
             cfg.paths.output_dir = out
         L.seed_everything(0, verbose=False)
@@ -190,35 +221,66 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, accel
         datamodule.setup("fit")
         bare = _bare_loop(datamodule.train_images, instantiate(cfg.model), batch_size, steps, warmup, device, options)
         timer = StepTimer(warmup, device)
-        trainer = instantiate(cfg.trainer, max_steps=2 * (warmup + steps), max_epochs=-1, callbacks=[timer],
-                              logger=[instantiate(node) for node in cfg.logger.values()],
-                              enable_checkpointing=False)
+        trainer = instantiate(
+            cfg.trainer,
+            max_steps=2 * (warmup + steps),
+            max_epochs=-1,
+            callbacks=[timer],
+            logger=[instantiate(node) for node in cfg.logger.values()],
+            enable_checkpointing=False,
+        )
         # max_steps counts both optimizers' steps (two per batch) under manual optimization.
         trainer.fit(instantiate(cfg.model), datamodule=datamodule)
         project = timer.images_per_s()
-    return {"image_size": image_size, "batch_size": batch_size, "steps": steps, "accelerator": accelerator,
-            **{k: cfg.model[k] for k in ("nz", "ngf", "ndf")}, **options, "bare_images_per_s": round(bare, 1), "images_per_s": round(project, 1),
-            "ratio": round(project / bare, 3),
-            "peak_rss_mb": round(peak_rss_mb(), 1), "torch_threads": torch.get_num_threads()}
+    return {
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "steps": steps,
+        "accelerator": accelerator,
+        **{k: cfg.model[k] for k in ("nz", "ngf", "ndf")},
+        **options,
+        "bare_images_per_s": round(bare, 1),
+        "images_per_s": round(project, 1),
+        "ratio": round(project / bare, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
-def bench_sweep(sizes: list[int], epochs: int, snapshots: list[int], n_images: int, image_size: int,
-                accelerator: str, cache_dir: str | None, batch_size: int = 64) -> dict:
+def bench_sweep(
+    sizes: list[int],
+    epochs: int,
+    snapshots: list[int],
+    n_images: int,
+    image_size: int,
+    accelerator: str,
+    cache_dir: str | None,
+    batch_size: int = 64,
+) -> dict:
     """A scaled-down paper64 grid through ``train``: wall time per phase (train, sample, score)."""
     from omegaconf import open_dict
 
-    from fetal_dcgan.train import train
+    from fetal_dcgan.pipeline import train
 
     phases = {"training": 0.0, "sampling": 0.0, "metrics": 0.0, "total": 0.0}
     by_metric: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as out:
         for n in sizes:
-            cfg = compose_config([
-                "experiment=paper64", f"data.n={n}", f"data.image_size={image_size}", f"data.batch_size={batch_size}",
-                f"trainer.max_epochs={epochs}", f"sampling.epochs=[{','.join(map(str, snapshots))}]",
-                f"sampling.n_images={n_images}", f"trainer.accelerator={accelerator}",
-                "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-                + ([f"paths.cache_dir={cache_dir}"] if cache_dir else []))
+            cfg = compose_config(
+                [
+                    "experiment=paper64",
+                    f"data.n={n}",
+                    f"data.image_size={image_size}",
+                    f"data.batch_size={batch_size}",
+                    f"trainer.max_epochs={epochs}",
+                    f"sampling.epochs=[{','.join(map(str, snapshots))}]",
+                    f"sampling.n_images={n_images}",
+                    f"trainer.accelerator={accelerator}",
+                    "+trainer.enable_progress_bar=false",
+                    "trainer.enable_model_summary=false",
+                ]
+                + ([f"paths.cache_dir={cache_dir}"] if cache_dir else [])
+            )
             with open_dict(cfg):
                 cfg.paths.output_dir = f"{out}/n={n}"
             start = time.perf_counter()
@@ -228,10 +290,18 @@ def bench_sweep(sizes: list[int], epochs: int, snapshots: list[int], n_images: i
                 phases[phase] += record["seconds"][phase]
             for name, seconds in record["metric_seconds"].items():
                 by_metric[name] = by_metric.get(name, 0.0) + seconds
-    return {"sizes": sizes, "epochs": epochs, "snapshots": snapshots, "n_images": n_images,
-            "image_size": image_size, "accelerator": accelerator, "sets": len(sizes) * len(set(snapshots) | {epochs}),
-            "seconds": {k: round(v, 1) for k, v in phases.items()},
-            "metric_seconds": {k: round(v, 1) for k, v in by_metric.items()}, "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        "sizes": sizes,
+        "epochs": epochs,
+        "snapshots": snapshots,
+        "n_images": n_images,
+        "image_size": image_size,
+        "accelerator": accelerator,
+        "sets": len(sizes) * len(set(snapshots) | {epochs}),
+        "seconds": {k: round(v, 1) for k, v in phases.items()},
+        "metric_seconds": {k: round(v, 1) for k, v in by_metric.items()},
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def sweep_phases(sweep_dir: str | Path) -> dict:
@@ -242,97 +312,160 @@ def sweep_phases(sweep_dir: str | Path) -> dict:
     records = [r for r in map(read_finished, sorted(Path(sweep_dir).glob("*/"))) if r]
     if not records:
         raise SystemExit(f"error: no finished runs (*/finished.json) under {sweep_dir}: run the sweep first.")
-    phases = {phase: round(sum(r["seconds"].get(phase, 0.0) for r in records), 1)
-              for phase in ("training", "sampling", "metrics", "fit")}
+    phases = {
+        phase: round(sum(r["seconds"].get(phase, 0.0) for r in records), 1)
+        for phase in ("training", "sampling", "metrics", "fit")
+    }
     metrics: dict[str, float] = {}
     for record in records:
         for name, seconds in record.get("metric_seconds", {}).items():
             metrics[name] = metrics.get(name, 0.0) + seconds
-    return {"sweep_dir": str(sweep_dir), "runs": len(records), "seconds_summed_over_runs": phases,
-            "metric_seconds_summed_over_runs": {k: round(v, 1) for k, v in metrics.items()},
-            "longest_run_seconds": round(max(r["seconds"].get("fit", 0.0) for r in records), 1)}
+    return {
+        "sweep_dir": str(sweep_dir),
+        "runs": len(records),
+        "seconds_summed_over_runs": phases,
+        "metric_seconds_summed_over_runs": {k: round(v, 1) for k, v in metrics.items()},
+        "longest_run_seconds": round(max(r["seconds"].get("fit", 0.0) for r in records), 1),
+    }
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps, after warm-up steps")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", choices=("default", "reduce-overhead", "max-autotune"), default=None)
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    result = bench_train(
+        args.image_size,
+        args.batch_size,
+        args.steps,
+        args.warmup,
+        args.accelerator,
+        args.cache_dir,
+        args.precision,
+        args.channels_last,
+        args.compile,
+    )
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"DCGAN{args.image_size}, batch {args.batch_size}, nz {result['nz']}, ngf {result['ngf']}, "
+        f"ndf {result['ndf']}, {args.accelerator}, {args.precision}, channels_last={args.channels_last}, "
+        f"compile={args.compile}, {args.steps} timed steps:"
+    )
+    print(f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s")
+    print(f"  fetal_dcgan training   {result['images_per_s']:8.1f} images/s   ratio {result['ratio']:.3f}")
+    print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="100,300", help="training-set sizes (comma separated)")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--snapshots", default="2,4")
+    parser.add_argument("--n-images", type=int, default=800)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="training batch (paper64 itself uses the notebooks' 10, slower on a CPU)",
+    )
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--json", action="store_true")
+
+
+def _run_sweep(args: argparse.Namespace) -> None:
+    result = bench_sweep(
+        [int(v) for v in args.sizes.split(",")],
+        args.epochs,
+        [int(v) for v in args.snapshots.split(",")],
+        args.n_images,
+        args.image_size,
+        args.accelerator,
+        args.cache_dir,
+        args.batch_size,
+    )
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"paper64 grid scaled down: n in {result['sizes']}, {args.epochs} epochs, {result['sets']} sets of "
+        f"{args.n_images} images, {args.accelerator}:"
+    )
+    for phase in ("training", "sampling", "metrics", "total"):  # total includes data set-up
+        print(f"  {phase:<9} {result['seconds'][phase]:8.1f} s")
+    print("  metrics: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["metric_seconds"].items()))
+
+
+def _phases_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep_dir")
+
+
+def _run_phases(args: argparse.Namespace) -> None:
+    print(json.dumps(sweep_phases(args.sweep_dir)))
+
+
+def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n-fake", type=int, default=800)
+    parser.add_argument("--n-real", type=int, default=800)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--sample-pairs", type=int, default=300, help="pairs timed with the reference libraries")
+    parser.add_argument("--device", default="cpu", help="where the project's metrics run: cpu, cuda")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _run_metrics(args: argparse.Namespace) -> None:
+    result = bench_metrics(args.n_fake, args.n_real, args.image_size, args.sample_pairs, args.cache_dir, args.device)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['pairs']} pairs of {args.image_size}x{args.image_size} images "
+        f"({args.n_fake} synthetic x {args.n_real} reference)"
+    )
+    for name, seconds in result["seconds"].items():
+        print(f"  {name:<8} {seconds:8.2f} s")
+    print(
+        f"  total    {result['seconds_total']:8.2f} s   "
+        f"(scikit-image/scikit-learn loop: ~{result['reference_seconds_estimated']:.0f} s "
+        f"from {args.sample_pairs} sampled pairs; {result['speedup']}x)"
+    )
+    print(f"  max relative difference on sampled pairs: {result['max_rel_diff']}")
+    print(f"  LBP histograms identical to scikit-image: {result['lbp_histograms_identical']}")
+    print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
+
+
+#: Each subcommand: its help, the arguments it takes and what it runs.
+COMMANDS = {
+    "train": ("bare PyTorch loop vs the project's training path, same settings", _train_arguments, _run_train),
+    "sweep": ("a scaled-down paper64 grid, timed per phase", _sweep_arguments, _run_sweep),
+    "phases": (
+        "per-phase seconds of a finished real sweep, from its finished.json files",
+        _phases_arguments,
+        _run_phases,
+    ),
+    "metrics": ("all-pairs PSNR, MI/NMI and LBPv against scikit-image/scikit-learn", _metrics_arguments, _run_metrics),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="bare PyTorch loop vs the project's training path, same settings")
-    train.add_argument("--image-size", type=int, default=64)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--steps", type=int, default=40, help="timed steps, after warm-up steps")
-    train.add_argument("--warmup", type=int, default=5)
-    train.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
-    train.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
-    train.add_argument("--channels-last", action="store_true")
-    train.add_argument("--compile", choices=("default", "reduce-overhead", "max-autotune"), default=None)
-    train.add_argument("--cache-dir", default=None)
-    train.add_argument("--json", action="store_true", help="print JSON only")
-    sweep = sub.add_parser("sweep", help="a scaled-down paper64 grid, timed per phase")
-    sweep.add_argument("--sizes", default="100,300", help="training-set sizes (comma separated)")
-    sweep.add_argument("--epochs", type=int, default=4)
-    sweep.add_argument("--snapshots", default="2,4")
-    sweep.add_argument("--n-images", type=int, default=800)
-    sweep.add_argument("--image-size", type=int, default=64)
-    sweep.add_argument("--batch-size", type=int, default=64,
-                       help="training batch (paper64 itself uses the notebooks' 10, slower on a CPU)")
-    sweep.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
-    sweep.add_argument("--cache-dir", default=None)
-    sweep.add_argument("--json", action="store_true")
-    phases = sub.add_parser("phases", help="per-phase seconds of a finished real sweep, from its finished.json files")
-    phases.add_argument("sweep_dir")
-    metrics = sub.add_parser("metrics", help="all-pairs PSNR, MI/NMI and LBPv against scikit-image/scikit-learn")
-    metrics.add_argument("--n-fake", type=int, default=800)
-    metrics.add_argument("--n-real", type=int, default=800)
-    metrics.add_argument("--image-size", type=int, default=64)
-    metrics.add_argument("--sample-pairs", type=int, default=300, help="pairs timed with the reference libraries")
-    metrics.add_argument("--device", default="cpu", help="where the project's metrics run: cpu, cuda")
-    metrics.add_argument("--cache-dir", default=None)
-    metrics.add_argument("--json", action="store_true", help="print JSON only")
+    for name, (summary, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=summary))
     args = parser.parse_args(argv)
-    if args.command == "train":
-        result = bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.accelerator,
-                             args.cache_dir, args.precision, args.channels_last, args.compile)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(f"DCGAN{args.image_size}, batch {args.batch_size}, nz {result['nz']}, ngf {result['ngf']}, "
-                  f"ndf {result['ndf']}, {args.accelerator}, "
-                  f"{args.precision}, channels_last={args.channels_last}, compile={args.compile}, "
-                  f"{args.steps} timed steps:")
-            print(f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s")
-            print(f"  fetal_dcgan training   {result['images_per_s']:8.1f} images/s   ratio {result['ratio']:.3f}")
-            print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
-        return 0
-    if args.command == "phases":
-        print(json.dumps(sweep_phases(args.sweep_dir)))
-        return 0
-    if args.command == "sweep":
-        result = bench_sweep([int(v) for v in args.sizes.split(",")], args.epochs,
-                             [int(v) for v in args.snapshots.split(",")], args.n_images, args.image_size,
-                             args.accelerator, args.cache_dir, args.batch_size)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(f"paper64 grid scaled down: n in {result['sizes']}, {args.epochs} epochs, {result['sets']} sets of "
-                  f"{args.n_images} images, {args.accelerator}:")
-            for phase in ("training", "sampling", "metrics", "total"):  # total includes data set-up
-                print(f"  {phase:<9} {result['seconds'][phase]:8.1f} s")
-            print("  metrics: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["metric_seconds"].items()))
-        return 0
-    result = bench_metrics(args.n_fake, args.n_real, args.image_size, args.sample_pairs, args.cache_dir, args.device)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{result['pairs']} pairs of {args.image_size}x{args.image_size} images "
-              f"({args.n_fake} synthetic x {args.n_real} reference)")
-        for name, seconds in result["seconds"].items():
-            print(f"  {name:<8} {seconds:8.2f} s")
-        print(f"  total    {result['seconds_total']:8.2f} s   "
-              f"(scikit-image/scikit-learn loop: ~{result['reference_seconds_estimated']:.0f} s "
-              f"from {args.sample_pairs} sampled pairs; {result['speedup']}x)")
-        print(f"  max relative difference on sampled pairs: {result['max_rel_diff']}")
-        print(f"  LBP histograms identical to scikit-image: {result['lbp_histograms_identical']}")
-        print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
+    COMMANDS[args.command][2](args)
     return 0
 
 

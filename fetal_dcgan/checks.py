@@ -23,14 +23,20 @@ def _int_at_least(low: int) -> tuple[Callable, str]:
 
 def _number_in(low: float, high: float, low_open: bool = False, high_open: bool = False) -> tuple[Callable, str]:
     def ok(v) -> bool:
-        return (isinstance(v, (int, float)) and not isinstance(v, bool)
-                and (low < v if low_open else low <= v) and (v < high if high_open else v <= high))
+        return (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and (low < v if low_open else low <= v)
+            and (v < high if high_open else v <= high)
+        )
+
     return ok, f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
 def _one_of(*values) -> tuple[Callable, str]:
     return (lambda v: v in values and type(v) in {type(x) for x in values}), "one of " + ", ".join(
-        str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+        str(v).lower() if isinstance(v, bool) else str(v) for v in values
+    )
 
 
 def _subset_of(*values: str) -> tuple[Callable, str]:
@@ -54,8 +60,9 @@ def _registered() -> list[str]:
 
 
 def _device() -> tuple[Callable, str]:
-    return (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None), \
-        "auto, cpu, cuda or cuda:N"
+    return (
+        lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None
+    ), "auto, cpu, cuda or cuda:N"
 
 
 #: key -> (rule, example of a good value)

@@ -56,8 +56,10 @@ def result_to_json(result: MetricsResult, fake_files: list[Path] | None = None) 
 
 def format_table(result: MetricsResult) -> str:
     """Set-level values, one per line, then each metric's status."""
-    lines = [f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}"
-             for key, value in result.scalars.items()]
+    lines = [
+        f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}"
+        for key, value in result.scalars.items()
+    ]
     lines += [f"{'status ' + name:<22} {text}" for name, text in result.status.items()]
     return "\n".join(lines)
 
@@ -66,32 +68,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", required=True, type=Path, help="folder of real (reference) images")
     parser.add_argument("--fake", required=True, type=Path, help="folder of synthetic images")
-    parser.add_argument("--metrics", nargs="+", default=None,
-                        help=f"any of {' '.join(METRICS)} and those of --modules (default: training's metrics.names, "
-                             "conf/metrics/default.yaml)")
-    parser.add_argument("--modules", nargs="+", default=None,
-                        help="modules that register metrics of their own (metrics.modules)")
-    parser.add_argument("--train", type=Path, default=None,
-                        help="folder of the training images, for the memorisation audit")
-    parser.add_argument("--resize", type=int, default=None,
-                        help="fit every image into SIZE x SIZE first (default: the run's data.image_size when --fake "
-                             "is a run's sample set; otherwise sizes must already match)")
-    parser.add_argument("--fit", choices=FIT_MODES, default=None,
-                        help="how --resize fits non-square images (default: the run's data.fit when --fake is a "
-                             "run's sample set, else pad)")
-    parser.add_argument("--anatomy-model", default=None,
-                        help="folder of a head-measurement model for the anatomy metric (default: the newest in the "
-                             "cache for the images' size; python -m fetal_dcgan.anatomy train makes one)")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=None,
+        help=f"any of {' '.join(METRICS)} and those of --modules (default: training's metrics.names, "
+        "conf/metrics/default.yaml)",
+    )
+    parser.add_argument(
+        "--modules", nargs="+", default=None, help="modules that register metrics of their own (metrics.modules)"
+    )
+    parser.add_argument(
+        "--train", type=Path, default=None, help="folder of the training images, for the memorisation audit"
+    )
+    parser.add_argument(
+        "--resize",
+        type=int,
+        default=None,
+        help="fit every image into SIZE x SIZE first (default: the run's data.image_size when --fake "
+        "is a run's sample set; otherwise sizes must already match)",
+    )
+    parser.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default=None,
+        help="how --resize fits non-square images (default: the run's data.fit when --fake is a "
+        "run's sample set, else pad)",
+    )
+    parser.add_argument(
+        "--anatomy-model",
+        default=None,
+        help="folder of a head-measurement model for the anatomy metric (default: the newest in the "
+        "cache for the images' size; python -m fetal_dcgan.anatomy train makes one)",
+    )
     parser.add_argument("--fid-weights", default=None, help="local path of the FID Inception weights file")
-    parser.add_argument("--device", default=None, help="where the metrics run: auto, cpu, cuda (default: training's "
-                                                      "metrics.device, auto)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="where the metrics run: auto, cpu, cuda (default: training's metrics.device, auto)",
+    )
     parser.add_argument("--kid-subsets", type=int, default=None, help="default: metrics.kid.subsets")
-    parser.add_argument("--kid-subset-size", type=int, default=None,
-                        help="default: metrics.kid.subset_size (half the smaller set, at most 1000)")
-    parser.add_argument("--ci-resamples", type=int, default=None, help="bootstrap resamples (default: "
-                                                                       "metrics.ci_resamples; 0: no intervals)")
-    parser.add_argument("--cache-dir", default=None, help="cache reference statistics here (default: the "
-                                                          "training cache, $FETAL_DCGAN_CACHE)")
+    parser.add_argument(
+        "--kid-subset-size",
+        type=int,
+        default=None,
+        help="default: metrics.kid.subset_size (half the smaller set, at most 1000)",
+    )
+    parser.add_argument(
+        "--ci-resamples",
+        type=int,
+        default=None,
+        help="bootstrap resamples (default: metrics.ci_resamples; 0: no intervals)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="cache reference statistics here (default: the training cache, $FETAL_DCGAN_CACHE)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON to this file")
     return parser.parse_args(argv)
 
@@ -107,8 +140,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     real = read_image_set(real_files, size, fit)
     fake = read_image_set(fake_files, size, fit)
     if real.shape[-2:] != fake.shape[-2:]:
-        raise UserError(f"Real images are {real.shape[-1]}x{real.shape[-2]} but synthetic ones are "
-                        f"{fake.shape[-1]}x{fake.shape[-2]}: pass --resize SIZE to fit both to one size.")
+        raise UserError(
+            f"Real images are {real.shape[-1]}x{real.shape[-2]} but synthetic ones are "
+            f"{fake.shape[-1]}x{fake.shape[-2]}: pass --resize SIZE to fit both to one size."
+        )
     train = None
     if args.train is not None:
         train = read_image_set(folder_images(args.train), size or fake.shape[-1], fit)
@@ -118,7 +153,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.out is not None:
         atomic_write_text(json.dumps(payload, indent=1), args.out)
         print(f"wrote {args.out}")
-        for figure in suite.figures(fake, train, result, lambda name: args.out.with_name(f"{args.out.stem}_{name}.png")):
+        for figure in suite.figures(
+            fake, train, result, lambda name: args.out.with_name(f"{args.out.stem}_{name}.png")
+        ):
             print(f"wrote {figure}")
     return payload
 
@@ -129,20 +166,24 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
 
     from fetal_dcgan.checks import check_config
     from fetal_dcgan.config import compose_config
-    from fetal_dcgan.train import check_devices
+    from fetal_dcgan.pipeline import check_devices
 
-    options = {"metrics.names": f"[{','.join(args.metrics)}]" if args.metrics else None,
-               "metrics.modules": f"[{','.join(args.modules)}]" if args.modules else None,
-               "metrics.features.weights_path": args.fid_weights and f"'{args.fid_weights}'",
-               "metrics.device": args.device, "metrics.kid.subsets": args.kid_subsets,
-               "metrics.kid.subset_size": args.kid_subset_size, "metrics.ci_resamples": args.ci_resamples,
-               "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'",
-               "metrics.anatomy.model_path": args.anatomy_model and f"'{args.anatomy_model}'",
-               # the memorisation audit checks the rotations this run trained with, and the anatomy
-               # metric prefers a measurement model of the run's data and fit
-               "data.augment.degrees": run_setting(args.fake, "data.augment.degrees"),
-               "data.fit": args.fit or run_setting(args.fake, "data.fit"),
-               "metrics.anatomy.source": run_setting(args.fake, "data.source")}
+    options = {
+        "metrics.names": f"[{','.join(args.metrics)}]" if args.metrics else None,
+        "metrics.modules": f"[{','.join(args.modules)}]" if args.modules else None,
+        "metrics.features.weights_path": args.fid_weights and f"'{args.fid_weights}'",
+        "metrics.device": args.device,
+        "metrics.kid.subsets": args.kid_subsets,
+        "metrics.kid.subset_size": args.kid_subset_size,
+        "metrics.ci_resamples": args.ci_resamples,
+        "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'",
+        "metrics.anatomy.model_path": args.anatomy_model and f"'{args.anatomy_model}'",
+        # the memorisation audit checks the rotations this run trained with, and the anatomy
+        # metric prefers a measurement model of the run's data and fit
+        "data.augment.degrees": run_setting(args.fake, "data.augment.degrees"),
+        "data.fit": args.fit or run_setting(args.fake, "data.fit"),
+        "metrics.anatomy.source": run_setting(args.fake, "data.source"),
+    }
     cfg = compose_config([f"{key}={value}" for key, value in options.items() if value is not None])
     check_config(cfg)
     check_devices(None, cfg.metrics.device)

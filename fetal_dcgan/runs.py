@@ -18,7 +18,6 @@ from pathlib import Path
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.utils import atomic_write_text
 
-
 #: Columns of metrics.csv and per_image.csv that describe the run and the snapshot, not the set.
 RUN_COLUMNS = ("epoch", "step", "kimg", "n", "image_size", "lr", "seed", "reference_in_training")
 
@@ -116,14 +115,21 @@ def read_finished(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_finished(run_dir: Path, max_epochs: int, seconds: dict[str, float] | None = None,
-                   metric_seconds: dict[str, float] | None = None) -> dict:
+def write_finished(
+    run_dir: Path,
+    max_epochs: int,
+    seconds: dict[str, float] | None = None,
+    metric_seconds: dict[str, float] | None = None,
+) -> dict:
     """Mark the run complete; ``seconds``: wall time of this session's phases, and
     ``metric_seconds`` of each metric within the metrics phase."""
-    record = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "max_epochs": max_epochs,
-              "seconds": {k: round(v, 3) for k, v in (seconds or {}).items()},
-              "metric_seconds": {k: round(v, 3) for k, v in (metric_seconds or {}).items()},
-              "last_metrics": last_metrics(run_dir)}
+    record = {
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "max_epochs": max_epochs,
+        "seconds": {k: round(v, 3) for k, v in (seconds or {}).items()},
+        "metric_seconds": {k: round(v, 3) for k, v in (metric_seconds or {}).items()},
+        "last_metrics": last_metrics(run_dir),
+    }
     atomic_write_text(json.dumps(record, indent=1), RunLayout(run_dir).finished)
     return record
 
@@ -157,8 +163,9 @@ def run_setting(folder: Path, key: str):
     return None if run is None else OmegaConf.select(OmegaConf.load(RunLayout(run).config), key, default=None)
 
 
-def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit",
-                  size_flag: str = "--resize") -> tuple[str, int | None, str]:
+def preprocessing(
+    folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit", size_flag: str = "--resize"
+) -> tuple[str, int | None, str]:
     """How real images must be prepared to match synthetic sets: ``data.fit`` and
     ``data.image_size`` from the runs' ``config.yaml``, which options given by hand must
     agree with; for folders that are not runs, the options as given (fit: pad by default).
@@ -170,16 +177,23 @@ def preprocessing(folders: list[Path], fit: str | None, size: int | None, fit_fl
         data = (yaml.safe_load(RunLayout(run).config.read_text()) or {}).get("data", {})
         found[run] = (data.get("fit"), data.get("image_size"))
     if len(set(found.values())) > 1:
-        raise UserError("The synthetic sets were trained with different preprocessing: " + "; ".join(
-            f"{run}: fit={f}, image_size={s}" for run, (f, s) in sorted(found.items())) + ". Use sets of one "
-            "preprocessing at a time.")
+        raise UserError(
+            "The synthetic sets were trained with different preprocessing: "
+            + "; ".join(f"{run}: fit={f}, image_size={s}" for run, (f, s) in sorted(found.items()))
+            + ". Use sets of one "
+            "preprocessing at a time."
+        )
     if not found:
         return fit or "pad", size, "as given"  # pad: data.fit's default
     run_fit, run_size = next(iter(found.values()))
-    for flag, given, wanted, key in ((fit_flag, fit, run_fit, "data.fit"), (size_flag, size, run_size,
-                                                                             "data.image_size")):
+    for flag, given, wanted, key in (
+        (fit_flag, fit, run_fit, "data.fit"),
+        (size_flag, size, run_size, "data.image_size"),
+    ):
         if given is not None and given != wanted:
-            raise UserError(f"{flag} {given} differs from the run's {key}={wanted} (in "
-                            f"{RunLayout(next(iter(found))).config}): real images must be prepared as the generator's training images were. "
-                            f"Drop {flag} or give {flag} {wanted}.")
+            raise UserError(
+                f"{flag} {given} differs from the run's {key}={wanted} (in "
+                f"{RunLayout(next(iter(found))).config}): real images must be prepared as the generator's "
+                f"training images were. Drop {flag} or give {flag} {wanted}."
+            )
     return run_fit, run_size, f"from {RunLayout(next(iter(found))).config}"

@@ -55,6 +55,8 @@ def atomic_write_text(text: str, path: str | Path) -> None:
 def check_image_size(image_size: int) -> int:
     """The DCGAN doubles from 4x4 up to the image, so sizes are powers of two from 32."""
     if image_size < 32 or image_size & (image_size - 1):
-        raise ConfigError(f"data.image_size={image_size} is not supported: the DCGAN needs a power of two "
-                          "of at least 32 (the study uses 64, 128 or 256).")
+        raise ConfigError(
+            f"data.image_size={image_size} is not supported: the DCGAN needs a power of two "
+            "of at least 32 (the study uses 64, 128 or 256)."
+        )
     return image_size

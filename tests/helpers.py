@@ -17,9 +17,19 @@ CONF_DIR = str(fetal_config.CONF_DIR)
 
 #: Overrides that make a real training run take seconds on 2 CPU cores.
 TINY_ANY_SOURCE = [
-    "trainer=cpu", "data.image_size=32", "data.batch_size=16", "data.reference_n=16", "model.ngf=8", "model.ndf=8",
-    "model.nz=16", "trainer.max_epochs=3", "sampling.epochs=[2]", "sampling.n_images=10",
-    "checkpoint_every=1", "trainer.enable_model_summary=false", "+trainer.enable_progress_bar=false",
+    "trainer=cpu",
+    "data.image_size=32",
+    "data.batch_size=16",
+    "data.reference_n=16",
+    "model.ngf=8",
+    "model.ndf=8",
+    "model.nz=16",
+    "trainer.max_epochs=3",
+    "sampling.epochs=[2]",
+    "sampling.n_images=10",
+    "checkpoint_every=1",
+    "trainer.enable_model_summary=false",
+    "+trainer.enable_progress_bar=false",
 ]
 TINY = TINY_ANY_SOURCE + ["data.phantom.n_images=48", "data.phantom.height=54", "data.phantom.width=80"]
 
@@ -89,8 +99,15 @@ class CrashAtEpoch(L.Callback):
         raise RuntimeError(f"simulated crash at epoch {self.epoch}")
 
 
-def simulate_ratings(seed: int, raters: int = 4, effect: float = 0.8, n_real: int = 34, n_sets: int = 12,
-                     per_set: int = 3, set_sd: float = 0.3):
+def simulate_ratings(
+    seed: int,
+    raters: int = 4,
+    effect: float = 0.8,
+    n_real: int = 34,
+    n_sets: int = 12,
+    per_set: int = 3,
+    set_sd: float = 0.3,
+):
     """A rating study with a known effect: each answer's latent quality is ``effect`` for a
     real image plus image (and synthetic-set), rater and answer noise; the 1-5 rating rounds
     it, the call thresholds it. One row per answer, as ``survey analyze`` reads them."""
@@ -106,7 +123,16 @@ def simulate_ratings(seed: int, raters: int = 4, effect: float = 0.8, n_real: in
         bias = rng.normal(0, 0.5)
         for truth, name, run, epoch in images:
             latent = effect * (truth == "real") + image_effect[name] + bias + rng.normal(0, 0.7)
-            rows.append({"rater": f"rater{r}", "role": "engineer", "image_id": name, "truth": truth, "run": run,
-                         "epoch": epoch, "rating": int(np.clip(np.round(3 + latent), 1, 5)),
-                         "choice": "real" if latent + rng.normal(0, 0.5) > 0.3 else "synthetic"})
+            rows.append(
+                {
+                    "rater": f"rater{r}",
+                    "role": "engineer",
+                    "image_id": name,
+                    "truth": truth,
+                    "run": run,
+                    "epoch": epoch,
+                    "rating": int(np.clip(np.round(3 + latent), 1, 5)),
+                    "choice": "real" if latent + rng.normal(0, 0.5) > 0.3 else "synthetic",
+                }
+            )
     return pd.DataFrame(rows)

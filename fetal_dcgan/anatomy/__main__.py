@@ -12,23 +12,35 @@ from pathlib import Path
 
 from fetal_dcgan.errors import UserError
 
-USAGE = ("usage: python -m fetal_dcgan.anatomy train [data=phantom|hc18 data.root=DIR data.image_size=64|128 "
-         "anatomy.epochs=N ...]\n       python -m fetal_dcgan.anatomy list")
+USAGE = (
+    "usage: python -m fetal_dcgan.anatomy train [data=phantom|hc18 data.root=DIR data.image_size=64|128 "
+    "anatomy.epochs=N ...]\n       python -m fetal_dcgan.anatomy list"
+)
 
 #: Columns of the accuracy table, with their headings.
-ACCURACY_COLUMNS = {"n": "held-out images", "dice": "Dice", "hd95_px": "HD95 (px, median)",
-                    "hc_abs_error_mm_mean": "HC error (mm, mean)", "hc_abs_error_mm_median": "HC error (mm, median)",
-                    "hc_error_pct_median": "HC error (%, median)", "resolution_floor_pct_median":
-                    "true mask's own error (%, median)", "found_rate": "plausible heads (share)"}
+ACCURACY_COLUMNS = {
+    "n": "held-out images",
+    "dice": "Dice",
+    "hd95_px": "HD95 (px, median)",
+    "hc_abs_error_mm_mean": "HC error (mm, mean)",
+    "hc_abs_error_mm_median": "HC error (mm, median)",
+    "hc_error_pct_median": "HC error (%, median)",
+    "resolution_floor_pct_median": "true mask's own error (%, median)",
+    "found_rate": "plausible heads (share)",
+}
 
 
 def accuracy_table(metas: list[dict]) -> str:
     """Markdown: one row per model, the held-out accuracy it was trained to."""
-    lines = ["| data | px | " + " | ".join(ACCURACY_COLUMNS.values()) + " |",
-             "|---|---|" + "---|" * len(ACCURACY_COLUMNS)]
+    lines = [
+        "| data | px | " + " | ".join(ACCURACY_COLUMNS.values()) + " |",
+        "|---|---|" + "---|" * len(ACCURACY_COLUMNS),
+    ]
     for m in metas:
-        cells = [f"{m['accuracy'][k]:.3g}" if isinstance(m["accuracy"][k], float) else str(m["accuracy"][k])
-                 for k in ACCURACY_COLUMNS]
+        cells = [
+            f"{m['accuracy'][k]:.3g}" if isinstance(m["accuracy"][k], float) else str(m["accuracy"][k])
+            for k in ACCURACY_COLUMNS
+        ]
         lines.append(f"| {m['source']} | {m['image_size']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

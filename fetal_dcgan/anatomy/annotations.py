@@ -31,8 +31,10 @@ def read_filled_mask(path: str | Path) -> np.ndarray:
     outline = read_gray(path) > 127
     filled = ndimage.binary_fill_holes(outline)
     if filled.sum() < 2 * max(outline.sum(), 1):
-        raise DataError(f"The annotation {path} is not a closed outline (filling it adds nothing): HC18 "
-                        "annotations are closed one-pixel ellipses. Replace the file or leave its image out.")
+        raise DataError(
+            f"The annotation {path} is not a closed outline (filling it adds nothing): HC18 "
+            "annotations are closed one-pixel ellipses. Replace the file or leave its image out."
+        )
     return filled.astype(np.uint8) * 255
 
 
@@ -73,9 +75,11 @@ def annotated_set(images: list[Path]) -> AnnotatedSet:
     masks = [annotation_of(p) for p in images]
     missing = [m for m in masks if not m.is_file()]
     if missing:
-        raise DataError(f"{len(missing)} of {len(images)} images have no head annotation, e.g. {missing[0]}. The "
-                        "measurement model trains on annotated scans: data=phantom, or data=hc18 with "
-                        "data.split=train (HC18's test set has no annotations).")
+        raise DataError(
+            f"{len(missing)} of {len(images)} images have no head annotation, e.g. {missing[0]}. The "
+            "measurement model trains on annotated scans: data=phantom, or data=hc18 with "
+            "data.split=train (HC18's test set has no annotations)."
+        )
     table = {}
     csv_path = _hc_csv(images[0].parent) if images else None
     if csv_path is not None:

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from fetal_dcgan.data.phantom import ramanujan
 from fetal_dcgan.data.preprocess import fitted_scale
+from fetal_dcgan.imaging.ellipse import ramanujan
+
 
 def largest_components(prob: np.ndarray, threshold: float) -> np.ndarray:
     """Per image (N, H, W), the largest connected region above ``threshold``, grown by one pixel."""
@@ -58,8 +59,16 @@ def fit_ellipses(prob: torch.Tensor | np.ndarray, threshold: float = 0.5, min_pi
     safe = np.where(found, m00, 1.0)
     cx, cy = (w * xx).sum((1, 2)) / safe, (w * yy).sum((1, 2)) / safe
     dx, dy = xx[None] - cx[:, None, None], yy[None] - cy[:, None, None]
-    cov = np.stack([np.stack([(w * dx * dx).sum((1, 2)), (w * dx * dy).sum((1, 2))], -1),
-                    np.stack([(w * dx * dy).sum((1, 2)), (w * dy * dy).sum((1, 2))], -1)], -2) / safe[:, None, None]
+    cov = (
+        np.stack(
+            [
+                np.stack([(w * dx * dx).sum((1, 2)), (w * dx * dy).sum((1, 2))], -1),
+                np.stack([(w * dx * dy).sum((1, 2)), (w * dy * dy).sum((1, 2))], -1),
+            ],
+            -2,
+        )
+        / safe[:, None, None]
+    )
     values, vectors = np.linalg.eigh(cov)  # ascending
     a, b = 2 * np.sqrt(np.clip(values[:, 1], 0, None)), 2 * np.sqrt(np.clip(values[:, 0], 0, None))
     angle = np.arctan2(vectors[:, 1, 1], vectors[:, 0, 1])
@@ -85,7 +94,9 @@ def perimeter_mm(e: dict[str, np.ndarray], mm_x: np.ndarray, mm_y: np.ndarray, p
     c, s = np.cos(e["angle"])[:, None], np.sin(e["angle"])[:, None]
     x = e["a"][:, None] * np.cos(t) * c - e["b"][:, None] * np.sin(t) * s
     y = e["a"][:, None] * np.cos(t) * s + e["b"][:, None] * np.sin(t) * c
-    return np.hypot(np.diff(x, axis=1) * np.asarray(mm_x)[:, None], np.diff(y, axis=1) * np.asarray(mm_y)[:, None]).sum(1)
+    return np.hypot(np.diff(x, axis=1) * np.asarray(mm_x)[:, None], np.diff(y, axis=1) * np.asarray(mm_y)[:, None]).sum(
+        1
+    )
 
 
 def pixel_mm_at(sizes: np.ndarray, pixel_mm: np.ndarray, size: int, fit: str) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +122,7 @@ class PlausibleRange:
     def of(cls, e: dict[str, np.ndarray], size: int, margin: float, min_fit_iou: float) -> "PlausibleRange":
         """The ranges of annotated heads ``e`` measured at ``size`` px, each widened on both
         sides by ``margin`` times its width."""
+
         def span(values: np.ndarray) -> tuple[float, float]:
             lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
             return lo - margin * (hi - lo), hi + margin * (hi - lo)
@@ -133,5 +145,9 @@ class PlausibleRange:
 def quantities(e: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     """Size-free descriptions of each head: area and centre as shares of the image, b/a."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"area": np.pi * e["a"] * e["b"] / size**2, "axis_ratio": e["b"] / e["a"],
-                "cx": e["cx"] / size, "cy": e["cy"] / size}
+        return {
+            "area": np.pi * e["a"] * e["b"] / size**2,
+            "axis_ratio": e["b"] / e["a"],
+            "cx": e["cx"] / size,
+            "cy": e["cy"] / size,
+        }

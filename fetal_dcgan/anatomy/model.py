@@ -37,7 +37,7 @@ from fetal_dcgan.data.preprocess import load_images
 from fetal_dcgan.data.sources import groups_of
 from fetal_dcgan.data.subsets import held_out_split
 from fetal_dcgan.errors import ConfigError
-from fetal_dcgan.metrics.context import image_digests, images_digest
+from fetal_dcgan.imaging.digests import image_digests, images_digest
 from fetal_dcgan.utils import atomic_save, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -45,21 +45,46 @@ log = logging.getLogger(__name__)
 #: Bump when training or measuring changes, so cached models are retrained.
 MODEL_VERSION = 2
 #: Settings of conf/anatomy that change the model (the others only say where and on what it runs).
-MODEL_SETTINGS = ("seed", "held_out", "channels", "strides", "num_res_units", "epochs", "batch_size", "lr",
-                  "augment", "threshold", "min_pixels", "plausible")
+MODEL_SETTINGS = (
+    "seed",
+    "held_out",
+    "channels",
+    "strides",
+    "num_res_units",
+    "epochs",
+    "batch_size",
+    "lr",
+    "augment",
+    "threshold",
+    "min_pixels",
+    "plausible",
+)
 
 
 def build_unet(channels, strides, num_res_units) -> UNet:
-    return UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=tuple(channels), strides=tuple(strides),
-                num_res_units=int(num_res_units))
+    return UNet(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=1,
+        channels=tuple(channels),
+        strides=tuple(strides),
+        num_res_units=int(num_res_units),
+    )
 
 
 class HeadSegmenter(L.LightningModule):
     """U-Net on uint8 scans -> head logits, trained with Dice + cross-entropy on the filled
     ellipse (a soft target at the edge: each pixel's covered share)."""
 
-    def __init__(self, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units: int = 1, lr: float = 2e-3,
-                 hflip: bool = True, degrees: float = 10.0):
+    def __init__(
+        self,
+        channels=(16, 32, 64, 128),
+        strides=(2, 2, 2),
+        num_res_units: int = 1,
+        lr: float = 2e-3,
+        hflip: bool = True,
+        degrees: float = 10.0,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_unet(channels, strides, num_res_units)
@@ -103,8 +128,16 @@ class HeadSegmenter(L.LightningModule):
 def head_probabilities(net: torch.nn.Module, images: torch.Tensor, device: str, batch_size: int = 256) -> torch.Tensor:
     """Sigmoid of the network on uint8 images (N, 1, S, S), in batches, on the CPU."""
     net = net.to(device).eval()
-    return torch.cat([torch.sigmoid(net(to_unit(images[i:i + batch_size].to(device)))).cpu()
-                      for i in range(0, len(images), batch_size)]) if len(images) else torch.empty(0, *images.shape[1:])
+    return (
+        torch.cat(
+            [
+                torch.sigmoid(net(to_unit(images[i : i + batch_size].to(device)))).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        )
+        if len(images)
+        else torch.empty(0, *images.shape[1:])
+    )
 
 
 #: The bundle's list of the images it trained on, one digest a line.
@@ -133,8 +166,9 @@ class MeasurementModel:
     @property
     def plausible(self) -> PlausibleRange:
         r = self.meta["plausible"]
-        return PlausibleRange(tuple(r["area"]), tuple(r["axis_ratio"]), tuple(r["cx"]), tuple(r["cy"]),
-                              r["min_fit_iou"])
+        return PlausibleRange(
+            tuple(r["area"]), tuple(r["axis_ratio"]), tuple(r["cx"]), tuple(r["cy"]), r["min_fit_iou"]
+        )
 
     def measure(self, images: torch.Tensor, device: str = "cpu") -> dict[str, np.ndarray]:
         """The head ellipse of each uint8 image, whether it is a plausible head, and HC as a
@@ -149,10 +183,12 @@ class MeasurementModel:
 
     def describe(self) -> str:
         a = self.meta["accuracy"]
-        return (f"model {self.meta['key'][:10]} ({self.meta['source']}, {self.meta['image_size']} px; held-out "
-                f"Dice {a['dice']:.3f}, HC error median {a['hc_error_pct_median']:.1f} %"
-                + (f" / {a['hc_abs_error_mm_mean']:.1f} mm mean" if np.isfinite(a['hc_abs_error_mm_mean']) else "")
-                + ")")
+        return (
+            f"model {self.meta['key'][:10]} ({self.meta['source']}, {self.meta['image_size']} px; held-out "
+            f"Dice {a['dice']:.3f}, HC error median {a['hc_error_pct_median']:.1f} %"
+            + (f" / {a['hc_abs_error_mm_mean']:.1f} mm mean" if np.isfinite(a["hc_abs_error_mm_mean"]) else "")
+            + ")"
+        )
 
 
 def load_model(path: str | Path) -> MeasurementModel:
@@ -161,16 +197,19 @@ def load_model(path: str | Path) -> MeasurementModel:
     folder = folder.parent if folder.name == "model.json" else folder
     meta_path = folder / "model.json"
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a complete head-measurement model (no model.json): train one with "
-                                "python -m fetal_dcgan.anatomy train.")
+        raise FileNotFoundError(
+            f"{folder} is not a complete head-measurement model (no model.json): train one with "
+            "python -m fetal_dcgan.anatomy train."
+        )
     meta = json.loads(meta_path.read_text())
     net = build_unet(**meta["network"])
     net.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
     return MeasurementModel(net.eval(), meta, folder)
 
 
-def find_model(models_dir: str | Path, image_size: int, fit: str | None = None,
-               source: str | None = None) -> Path | None:
+def find_model(
+    models_dir: str | Path, image_size: int, fit: str | None = None, source: str | None = None
+) -> Path | None:
     """The newest complete bundle under ``models_dir`` for ``image_size`` (and ``fit``),
     preferring one trained on ``source``; None when there is none."""
     root = Path(models_dir).expanduser()
@@ -183,8 +222,16 @@ def find_model(models_dir: str | Path, image_size: int, fit: str | None = None,
     return max(candidates)[2] if candidates else None
 
 
-def accuracy(probs: torch.Tensor, masks: torch.Tensor, annotated: AnnotatedSet, size: int, fit: str,
-             ranges: PlausibleRange, threshold: float, min_pixels: int) -> dict:
+def accuracy(
+    probs: torch.Tensor,
+    masks: torch.Tensor,
+    annotated: AnnotatedSet,
+    size: int,
+    fit: str,
+    ranges: PlausibleRange,
+    threshold: float,
+    min_pixels: int,
+) -> dict:
     """How well the model measures held-out annotated images: Dice and 95th-percentile
     Hausdorff distance of the segmentation, HC error in mm (HC18's measure, where the pixel
     size is known) and in per cent, the share of images with a plausible head, and the
@@ -211,22 +258,38 @@ def accuracy(probs: torch.Tensor, masks: torch.Tensor, annotated: AnnotatedSet, 
         x = x[np.isfinite(x)]
         return float(f(x)) if len(x) else math.nan
 
-    return {"n": len(probs), "dice": stat(np.mean, dice), "hd95_px": stat(np.median, hd),
-            "hc_abs_error_mm_mean": stat(np.mean, error_mm), "hc_abs_error_mm_median": stat(np.median, error_mm),
-            "hc_error_pct_median": stat(np.median, pct), "hc_error_pct_mean": stat(np.mean, pct),
-            "resolution_floor_pct_median": stat(np.median, 100 * np.abs(floor_mm - truth_mm) / truth_mm),
-            "found_rate": float(ranges.contains(e, size).mean()), "measured_rate": float(e["found"].mean())}
+    return {
+        "n": len(probs),
+        "dice": stat(np.mean, dice),
+        "hd95_px": stat(np.median, hd),
+        "hc_abs_error_mm_mean": stat(np.mean, error_mm),
+        "hc_abs_error_mm_median": stat(np.median, error_mm),
+        "hc_error_pct_median": stat(np.median, pct),
+        "hc_error_pct_mean": stat(np.mean, pct),
+        "resolution_floor_pct_median": stat(np.median, 100 * np.abs(floor_mm - truth_mm) / truth_mm),
+        "found_rate": float(ranges.contains(e, size).mean()),
+        "measured_rate": float(e["found"].mean()),
+    }
 
 
 def _subset(a: AnnotatedSet, idx: np.ndarray) -> AnnotatedSet:
-    return AnnotatedSet([a.images[i] for i in idx], [a.masks[i] for i in idx], a.pixel_mm[idx], a.hc_mm[idx],
-                        a.sizes[idx])
+    return AnnotatedSet(
+        [a.images[i] for i in idx], [a.masks[i] for i in idx], a.pixel_mm[idx], a.hc_mm[idx], a.sizes[idx]
+    )
 
 
 def bundle_key(images: torch.Tensor, masks: torch.Tensor, settings: dict, fit: str, group_by: str) -> str:
-    payload = json.dumps({"version": MODEL_VERSION, "images": images_digest(images), "masks": images_digest(masks),
-                          "fit": fit, "settings": settings,
-                          "group_by": group_by}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "version": MODEL_VERSION,
+            "images": images_digest(images),
+            "masks": images_digest(masks),
+            "fit": fit,
+            "settings": settings,
+            "group_by": group_by,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -237,8 +300,11 @@ def measurement_files(datamodule: UltrasoundDataModule) -> list[Path]:
     reference = set(map(str, datamodule.reference_paths()))
     kept = [f for f in files if str(f) not in reference]
     if len(kept) < len(files):
-        log.info("Head-measurement model: the %d reference images of this data config are left out of its "
-                 "training, so reference heads are measured out of sample.", len(files) - len(kept))
+        log.info(
+            "Head-measurement model: the %d reference images of this data config are left out of its "
+            "training, so reference heads are measured out of sample.",
+            len(files) - len(kept),
+        )
     return kept
 
 
@@ -265,19 +331,37 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
         return load_model(folder)
 
     train_idx, held_idx = held_out_split(len(files), a.held_out, a.seed, groups_of(files, datamodule.group_by))
-    log.info("Head-measurement model %s: %d images (%s, %d px, fit=%s), training on %d, holding out %d (whole "
-             "fetuses).", key, len(files), datamodule.source, size, fit, len(train_idx), len(held_idx))
+    log.info(
+        "Head-measurement model %s: %d images (%s, %d px, fit=%s), training on %d, holding out %d (whole fetuses).",
+        key,
+        len(files),
+        datamodule.source,
+        size,
+        fit,
+        len(train_idx),
+        len(held_idx),
+    )
     L.seed_everything(a.seed, workers=True)
     module = HeadSegmenter(a.channels, a.strides, a.num_res_units, a.lr, a.augment.hflip, a.augment.degrees)
     t_idx, h_idx = torch.from_numpy(train_idx), torch.from_numpy(held_idx)
-    train_loader = DataLoader(TensorDataset(images[t_idx], masks[t_idx]), batch_size=a.batch_size, shuffle=True,
-                              generator=torch.Generator().manual_seed(a.seed))
+    train_loader = DataLoader(
+        TensorDataset(images[t_idx], masks[t_idx]),
+        batch_size=a.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(a.seed),
+    )
     held_loader = DataLoader(TensorDataset(images[h_idx], masks[h_idx]), batch_size=256)
     checkpoints = folder / "checkpoints"
-    trainer = L.Trainer(max_epochs=a.epochs, accelerator=a.accelerator, devices=1, deterministic=True,
-                        default_root_dir=folder, log_every_n_steps=5,
-                        logger=L.pytorch.loggers.TensorBoardLogger(folder, name="tensorboard", version=""),
-                        callbacks=[L.pytorch.callbacks.ModelCheckpoint(checkpoints, save_last=True, save_top_k=0)])
+    trainer = L.Trainer(
+        max_epochs=a.epochs,
+        accelerator=a.accelerator,
+        devices=1,
+        deterministic=True,
+        default_root_dir=folder,
+        log_every_n_steps=5,
+        logger=L.pytorch.loggers.TensorBoardLogger(folder, name="tensorboard", version=""),
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(checkpoints, save_last=True, save_top_k=0)],
+    )
     last = checkpoints / "last.ckpt"
     if last.is_file():
         log.info("Resuming the head-measurement model from %s", last)
@@ -286,17 +370,28 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
     seconds = time.perf_counter() - start
 
     net = module.net.cpu().eval()
-    ranges = PlausibleRange.of(fit_ellipses(masks[t_idx].float() / 255), size, a.plausible.margin,
-                               a.plausible.min_fit_iou)
+    ranges = PlausibleRange.of(
+        fit_ellipses(masks[t_idx].float() / 255), size, a.plausible.margin, a.plausible.min_fit_iou
+    )
     probs = head_probabilities(net, images[h_idx], "cpu")
-    scores = accuracy(probs, masks[h_idx], _subset(annotated, held_idx), size, fit, ranges, a.threshold,
-                      a.min_pixels)
+    scores = accuracy(probs, masks[h_idx], _subset(annotated, held_idx), size, fit, ranges, a.threshold, a.min_pixels)
     atomic_save(net.state_dict(), folder / "weights.pt")
     atomic_write_text("\n".join(image_digests(images[t_idx])) + "\n", folder / TRAINED_ON)
-    meta = {"version": MODEL_VERSION, "key": key, "source": datamodule.source, "image_size": size, "fit": fit,
-            "network": {"channels": list(a.channels), "strides": list(a.strides), "num_res_units": a.num_res_units},
-            "threshold": a.threshold, "min_pixels": a.min_pixels, "plausible": ranges.to_dict(),
-            "n_train": len(train_idx), "n_held_out": len(held_idx), "train_seconds": seconds,
-            "settings": settings, "accuracy": scores}
+    meta = {
+        "version": MODEL_VERSION,
+        "key": key,
+        "source": datamodule.source,
+        "image_size": size,
+        "fit": fit,
+        "network": {"channels": list(a.channels), "strides": list(a.strides), "num_res_units": a.num_res_units},
+        "threshold": a.threshold,
+        "min_pixels": a.min_pixels,
+        "plausible": ranges.to_dict(),
+        "n_train": len(train_idx),
+        "n_held_out": len(held_idx),
+        "train_seconds": seconds,
+        "settings": settings,
+        "accuracy": scores,
+    }
     atomic_write_text(json.dumps(meta, indent=1), folder / "model.json")  # last: marks the bundle complete
     return load_model(folder)

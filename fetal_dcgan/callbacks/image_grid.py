@@ -24,8 +24,14 @@ class FixedNoiseGrid(L.Callback):
     """Logs ``samples/fixed_noise`` from the same latents each time, so progress is visible,
     and ``train/real_batch`` once (augmented real images, to check preprocessing)."""
 
-    def __init__(self, every_n_epochs: int = 1, n_images: int = 64, seed: int = 0, batchnorm: str = "batch",
-                 generator: str = "ema"):
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        n_images: int = 64,
+        seed: int = 0,
+        batchnorm: str = "batch",
+        generator: str = "ema",
+    ):
         self.every_n_epochs, self.n_images, self.seed, self.batchnorm = every_n_epochs, n_images, seed, batchnorm
         self.generator = generator
         self._logged_real = False

@@ -52,8 +52,7 @@ def replace_rows(path: Path, key: str, value, rows: list[dict]) -> None:
 
 def per_image_rows(result: MetricsResult, run_columns: dict, files: list[Path]) -> list[dict]:
     names = [n for n, v in result.per_image.items() if len(v) == len(files)]
-    return [{**run_columns, "image": f.name, **{n: result.per_image[n][i] for n in names}}
-            for i, f in enumerate(files)]
+    return [{**run_columns, "image": f.name, **{n: result.per_image[n][i] for n in names}} for i, f in enumerate(files)]
 
 
 class SnapshotMetrics(L.Callback):
@@ -102,20 +101,33 @@ class SnapshotMetrics(L.Callback):
         files = sorted(layout.samples(epoch).glob("*.png"))
         fake = read_image_set(files)
         datamodule = trainer.datamodule
-        result = self.suite.score(fake, datamodule.reference, datamodule.train_images, datamodule.held_out,
-                                  datamodule.train_groups)
+        result = self.suite.score(
+            fake, datamodule.reference, datamodule.train_images, datamodule.held_out, datamodule.train_groups
+        )
         for name, seconds in result.seconds.items():
             self.seconds_by_metric[name] = self.seconds_by_metric.get(name, 0.0) + seconds
         module = trainer.lightning_module
-        run_columns = {"epoch": epoch, "step": getattr(module, "steps", trainer.global_step),
-                       "kimg": getattr(module, "images_seen", 0) / 1000, "n": len(datamodule.train_files),
-                       **self.run_info, "reference_in_training": datamodule.reference_in_training}
+        run_columns = {
+            "epoch": epoch,
+            "step": getattr(module, "steps", trainer.global_step),
+            "kimg": getattr(module, "images_seen", 0) / 1000,
+            "n": len(datamodule.train_files),
+            **self.run_info,
+            "reference_in_training": datamodule.reference_in_training,
+        }
         replace_rows(layout.metrics_csv, "epoch", epoch, [{**run_columns, **result.record()}])
         replace_rows(layout.per_image_csv, "epoch", epoch, per_image_rows(result, run_columns, files))
         atomic_save_npz(layout.vectors(epoch), **result.vectors)
         self.suite.figures(fake, datamodule.train_images, result, lambda name: layout.metric_figure(epoch, name))
-        log.info("Epoch %d metrics took %.1f s: %s", epoch, sum(result.seconds.values()),
-                 ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
-        log.info("Epoch %d metrics: %s", epoch, ", ".join(
-            f"{k}={v:.4g}" for k, v in result.scalars.items() if isinstance(v, float) and not math.isnan(v)))
+        log.info(
+            "Epoch %d metrics took %.1f s: %s",
+            epoch,
+            sum(result.seconds.values()),
+            ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()),
+        )
+        log.info(
+            "Epoch %d metrics: %s",
+            epoch,
+            ", ".join(f"{k}={v:.4g}" for k, v in result.scalars.items() if isinstance(v, float) and not math.isnan(v)),
+        )
         return result.scalars

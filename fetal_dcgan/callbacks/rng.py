@@ -20,9 +20,12 @@ class RngState(L.Callback):
     def state_dict(self) -> dict:
         # numpy's key array as a tensor: checkpoints load with torch.load(weights_only=True)
         name, keys, position, has_gauss, gauss = np.random.get_state()
-        return {"torch": torch.get_rng_state(), "python": random.getstate(),
-                "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        return {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         torch.set_rng_state(state["torch"])

@@ -24,8 +24,15 @@ from fetal_dcgan.runs import RunLayout
 log = logging.getLogger(__name__)
 
 
-def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batch_size: int = 256,
-                     batchnorm: str = "batch", generator: str = "ema") -> Path:
+def write_sample_set(
+    module,
+    out_dir: str | Path,
+    n_images: int,
+    seed: int,
+    batch_size: int = 256,
+    batchnorm: str = "batch",
+    generator: str = "ema",
+) -> Path:
     """Generate ``n_images`` with latents seeded by ``seed`` and write them as 8-bit PNGs.
 
     Every batch holds ``batch_size`` latents (the training batch size, in the configs): with
@@ -43,9 +50,9 @@ def write_sample_set(module, out_dir: str | Path, n_images: int, seed: int, batc
     padding = module.noise(-n_images % batch_size, generator=rng)
     for start in range(0, n_images, batch_size):
         count = min(batch_size, n_images - start)
-        z = latents[start:start + count]
+        z = latents[start : start + count]
         if count < batch_size:
-            z = torch.cat([z, padding[:batch_size - count]])
+            z = torch.cat([z, padding[: batch_size - count]])
         images = module.generate(z, batchnorm, generator)[:count].cpu().numpy()
         for offset, image in enumerate(images):
             Image.fromarray(np.ascontiguousarray(image[0])).save(tmp / f"{start + offset:04d}.png", compress_level=1)
@@ -58,14 +65,25 @@ class SampleSnapshots(L.Callback):
     """At each epoch in ``epochs`` (1-based, the last epoch always included) save a
     weights-only checkpoint ``checkpoints/epoch=NNNN.ckpt`` and a sample set."""
 
-    def __init__(self, dirpath: str, max_epochs: int, epochs: list[int] | None = None, n_images: int = 800,
-                 seed: int = 0, batch_size: int = 256, batchnorm: str = "batch", generator: str = "ema"):
+    def __init__(
+        self,
+        dirpath: str,
+        max_epochs: int,
+        epochs: list[int] | None = None,
+        n_images: int = 800,
+        seed: int = 0,
+        batch_size: int = 256,
+        batchnorm: str = "batch",
+        generator: str = "ema",
+    ):
         if n_images < 1:
             raise ConfigError(f"sampling.n_images={n_images}: a sample set needs at least one image.")
         bad = [e for e in epochs or [] if not 1 <= e <= max_epochs]
         if bad:
-            raise ConfigError(f"sampling.epochs {bad} fall outside 1..trainer.max_epochs={max_epochs}: "
-                              "remove them or raise trainer.max_epochs.")
+            raise ConfigError(
+                f"sampling.epochs {bad} fall outside 1..trainer.max_epochs={max_epochs}: "
+                "remove them or raise trainer.max_epochs."
+            )
         self.dirpath = Path(dirpath)
         self.max_epochs = max_epochs
         self.epochs = {*(epochs or []), max_epochs}
@@ -75,8 +93,10 @@ class SampleSnapshots(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.max_epochs != self.max_epochs:
-            raise ConfigError(f"SampleSnapshots was set up for {self.max_epochs} epochs but the trainer runs "
-                              f"{trainer.max_epochs}: pass the trainer's max_epochs.")
+            raise ConfigError(
+                f"SampleSnapshots was set up for {self.max_epochs} epochs but the trainer runs "
+                f"{trainer.max_epochs}: pass the trainer's max_epochs."
+            )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
@@ -86,7 +106,14 @@ class SampleSnapshots(L.Callback):
         layout = RunLayout(self.dirpath)
         trainer.save_checkpoint(layout.snapshot_checkpoint(epoch), weights_only=True)
         if trainer.is_global_zero:
-            out = write_sample_set(pl_module, layout.samples(epoch), self.n_images, self.seed,
-                                   self.batch_size, self.batchnorm, self.generator)
+            out = write_sample_set(
+                pl_module,
+                layout.samples(epoch),
+                self.n_images,
+                self.seed,
+                self.batch_size,
+                self.batchnorm,
+                self.generator,
+            )
             log.info("Epoch %d: wrote %d images to %s", epoch, self.n_images, out)
         self.seconds += time.perf_counter() - start

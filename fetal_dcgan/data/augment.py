@@ -30,22 +30,27 @@ def to_signed(images: torch.Tensor) -> torch.Tensor:
 INTERPOLATIONS = ("nearest", "bilinear")
 
 
-def flip_rotate(images: torch.Tensor, angles: torch.Tensor, flips: torch.Tensor,
-                interpolation: str = "nearest") -> torch.Tensor:
+def flip_rotate(
+    images: torch.Tensor, angles: torch.Tensor, flips: torch.Tensor, interpolation: str = "nearest"
+) -> torch.Tensor:
     """Mirror the images where ``flips`` is true, then rotate by ``angles`` (radians,
     counter-clockwise as displayed), in one ``grid_sample``; uncovered pixels become 0."""
     sign = 1.0 - 2.0 * flips.to(images.dtype)
     cos, sin = torch.cos(angles).to(images.dtype), torch.sin(angles).to(images.dtype)
     zero = torch.zeros_like(cos)
     # Output pixel (x, y) (y pointing down) samples the input at flip(R(-angle) (x, y)).
-    theta = torch.stack([torch.stack([cos * sign, -sin * sign, zero], 1),
-                         torch.stack([sin, cos, zero], 1)], 1)
+    theta = torch.stack([torch.stack([cos * sign, -sin * sign, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
 
 
-def augment(images: torch.Tensor, hflip: bool = True, degrees: float = 10.0, interpolation: str = "nearest",
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    images: torch.Tensor,
+    hflip: bool = True,
+    degrees: float = 10.0,
+    interpolation: str = "nearest",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Randomly flip (p = 0.5) and rotate (uniform in +-degrees) a float batch in [0, 1]."""
     if not hflip and not degrees:
         return images

@@ -15,7 +15,7 @@ from fetal_dcgan.data.preprocess import check_settings, load_images
 from fetal_dcgan.data.sources import discover, groups_of
 from fetal_dcgan.data.subsets import REFERENCE_MODES, REFERENCE_SPLITS, reference_indices, set_aside, training_indices
 from fetal_dcgan.errors import ConfigError, DataError
-from fetal_dcgan.metrics.diversity import near_copy_pairs
+from fetal_dcgan.imaging.psnr import near_copy_pairs
 from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
 
@@ -55,24 +55,34 @@ class ShuffledBatches:
 
     def __iter__(self):
         passes = math.ceil(self.epoch_images / len(self.images))
-        order = torch.cat([torch.randperm(len(self.images), device=self.images.device)  # no host copy, no sync
-                           for _ in range(passes)])[:self.epoch_images]
+        order = torch.cat(
+            [
+                torch.randperm(len(self.images), device=self.images.device)  # no host copy, no sync
+                for _ in range(passes)
+            ]
+        )[: self.epoch_images]
         for start in range(0, len(order), self.batch_size):
-            yield self.images[order[start:start + self.batch_size]]
+            yield self.images[order[start : start + self.batch_size]]
 
 
 def check_reference(mode: str, split: str, training_split: str) -> None:
     """The reference settings name a mode and a split, and the split is not the one trained on."""
     if mode not in REFERENCE_MODES:
-        raise ConfigError(f"data.reference={mode!r}: use held_out (never training data of any cell), independent "
-                          "(the paper's: the same for every n, overlaps training) or disjoint (never a training "
-                          "image of that run).")
+        raise ConfigError(
+            f"data.reference={mode!r}: use held_out (never training data of any cell), independent "
+            "(the paper's: the same for every n, overlaps training) or disjoint (never a training "
+            "image of that run)."
+        )
     if split not in REFERENCE_SPLITS:
-        raise ConfigError(f"data.reference_split={split!r}: use test (the source's test split) or train (whole "
-                          "fetuses of the training split set aside).")
+        raise ConfigError(
+            f"data.reference_split={split!r}: use test (the source's test split) or train (whole "
+            "fetuses of the training split set aside)."
+        )
     if mode == "held_out" and split == "test" and training_split == "test":
-        raise ConfigError("data.split=test trains on the test split, so it cannot also hold the reference: set "
-                          "data.reference_split=train or train on data.split=train.")
+        raise ConfigError(
+            "data.split=test trains on the test split, so it cannot also hold the reference: set "
+            "data.reference_split=train or train on data.split=train."
+        )
 
 
 class UltrasoundDataModule(L.LightningDataModule):
@@ -83,12 +93,28 @@ class UltrasoundDataModule(L.LightningDataModule):
     synthetic sets are scored against.
     """
 
-    def __init__(self, source: str = "phantom", root: str | None = None, split: str = "train",
-                 phantom: dict | None = None, image_size: int = 64, fit: str = "pad",
-                 n: int | None = None, seed: int = 0, reference_n: int = 800, batch_size: int = 64,
-                 augment: dict | None = None, cache_dir: str | None = None, group_by: str = "fetus",
-                 reference: str = "held_out", reference_split: str | None = None, reference_seed: int = 0,
-                 resize: str = "antialias", epoch_kimg: float | None = None, near_copy_db: float | None = None):
+    def __init__(
+        self,
+        source: str = "phantom",
+        root: str | None = None,
+        split: str = "train",
+        phantom: dict | None = None,
+        image_size: int = 64,
+        fit: str = "pad",
+        n: int | None = None,
+        seed: int = 0,
+        reference_n: int = 800,
+        batch_size: int = 64,
+        augment: dict | None = None,
+        cache_dir: str | None = None,
+        group_by: str = "fetus",
+        reference: str = "held_out",
+        reference_split: str | None = None,
+        reference_seed: int = 0,
+        resize: str = "antialias",
+        epoch_kimg: float | None = None,
+        near_copy_db: float | None = None,
+    ):
         super().__init__()
         if reference_split is None:  # the source's test split where it has one
             reference_split = "test" if source in ("phantom", "hc18") else "train"
@@ -102,14 +128,18 @@ class UltrasoundDataModule(L.LightningDataModule):
         self.reference_split, self.reference_seed = reference_split, reference_seed
         self.batch_size = batch_size
         if epoch_kimg is not None and not epoch_kimg * 1000 >= 1:
-            raise ConfigError(f"data.epoch_kimg={epoch_kimg}: give the thousands of images an epoch shows (e.g. 1.0), "
-                              "or null for one pass over the training images.")
+            raise ConfigError(
+                f"data.epoch_kimg={epoch_kimg}: give the thousands of images an epoch shows (e.g. 1.0), "
+                "or null for one pass over the training images."
+            )
         self.epoch_images = None if epoch_kimg is None else round(epoch_kimg * 1000)
         self.near_copy_db = near_copy_db
         self.augment = {"hflip": True, "degrees": 10.0, "interpolation": "nearest", **(augment or {})}
         if self.augment["interpolation"] not in INTERPOLATIONS:
-            raise ConfigError(f"data.augment.interpolation={self.augment['interpolation']!r}: use one of "
-                              f"{', '.join(INTERPOLATIONS)} (nearest keeps speckle; the paper's notebook used it).")
+            raise ConfigError(
+                f"data.augment.interpolation={self.augment['interpolation']!r}: use one of "
+                f"{', '.join(INTERPOLATIONS)} (nearest keeps speckle; the paper's notebook used it)."
+            )
         self.cache_dir = cache_dir
         self.files: list[Path] = []
         self.train_files: list[Path] = []
@@ -128,25 +158,29 @@ class UltrasoundDataModule(L.LightningDataModule):
         if self.source == "hc18":
             return discover("hc18", root=self.root, split=split)
         if split != "train":
-            raise DataError(f"data={self.source} has no {split} split to take the reference from: set "
-                            "data.reference_split=train (whole fetuses set aside before any training subset is drawn).")
+            raise DataError(
+                f"data={self.source} has no {split} split to take the reference from: set "
+                "data.reference_split=train (whole fetuses set aside before any training subset is drawn)."
+            )
         return discover(self.source, root=self.root)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_images is not None:
             return
         self.files = self.discover()
+        images = load_images(self.files, self.image_size, self.fit, self.cache_dir, resize=self.resize)
+        self._report_duplicates(images)
         groups = groups_of(self.files, self.group_by)
         pool, reference_files, ref_idx = self._reference(groups)
         pool_groups = None if groups is None else [groups[i] for i in pool]
         if self.n is not None and self.n > len(pool) and len(pool) < len(self.files):
-            raise DataError(f"data.n={self.n} but only {len(pool)} of the {len(self.files)} images remain to train on "
-                            f"once data.reference_n={self.reference_n} are set aside (data.reference=held_out, "
-                            f"data.reference_split=train): lower data.n to at most {len(pool)} or data.reference_n, "
-                            "or take the reference from a test split (data.reference_split=test).")
+            raise DataError(
+                f"data.n={self.n} but only {len(pool)} of the {len(self.files)} images remain to train on "
+                f"once data.reference_n={self.reference_n} are set aside (data.reference=held_out, "
+                f"data.reference_split=train): lower data.n to at most {len(pool)} or data.reference_n, "
+                "or take the reference from a test split (data.reference_split=test)."
+            )
         train_idx = pool[training_indices(len(pool), self.n, self.seed, pool_groups)]
-        images = load_images(self.files, self.image_size, self.fit, self.cache_dir, resize=self.resize)
-        self._report_duplicates(images)
         self.train_files = [self.files[i] for i in train_idx]
         self.train_images = images[torch.from_numpy(train_idx)]
         labels = groups if groups is not None else [str(p) for p in self.files]
@@ -155,14 +189,25 @@ class UltrasoundDataModule(L.LightningDataModule):
             self.reference_files, self.reference = [self.files[i] for i in ref_idx], images[torch.from_numpy(ref_idx)]
         else:
             self.reference_files = [reference_files[i] for i in ref_idx]
-            self.reference = load_images(self.reference_files, self.image_size, self.fit, self.cache_dir,
-                                         resize=self.resize)
+            self.reference = load_images(
+                self.reference_files, self.image_size, self.fit, self.cache_dir, resize=self.resize
+            )
         self.reference_in_training = len(set(map(str, self.reference_files)) & set(map(str, self.train_files)))
         self.held_out = self.reference[torch.from_numpy(self._unseen_fetuses(groups, train_idx))]
-        log.info("Data: %d images from %s; training on %d, reference set of %d (%s; %d of them training images), "
-                 "%dx%d px (fit=%s, resize=%s).", len(self.files), self.source, len(self.train_files),
-                 len(self.reference_files), self.reference_mode, self.reference_in_training, self.image_size,
-                 self.image_size, self.fit, self.resize)
+        log.info(
+            "Data: %d images from %s; training on %d, reference set of %d (%s; %d of them training images), "
+            "%dx%d px (fit=%s, resize=%s).",
+            len(self.files),
+            self.source,
+            len(self.train_files),
+            len(self.reference_files),
+            self.reference_mode,
+            self.reference_in_training,
+            self.image_size,
+            self.image_size,
+            self.fit,
+            self.resize,
+        )
 
     def reference_paths(self) -> list[Path]:
         """The reference set's files, found without reading an image."""
@@ -176,9 +221,11 @@ class UltrasoundDataModule(L.LightningDataModule):
         if self.reference_mode == "held_out" and self.reference_split == "test":
             files = self.discover(self.reference_split)
             if self.reference_n > len(files):
-                raise DataError(f"data.reference_n={self.reference_n} but the {self.source} test split has "
-                                f"{len(files)} images: set data.reference_n to at most {len(files)}, or set whole "
-                                "fetuses aside from the training split instead (data.reference_split=train).")
+                raise DataError(
+                    f"data.reference_n={self.reference_n} but the {self.source} test split has "
+                    f"{len(files)} images: set data.reference_n to at most {len(files)}, or set whole "
+                    "fetuses aside from the training split instead (data.reference_split=train)."
+                )
             test_groups = groups_of(files, self.group_by)
             ref = training_indices(len(files), self.reference_n, self.reference_seed, test_groups)
             return np.arange(size), files, np.sort(ref)
@@ -189,8 +236,11 @@ class UltrasoundDataModule(L.LightningDataModule):
         train_n = size if self.n is None else self.n
         ref = reference_indices(size, self.reference_n, seed, self.reference_mode, train_n, groups)
         if len(ref) < self.reference_n:
-            log.warning("data.reference_n=%d but the dataset has %d images: the reference set uses all of them.",
-                        self.reference_n, len(ref))
+            log.warning(
+                "data.reference_n=%d but the dataset has %d images: the reference set uses all of them.",
+                self.reference_n,
+                len(ref),
+            )
         return np.arange(size), self.files, ref
 
     def _unseen_fetuses(self, groups: list | None, train_idx: np.ndarray) -> np.ndarray:
@@ -207,14 +257,21 @@ class UltrasoundDataModule(L.LightningDataModule):
         size): they weigh twice in training and can sit on both sides of a split unless grouped."""
         identical = duplicate_groups(images)
         if identical:
-            log.warning("%d groups of images are identical at %d px (kept; remove them from the data if unwanted): "
-                        "%s", len(identical), self.image_size,
-                        "; ".join(" = ".join(self.files[i].name for i in g) for g in identical[:10]))
+            log.warning(
+                "%d groups of images are identical at %d px (kept; remove them from the data if unwanted): %s",
+                len(identical),
+                self.image_size,
+                "; ".join(" = ".join(self.files[i].name for i in g) for g in identical[:10]),
+            )
         near = [] if self.near_copy_db is None else near_copy_pairs(images, self.near_copy_db)
         if near:
-            log.warning("%d pairs of different images are near-identical (PSNR >= %g dB at %d px), e.g. %s",
-                        len(near), self.near_copy_db, self.image_size,
-                        "; ".join(f"{self.files[i].name} ~ {self.files[j].name}" for i, j in near[:10]))
+            log.warning(
+                "%d pairs of different images are near-identical (PSNR >= %g dB at %d px), e.g. %s",
+                len(near),
+                self.near_copy_db,
+                self.image_size,
+                "; ".join(f"{self.files[i].name} ~ {self.files[j].name}" for i, j in near[:10]),
+            )
 
     def write_manifest(self, run_dir: str | Path) -> None:
         """Record which source files were used: ``subset.txt`` (training), ``reference.txt``."""

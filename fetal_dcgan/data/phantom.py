@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from fetal_dcgan.imaging.ellipse import ramanujan
+
 #: Bump whenever the drawing code changes, so cached phantoms are regenerated.
 PHANTOM_VERSION = 2  # 2: head annotations written beside the images
 
@@ -39,7 +41,7 @@ class PhantomSpec:
     height: int = 270
     width: int = 400
     field_mm: float = 160.0  # the image's width in mm: 0.4 mm pixels at 400 px, HCs of 130-230 mm like HC18's
-    first_index: int = 0     # the test split continues the pool: images first_index .. first_index + n_images - 1
+    first_index: int = 0  # the test split continues the pool: images first_index .. first_index + n_images - 1
 
     @property
     def pixel_mm(self) -> float:
@@ -83,13 +85,8 @@ class Head:
         return mask
 
 
-def render_with_head(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, Head]:
-    """Draw one phantom image as an 8-bit grayscale array of shape (height, width), and the
-    skull ellipse it was drawn with."""
-    scale = height / 270.0
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-
-    # Fan-shaped field of view: apex above the top edge, opening 60-80 degrees.
+def _field_of_view(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, height: int, width: int) -> dict:
+    """The fan-shaped field of view: apex above the top edge, opening 60-80 degrees."""
     apex_y = -height * rng.uniform(0.08, 0.16)
     apex_x = width / 2 + rng.uniform(-0.03, 0.03) * width
     half_angle = np.deg2rad(rng.uniform(30, 40))
@@ -97,42 +94,58 @@ def render_with_head(rng: np.random.Generator, height: int, width: int) -> tuple
     phi = np.arctan2(xx - apex_x, yy - apex_y)
     r_near = -apex_y + height * 0.04
     r_far = -apex_y + height * rng.uniform(0.93, 0.99)
-    fan = (np.abs(phi) < half_angle) & (r > r_near) & (r < r_far)
-    depth = np.clip((r - r_near) / (r_far - r_near), 0, 1)
+    return {
+        "apex_x": apex_x,
+        "apex_y": apex_y,
+        "r": r,
+        "phi": phi,
+        "fan": (np.abs(phi) < half_angle) & (r > r_near) & (r < r_far),
+        "depth": np.clip((r - r_near) / (r_far - r_near), 0, 1),
+    }
 
-    # Tissue echogenicity map before speckle.
+
+def _tissue(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Tissue echogenicity before speckle: a smooth random texture."""
     coarse = rng.standard_normal((height // 16 + 2, width // 16 + 2)).astype(np.float32)
     texture = ndimage.zoom(coarse, 16, order=3)[:height, :width]
-    echo = 0.42 + 0.12 * texture
+    return 0.42 + 0.12 * texture
 
-    # Head placement and shape (occipito-frontal axis mostly horizontal, like HC18).
+
+def _place_head(rng: np.random.Generator, height: int, width: int) -> Head:
+    """Head placement and shape (occipito-frontal axis mostly horizontal, like HC18)."""
     cy = height * rng.uniform(0.45, 0.62)
     cx = width / 2 + rng.uniform(-0.12, 0.12) * width
     a = height * rng.uniform(0.22, 0.36)
     b = a * rng.uniform(0.72, 0.86)
-    theta = rng.uniform(-0.5, 0.5)
+    return Head(cx, cy, a, b, rng.uniform(-0.5, 0.5))
+
+
+def _draw_head(rng: np.random.Generator, echo: np.ndarray, head: Head, yy, xx, phi) -> tuple[np.ndarray, np.ndarray]:
+    """Amniotic fluid, brain, skull, midline, cavum septi pellucidi and thalami; returns the
+    echo map and each pixel's radius in the skull ellipse's frame (1 on the skull)."""
+    cx, cy, a, b, theta = head.cx, head.cy, head.a, head.b, head.theta
     u, v = _ellipse_coords(yy, xx, cy, cx, a, b, theta)
     rho = np.sqrt(u * u + v * v)
-
     # Amniotic fluid: an anechoic pool around part of the head.
-    fluid_u, fluid_v = _ellipse_coords(yy, xx, cy + rng.uniform(-0.1, 0.1) * a,
-                                       cx + rng.uniform(-0.3, 0.3) * a, a * 1.45, b * 1.35,
-                                       theta + rng.uniform(-0.4, 0.4))
-    fluid = np.sqrt(fluid_u**2 + fluid_v**2) < 1
-    echo = np.where(fluid, 0.06, echo)
-
+    fluid_u, fluid_v = _ellipse_coords(
+        yy,
+        xx,
+        cy + rng.uniform(-0.1, 0.1) * a,
+        cx + rng.uniform(-0.3, 0.3) * a,
+        a * 1.45,
+        b * 1.35,
+        theta + rng.uniform(-0.4, 0.4),
+    )
+    echo = np.where(np.sqrt(fluid_u**2 + fluid_v**2) < 1, 0.06, echo)
     # Brain parenchyma: darker and smoother than surrounding tissue.
     inside = rho < 0.97
     echo = np.where(inside, 0.16 + 0.04 * np.sin(6 * u + 3 * v), echo)
-
     # Skull: thick bright ring, strongest where the beam is perpendicular to it (specular).
     thickness = rng.uniform(0.045, 0.07)
     ring = np.exp(-0.5 * ((rho - 1.0) / thickness) ** 2)
     normal_angle = np.arctan2(v / b, u / a) + theta
-    beam_angle = phi
-    specular = 0.45 + 0.55 * np.abs(np.sin(normal_angle + beam_angle)) ** 2
+    specular = 0.45 + 0.55 * np.abs(np.sin(normal_angle + phi)) ** 2
     echo = echo + 1.6 * ring * specular
-
     # Midline echo (falx), cavum septi pellucidi and thalami.
     midline = np.exp(-0.5 * (v / 0.025) ** 2) * (np.abs(u) < 0.85)
     echo = echo + 0.5 * midline * inside
@@ -141,27 +154,50 @@ def render_with_head(rng: np.random.Generator, height: int, width: int) -> tuple
     for side in (-1, 1):
         thal = (((u - 0.05) / 0.2) ** 2 + ((v - side * 0.17) / 0.12) ** 2) < 1
         echo = np.where(thal & inside, 0.34, echo)
+    return echo, rho
 
-    # Acoustic shadow: beams that cross the skull are attenuated beyond its far wall.
-    head_dist = np.hypot(cx - apex_x, cy - apex_y)
-    head_phi = np.arctan2(cx - apex_x, cy - apex_y)
-    half_span = np.arcsin(min(0.95, 0.8 * (a + b) / 2 / head_dist))
-    in_beam = 1 / (1 + np.exp((np.abs(phi - head_phi) - half_span) / 0.02))
-    beyond = 1 / (1 + np.exp(-(r - head_dist - 0.6 * b) / (4 * scale)))
-    echo = echo * (1 - rng.uniform(0.3, 0.55) * in_beam * beyond * (rho > 0.97))
 
-    # Speckle: magnitude of smoothed complex Gaussian noise (Rayleigh), elongated laterally.
+def _shadow(
+    rng: np.random.Generator, echo: np.ndarray, head: Head, view: dict, rho: np.ndarray, scale: float
+) -> np.ndarray:
+    """Acoustic shadow: beams that cross the skull are attenuated beyond its far wall."""
+    head_dist = np.hypot(head.cx - view["apex_x"], head.cy - view["apex_y"])
+    head_phi = np.arctan2(head.cx - view["apex_x"], head.cy - view["apex_y"])
+    half_span = np.arcsin(min(0.95, 0.8 * (head.a + head.b) / 2 / head_dist))
+    in_beam = 1 / (1 + np.exp((np.abs(view["phi"] - head_phi) - half_span) / 0.02))
+    beyond = 1 / (1 + np.exp(-(view["r"] - head_dist - 0.6 * head.b) / (4 * scale)))
+    return echo * (1 - rng.uniform(0.3, 0.55) * in_beam * beyond * (rho > 0.97))
+
+
+def _b_mode(rng: np.random.Generator, echo: np.ndarray, view: dict, scale: float) -> np.ndarray:
+    """Speckle (the magnitude of smoothed complex Gaussian noise, elongated laterally), depth
+    attenuation with imperfect time-gain compensation, log compression, 8 bits."""
+    height, width = echo.shape
     noise = rng.standard_normal((2, height, width)).astype(np.float32)
     sigma = (0.8 * scale, 1.6 * scale)
     speckle = np.hypot(ndimage.gaussian_filter(noise[0], sigma), ndimage.gaussian_filter(noise[1], sigma))
     speckle /= speckle.mean()
-
-    # Depth attenuation with imperfect time-gain compensation, then log compression.
+    depth = view["depth"]
     attenuation = np.exp(-rng.uniform(1.0, 1.8) * depth) * (0.8 + 0.4 * depth)
     envelope = np.clip(echo, 0, None) * speckle * attenuation * rng.uniform(0.8, 1.2)
     bmode = np.log1p(12 * envelope) / np.log1p(12 * 2.2)
-    bmode = np.where(fan, bmode, 0.0)
-    return (np.clip(bmode, 0, 1) * 255).astype(np.uint8), Head(float(cx), float(cy), float(a), float(b), float(theta))
+    bmode = np.where(view["fan"], bmode, 0.0)
+    return (np.clip(bmode, 0, 1) * 255).astype(np.uint8)
+
+
+def render_with_head(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, Head]:
+    """Draw one phantom image as an 8-bit grayscale array of shape (height, width), and the
+    skull ellipse it was drawn with. The steps draw from ``rng`` in a fixed order: changing
+    it changes every image (bump ``PHANTOM_VERSION``)."""
+    scale = height / 270.0
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    view = _field_of_view(rng, yy, xx, height, width)
+    echo = _tissue(rng, height, width)
+    head = _place_head(rng, height, width)
+    echo, rho = _draw_head(rng, echo, head, yy, xx, view["phi"])
+    echo = _shadow(rng, echo, head, view, rho, scale)
+    image = _b_mode(rng, echo, view, scale)
+    return image, Head(*(float(x) for x in (head.cx, head.cy, head.a, head.b, head.theta)))
 
 
 def render_image(spec: PhantomSpec, index: int) -> np.ndarray:
@@ -177,11 +213,6 @@ def render_image_and_head(spec: PhantomSpec, index: int) -> tuple[np.ndarray, He
 ANNOTATION_SUFFIX = "_Annotation.png"
 HC_CSV_COLUMNS = ("filename", "pixel size(mm)", "head circumference (mm)")
 PHANTOM_CSV = "phantom_pixel_size_and_HC.csv"
-
-
-def ramanujan(a, b):
-    """Ramanujan's approximation of an ellipse's perimeter from its semi-axes (HC18's HC)."""
-    return np.pi * (3 * (a + b) - np.sqrt((3 * a + b) * (a + 3 * b)))
 
 
 def materialise(spec: PhantomSpec, cache_dir: str | os.PathLike, workers: int | None = None) -> list[Path]:

@@ -41,11 +41,14 @@ def read_gray(path: str | Path) -> np.ndarray:
             if img.mode == "F":
                 arr = np.asarray(img, dtype=np.float64)
                 return np.clip(np.rint(arr * 255.0 if arr.max() <= 1.0 else arr), 0, 255).astype(np.uint8)
-            return np.asarray(img.convert("RGB").convert("L") if img.mode in ("P", "RGBA", "LA", "CMYK")
-                              else img.convert("L"))
+            return np.asarray(
+                img.convert("RGB").convert("L") if img.mode in ("P", "RGBA", "LA", "CMYK") else img.convert("L")
+            )
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise DataError(f"Cannot read image {path}: {exc}. The file is corrupt or truncated; "
-                        "replace it or remove it from the data folder.") from exc
+        raise DataError(
+            f"Cannot read image {path}: {exc}. The file is corrupt or truncated; "
+            "replace it or remove it from the data folder."
+        ) from exc
 
 
 def fitted_scale(width: int, height: int, size: int, fit: str) -> tuple[float, float]:
@@ -64,8 +67,7 @@ def resample(image: np.ndarray, width: int, height: int, resize: str = "antialia
     if resize == "antialias":
         return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
     x = torch.from_numpy(image).float().div(255)[None, None]
-    x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False,
-                                        antialias=False)
+    x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=False)
     return x[0, 0].mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -84,10 +86,10 @@ def fit_square(image: np.ndarray, size: int, fit: str, resize: str = "antialias"
         return resized
     if fit == "crop":
         top, left = (new_h - size) // 2, (new_w - size) // 2
-        return resized[top:top + size, left:left + size]
+        return resized[top : top + size, left : left + size]
     canvas = np.zeros((size, size), np.uint8)
     top, left = (size - new_h) // 2, (size - new_w) // 2
-    canvas[top:top + new_h, left:left + new_w] = resized
+    canvas[top : top + new_h, left : left + new_w] = resized
     return canvas
 
 
@@ -95,13 +97,16 @@ def check_settings(image_size: int, fit: str, resize: str = "antialias") -> None
     if fit not in FIT_MODES:
         raise ConfigError(f"data.fit={fit!r} is not a fit mode: use one of {', '.join(FIT_MODES)}.")
     if resize not in RESIZE_MODES:
-        raise ConfigError(f"data.resize={resize!r}: use antialias (PIL bilinear) or tensor (no antialiasing, as "
-                          "the paper's notebooks).")
+        raise ConfigError(
+            f"data.resize={resize!r}: use antialias (PIL bilinear) or tensor (no antialiasing, as "
+            "the paper's notebooks)."
+        )
     check_image_size(image_size)
 
 
-def _cache_key(files: list[Path], image_size: int, fit: str, read: Callable = read_gray,
-               resize: str = "antialias") -> str:
+def _cache_key(
+    files: list[Path], image_size: int, fit: str, read: Callable = read_gray, resize: str = "antialias"
+) -> str:
     stats = [(str(p.resolve()), (s := p.stat()).st_size, s.st_mtime_ns) for p in files]
     payload = {"version": PREPROCESS_VERSION, "size": image_size, "fit": fit, "files": stats, "resize": resize}
     if read is not read_gray:
@@ -110,11 +115,18 @@ def _cache_key(files: list[Path], image_size: int, fit: str, read: Callable = re
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad", workers: int | None = None,
-                   read: Callable[[Path], np.ndarray] = read_gray, resize: str = "antialias") -> torch.Tensor:
+def read_image_set(
+    files: list[Path],
+    size: int | None = None,
+    fit: str = "pad",
+    workers: int | None = None,
+    read: Callable[[Path], np.ndarray] = read_gray,
+    resize: str = "antialias",
+) -> torch.Tensor:
     """Images as one uint8 tensor (N, 1, H, W): fitted into ``size`` x ``size``, or, with
     no size, as they are, which requires every image to have the same size. ``read``
     decodes one file into a uint8 array (annotation masks have their own)."""
+
     def load(path: Path) -> np.ndarray:
         image = read(path)
         return image if size is None else fit_square(image, size, fit, resize)
@@ -125,14 +137,22 @@ def read_image_set(files: list[Path], size: int | None = None, fit: str = "pad",
         first = arrays[0].shape
         for path, array in zip(files, arrays):
             if array.shape != first:
-                raise DataError(f"Image sizes differ: {path} is {array.shape[1]}x{array.shape[0]} but {files[0]} is "
-                                f"{first[1]}x{first[0]}. Resize them to a common size (evaluate: --resize 64).")
+                raise DataError(
+                    f"Image sizes differ: {path} is {array.shape[1]}x{array.shape[0]} but {files[0]} is "
+                    f"{first[1]}x{first[0]}. Resize them to a common size (evaluate: --resize 64)."
+                )
     return torch.from_numpy(np.stack(arrays)).unsqueeze(1)
 
 
-def load_images(files: list[Path], image_size: int, fit: str, cache_dir: str | Path | None = None,
-                workers: int | None = None, read: Callable[[Path], np.ndarray] = read_gray,
-                resize: str = "antialias") -> torch.Tensor:
+def load_images(
+    files: list[Path],
+    image_size: int,
+    fit: str,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    read: Callable[[Path], np.ndarray] = read_gray,
+    resize: str = "antialias",
+) -> torch.Tensor:
     """All ``files`` fitted to ``image_size`` as uint8 (N, 1, S, S), from the cache when current."""
     check_settings(image_size, fit, resize)
     cache = None

@@ -37,8 +37,10 @@ def fetus_id(path: Path) -> str:
 def groups_of(files: list[Path], group_by: str) -> list[str] | None:
     """Group labels for seeded subsets (``data.group_by``); None keeps images independent."""
     if group_by not in GROUP_MODES:
-        raise DataError(f"data.group_by={group_by!r}: use fetus (repeat scans of one fetus stay on one side of "
-                        "every split) or none.")
+        raise DataError(
+            f"data.group_by={group_by!r}: use fetus (repeat scans of one fetus stay on one side of "
+            "every split) or none."
+        )
     return [fetus_id(p) for p in files] if group_by == "fetus" else None
 
 
@@ -47,8 +49,10 @@ def _existing_dir(root: str | Path | None, what: str) -> Path:
         raise DataError(f"No data directory given for {what}: set data.root=/path/to/images.")
     path = Path(root).expanduser()
     if not path.exists():
-        raise DataError(f"The data directory {path} does not exist: check data.root (it is resolved "
-                        f"relative to the directory you started from: {Path.cwd()}).")
+        raise DataError(
+            f"The data directory {path} does not exist: check data.root (it is resolved "
+            f"relative to the directory you started from: {Path.cwd()})."
+        )
     if not path.is_dir():
         raise DataError(f"data.root={path} is a file, not a directory: point it at the folder of images.")
     return path
@@ -58,16 +62,28 @@ def folder_images(root: str | Path | None) -> list[Path]:
     """Every image file (png/jpg/bmp/tif) under ``root``, recursively; hidden files and HC18
     annotation masks (``*_Annotation.png``) skipped, the masks with a log line saying so."""
     path = _existing_dir(root, "data=folder")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
     masks = [p for p in files if HC18_MASK.search(p.name)]
     if masks:
-        log.warning("Skipped %d annotation masks (*_Annotation.png, HC18's head outlines) under %s: they are not "
-                    "scans. %d images remain.", len(masks), path, len(files) - len(masks))
+        log.warning(
+            "Skipped %d annotation masks (*_Annotation.png, HC18's head outlines) under %s: they are not "
+            "scans. %d images remain.",
+            len(masks),
+            path,
+            len(files) - len(masks),
+        )
         files = [p for p in files if not HC18_MASK.search(p.name)]
     if not files:
-        raise DataError(f"No images found under {path}: data=folder reads .png, .jpg, .bmp and .tif "
-                        "files in that folder and its subfolders. Check data.root.")
+        raise DataError(
+            f"No images found under {path}: data=folder reads .png, .jpg, .bmp and .tif "
+            "files in that folder and its subfolders. Check data.root."
+        )
     return files
 
 
@@ -93,12 +109,21 @@ def hc18_images(root: str | Path | None, split: str = "train") -> list[Path]:
             f"No HC18 {HC18_SPLITS[split]} images (named like 000_HC.png or 010_2HC.png) found in "
             f"{path}, {path / HC18_SPLITS[split]} or {path / HC18_SPLITS[split] / HC18_SPLITS[split]}. "
             "Point data.root at the unzipped HC18 release (Zenodo record 1327317), or use data=folder "
-            "for images named differently.")
+            "for images named differently."
+        )
     return sorted(p for p in folder.iterdir() if HC18_IMAGE.match(p.name) and p.is_file())
 
 
-def phantom_images(cache_dir: str | Path, n_images: int = 999, seed: int = 0, height: int = 270, width: int = 400,
-                   field_mm: float = 160.0, split: str = "train", n_test: int = 800) -> list[Path]:
+def phantom_images(
+    cache_dir: str | Path,
+    n_images: int = 999,
+    seed: int = 0,
+    height: int = 270,
+    width: int = 400,
+    field_mm: float = 160.0,
+    split: str = "train",
+    n_test: int = 800,
+) -> list[Path]:
     """The built-in phantom, generated into the cache on first use: the ``train`` split (the
     pool of ``n_images``) or the ``test`` split (``n_test`` further images of the same phantom,
     rendered after the pool, so no training subset can ever contain one)."""

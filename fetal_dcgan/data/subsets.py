@@ -31,8 +31,7 @@ def _group_ids(size: int, groups: list | None) -> np.ndarray:
         return np.arange(size)
     if len(groups) != size:
         raise ValueError(f"{len(groups)} group labels for {size} images.")
-    _, first, inverse = np.unique(np.asarray(groups, dtype=object).astype(str), return_index=True,
-                                  return_inverse=True)
+    _, first, inverse = np.unique(np.asarray(groups, dtype=object).astype(str), return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))  # label order -> order of first appearance
     return rank[inverse.ravel()]
 
@@ -51,34 +50,41 @@ def training_indices(size: int, n: int | None, seed: int, groups: list | None = 
     if n is None:
         n = size
     if not 1 <= n <= size:
-        raise DataError(f"data.n={n} cannot be chosen from a dataset of {size} images: "
-                        f"set data.n between 1 and {size} (or null for all of them).")
+        raise DataError(
+            f"data.n={n} cannot be chosen from a dataset of {size} images: "
+            f"set data.n between 1 and {size} (or null for all of them)."
+        )
     return _permutation(size, seed, 0, groups)[:n]
 
 
-def reference_indices(size: int, n: int, seed: int, mode: str = "independent", train_n: int | None = None,
-                      groups: list | None = None) -> np.ndarray:
+def reference_indices(
+    size: int, n: int, seed: int, mode: str = "independent", train_n: int | None = None, groups: list | None = None
+) -> np.ndarray:
     """Indices of the non-augmented reference images: at most ``size`` of them when
     ``independent``; with ``disjoint``, ``n`` images that share no group with the first
     ``train_n`` training images, or a DataError that says how to fit them."""
     if n < 1:
         raise DataError(f"data.reference_n={n}: the reference set needs at least one image.")
     if mode not in ("independent", "disjoint"):
-        raise DataError(f"data.reference={mode!r}: use held_out (never training data of any cell), independent "
-                        "(the paper's: the same for every n, overlaps training) or disjoint (never a training "
-                        "image of that run).")
+        raise DataError(
+            f"data.reference={mode!r}: use held_out (never training data of any cell), independent "
+            "(the paper's: the same for every n, overlaps training) or disjoint (never a training "
+            "image of that run)."
+        )
     if mode == "independent":
-        return _permutation(size, seed, 1)[:min(n, size)]
+        return _permutation(size, seed, 1)[: min(n, size)]
     train_n = size if train_n is None else train_n
     order = _permutation(size, seed, 0, groups)
-    reference = order[size - n:] if n <= size else order
+    reference = order[size - n :] if n <= size else order
     ids = _group_ids(size, groups)
     if n > size or np.isin(ids[reference], ids[order[:train_n]]).any():
         free = size - train_n - (0 if groups is None else _split_group_tail(ids, order, train_n))
-        raise DataError(f"data.reference=disjoint needs data.n + data.reference_n <= {size} images "
-                        f"(whole groups): data.n={train_n} leaves {max(free, 0)} for a reference set of {n}. "
-                        f"Lower data.reference_n to at most {max(free, 0)} (or data.n), or use "
-                        "data.reference=independent.")
+        raise DataError(
+            f"data.reference=disjoint needs data.n + data.reference_n <= {size} images "
+            f"(whole groups): data.n={train_n} leaves {max(free, 0)} for a reference set of {n}. "
+            f"Lower data.reference_n to at most {max(free, 0)} (or data.n), or use "
+            "data.reference=independent."
+        )
     return reference
 
 
@@ -87,9 +93,11 @@ def set_aside(size: int, n: int, seed: int, groups: list | None = None) -> tuple
     whole groups of their own (stream 3), and the pool that training subsets are drawn from.
     The rest of a group the cut splits joins neither side, so no fetus is on both."""
     if not 1 <= n < size:
-        raise DataError(f"data.reference_n={n} cannot be set aside from {size} images and leave any to train on: "
-                        f"lower data.reference_n below {size}, or take the reference from a test split "
-                        "(data.reference_split=test).")
+        raise DataError(
+            f"data.reference_n={n} cannot be set aside from {size} images and leave any to train on: "
+            f"lower data.reference_n below {size}, or take the reference from a test split "
+            "(data.reference_split=test)."
+        )
     order = _permutation(size, seed, 3, groups)
     reference = order[:n]
     ids = _group_ids(size, groups)
@@ -109,6 +117,8 @@ def held_out_split(size: int, share: float, seed: int, groups: list | None = Non
     cut = size - max(1, round(share * size))
     cut += _split_group_tail(_group_ids(size, groups), order, cut) if cut > 0 else 0
     if not 0 < cut < size:
-        raise DataError(f"A held-out share of {share} of {size} images leaves no images on one side: "
-                        "use more images or another share.")
+        raise DataError(
+            f"A held-out share of {share} of {size} images leaves no images on one side: "
+            "use more images or another share."
+        )
     return np.sort(order[:cut]), np.sort(order[cut:])

@@ -29,8 +29,13 @@ from fetal_dcgan.metrics.features import MetricUnavailable
 from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
 
 #: Per-image measurements: the key in per_image.csv and the ellipse field it comes from.
-PER_IMAGE = {"head_cx": "cx", "head_cy": "cy", "head_semi_major": "a", "head_semi_minor": "b",
-             "head_fit_iou": "fit_iou"}
+PER_IMAGE = {
+    "head_cx": "cx",
+    "head_cy": "cy",
+    "head_semi_major": "a",
+    "head_semi_minor": "b",
+    "head_fit_iou": "fit_iou",
+}
 
 
 def distributions(e: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -54,8 +59,9 @@ def circular_w1(u: np.ndarray, v: np.ndarray, period: float) -> float:
     u, v = np.mod(u, period), np.mod(v, period)
     points = np.sort(np.concatenate([u, v]))
     lengths = np.diff(np.append(points, points[0] + period))
-    gap = (np.searchsorted(np.sort(u), points, side="right") / len(u)
-           - np.searchsorted(np.sort(v), points, side="right") / len(v))
+    gap = np.searchsorted(np.sort(u), points, side="right") / len(u) - np.searchsorted(
+        np.sort(v), points, side="right"
+    ) / len(v)
     order = np.argsort(gap)
     cumulative = np.cumsum(lengths[order])
     shift = gap[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
@@ -73,10 +79,13 @@ def scaled_axial_w1(fake: np.ndarray, real: np.ndarray, minimum: int, period: fl
 def compare(fake: dict[str, np.ndarray], real: dict[str, np.ndarray], min_heads: int) -> dict[str, float]:
     """The set-level keys from two measured sets."""
     f, r = distributions(fake), distributions(real)
-    return {"skull_found_rate": float(fake["plausible"].mean()), "skull_found_rate_real": float(real["plausible"].mean()),
-            "hc_w1": scaled_w1(f["hc"], r["hc"], min_heads),
-            "axis_ratio_w1": scaled_w1(f["axis_ratio"], r["axis_ratio"], min_heads),
-            "angle_w1": scaled_axial_w1(f["angle"], r["angle"], min_heads)}
+    return {
+        "skull_found_rate": float(fake["plausible"].mean()),
+        "skull_found_rate_real": float(real["plausible"].mean()),
+        "hc_w1": scaled_w1(f["hc"], r["hc"], min_heads),
+        "axis_ratio_w1": scaled_w1(f["axis_ratio"], r["axis_ratio"], min_heads),
+        "angle_w1": scaled_axial_w1(f["angle"], r["angle"], min_heads),
+    }
 
 
 @lru_cache(maxsize=4)
@@ -91,54 +100,86 @@ def measurement_model(options: dict, image_size: int):
     """The model named by ``model_path``, else the newest in ``models_dir`` for the size and fit."""
     from fetal_dcgan.anatomy.model import find_model
 
-    path = options.get("model_path") or find_model(options["models_dir"], image_size, options.get("fit"),
-                                                   options.get("source"))
+    path = options.get("model_path") or find_model(
+        options["models_dir"], image_size, options.get("fit"), options.get("source")
+    )
     if path is None:
         raise MetricUnavailable(
             f"no head-measurement model for {image_size} px (fit={options.get('fit')}) in {options['models_dir']}: "
             f"train one with python -m fetal_dcgan.anatomy train data.image_size={image_size} (add the run's data "
-            "settings), or set metrics.anatomy.model_path (evaluate: --anatomy-model PATH)")
+            "settings), or set metrics.anatomy.model_path (evaluate: --anatomy-model PATH)"
+        )
     return _load(str(path))
 
 
-@register_metric("anatomy", "anatomical plausibility: heads found and measured by a segmentation model", (
-    Key("skull_found_rate", "share of synthetic images with one plausible head ellipse", better="higher", plotted=True,
-        reference_key="skull_found_rate_real"),
-    Key("skull_found_rate_real", "the same in the reference set", role="reference"),
-    Key("hc_w1", "W1 distance of head circumference (share of width) between S's and R's heads, over R's SD",
-        better="lower", plotted=True),
-    Key("axis_ratio_w1", "the same for the axis ratio b/a", better="lower"),
-    Key("angle_w1", "circular W1 of the major axis's angle (period 180 degrees) over R's circular SD",
-        better="lower"),
-    Key("skull_found", "1 when the image shows one plausible head", level="image", role="diagnostic"),
-    Key("hc_fraction", "head circumference as a share of the image width", level="image", role="diagnostic"),
-    Key("head_semi_major", "the fitted ellipse's semi-major axis", level="image", role="diagnostic", unit="px"),
-    Key("head_semi_minor", "its semi-minor axis", level="image", role="diagnostic", unit="px"),
-    Key("head_angle_deg", "its major axis's angle from horizontal (y down)", level="image", role="diagnostic",
-        unit="degrees"),
-    Key("head_cx", "its centre's x", level="image", role="diagnostic", unit="px"),
-    Key("head_cy", "its centre's y", level="image", role="diagnostic", unit="px"),
-    Key("head_fit_iou", "IoU of the segmentation with its fitted ellipse", level="image", role="diagnostic"),
-    Key("hc_fraction_real", "HC (share of width) of each plausible head of R", level="vector", role="reference")))
+@register_metric(
+    "anatomy",
+    "anatomical plausibility: heads found and measured by a segmentation model",
+    (
+        Key(
+            "skull_found_rate",
+            "share of synthetic images with one plausible head ellipse",
+            better="higher",
+            plotted=True,
+            reference_key="skull_found_rate_real",
+        ),
+        Key("skull_found_rate_real", "the same in the reference set", role="reference"),
+        Key(
+            "hc_w1",
+            "W1 distance of head circumference (share of width) between S's and R's heads, over R's SD",
+            better="lower",
+            plotted=True,
+        ),
+        Key("axis_ratio_w1", "the same for the axis ratio b/a", better="lower"),
+        Key(
+            "angle_w1",
+            "circular W1 of the major axis's angle (period 180 degrees) over R's circular SD",
+            better="lower",
+        ),
+        Key("skull_found", "1 when the image shows one plausible head", level="image", role="diagnostic"),
+        Key("hc_fraction", "head circumference as a share of the image width", level="image", role="diagnostic"),
+        Key("head_semi_major", "the fitted ellipse's semi-major axis", level="image", role="diagnostic", unit="px"),
+        Key("head_semi_minor", "its semi-minor axis", level="image", role="diagnostic", unit="px"),
+        Key(
+            "head_angle_deg",
+            "its major axis's angle from horizontal (y down)",
+            level="image",
+            role="diagnostic",
+            unit="degrees",
+        ),
+        Key("head_cx", "its centre's x", level="image", role="diagnostic", unit="px"),
+        Key("head_cy", "its centre's y", level="image", role="diagnostic", unit="px"),
+        Key("head_fit_iou", "IoU of the segmentation with its fitted ellipse", level="image", role="diagnostic"),
+        Key("hc_fraction_real", "HC (share of width) of each plausible head of R", level="vector", role="reference"),
+    ),
+)
 def _anatomy(ctx: ScoringContext) -> dict:
     o = ctx.options
     model = measurement_model(o, int(ctx.fake.shape[-1]))
     unseen = model.unseen(ctx.real)
     if not unseen.any():
-        raise MetricUnavailable(f"the measurement model {model.path} trained on every reference image, so real heads "
-                                "would be measured in sample: train it on this data config (python -m "
-                                "fetal_dcgan.anatomy train with the run's data settings), which leaves them out")
+        raise MetricUnavailable(
+            f"the measurement model {model.path} trained on every reference image, so real heads "
+            "would be measured in sample: train it on this data config (python -m "
+            "fetal_dcgan.anatomy train with the run's data settings), which leaves them out"
+        )
     real = ctx.reference("anatomy", lambda: model.measure(ctx.real[unseen], ctx.device), model.meta["key"])
     fake = model.measure(ctx.fake, ctx.device)
     per_image = {k: fake[field] for k, field in PER_IMAGE.items()}
-    per_image.update(skull_found=fake["plausible"].astype(float), hc_fraction=fake["hc_per_width"],
-                     head_angle_deg=np.degrees(fake["angle"]))
+    per_image.update(
+        skull_found=fake["plausible"].astype(float),
+        hc_fraction=fake["hc_per_width"],
+        head_angle_deg=np.degrees(fake["angle"]),
+    )
     scalars = compare(fake, real, int(o["min_heads"]))
     few = "" if math.isfinite(scalars["hc_w1"]) else f"; fewer than {o['min_heads']} heads in a set: no distances"
-    return {"scalars": scalars, "per_image": per_image,
-            "vectors": {"hc_fraction_real": distributions(real)["hc"]},
-            "status": f"ok: {model.describe()}; measurements are as accurate as that; {int(unseen.sum())} of "
-                      f"{len(unseen)} reference images measured (those the model trained on left out){few}"}
+    return {
+        "scalars": scalars,
+        "per_image": per_image,
+        "vectors": {"hc_fraction_real": distributions(real)["hc"]},
+        "status": f"ok: {model.describe()}; measurements are as accurate as that; {int(unseen.sum())} of "
+        f"{len(unseen)} reference images measured (those the model trained on left out){few}",
+    }
 
 
 @register_figure("anatomy", "heads")
@@ -166,16 +207,26 @@ def heads_figure(fake: torch.Tensor, train, result, path, shown: int = 16):
     ax.set_xlabel("head circumference / image width")
     ax.set_ylabel("probability density")
     scalars = result.scalars
-    ax.set_title(f"skull_found_rate {scalars.get('skull_found_rate', math.nan):.2f} (real "
-                 f"{scalars.get('skull_found_rate_real', math.nan):.2f}), hc_w1 {scalars.get('hc_w1', math.nan):.2f}")
+    ax.set_title(
+        f"skull_found_rate {scalars.get('skull_found_rate', math.nan):.2f} (real "
+        f"{scalars.get('skull_found_rate_real', math.nan):.2f}), hc_w1 {scalars.get('hc_w1', math.nan):.2f}"
+    )
     ax.legend()
     for i in range(min(shown, len(fake))):
         sub = fig.add_subplot(grid[i // 4, 4 + i % 4])
         sub.imshow(fake[i, 0].numpy(), cmap="gray", vmin=0, vmax=255)
         if np.isfinite(p["head_cx"][i]):
-            sub.add_patch(Ellipse((p["head_cx"][i], p["head_cy"][i]), 2 * p["head_semi_major"][i],
-                                  2 * p["head_semi_minor"][i], angle=p["head_angle_deg"][i], fill=False, lw=1,
-                                  color="lime" if found[i] else "red"))
+            sub.add_patch(
+                Ellipse(
+                    (p["head_cx"][i], p["head_cy"][i]),
+                    2 * p["head_semi_major"][i],
+                    2 * p["head_semi_minor"][i],
+                    angle=p["head_angle_deg"][i],
+                    fill=False,
+                    lw=1,
+                    color="lime" if found[i] else "red",
+                )
+            )
         sub.set_axis_off()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

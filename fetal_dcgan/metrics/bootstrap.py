@@ -18,8 +18,9 @@ def bootstrap_values(statistic, n: int, resamples: int = 200, seed: int = 0) -> 
     return np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
 
 
-def shifted_percentile_interval(values: np.ndarray, estimate: float | None = None,
-                                level: float = 0.95) -> tuple[float, float]:
+def shifted_percentile_interval(
+    values: np.ndarray, estimate: float | None = None, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile interval of bootstrap ``values``, shifted by the bootstrap estimate of bias
     (their mean minus ``estimate``, the full-sample value): resampling with replacement
     duplicates images, which inflates distances such as FD, so the plain percentile
@@ -32,7 +33,8 @@ def shifted_percentile_interval(values: np.ndarray, estimate: float | None = Non
     return float(np.percentile(values, tail) - shift), float(np.percentile(values, 100 - tail) - shift)
 
 
-def bootstrap_ci(statistic, n: int, resamples: int = 200, seed: int = 0, level: float = 0.95,
-                 estimate: float | None = None) -> tuple[float, float]:
+def bootstrap_ci(
+    statistic, n: int, resamples: int = 200, seed: int = 0, level: float = 0.95, estimate: float | None = None
+) -> tuple[float, float]:
     """Bias-shifted percentile interval of ``statistic(indices)`` over ``resamples`` resamples of n items."""
     return shifted_percentile_interval(bootstrap_values(statistic, n, resamples, seed), estimate, level)

@@ -16,23 +16,9 @@ from typing import Callable
 
 import torch
 
+from fetal_dcgan.imaging.digests import images_digest
 from fetal_dcgan.metrics.features import FeatureSpaces, MetricUnavailable
 from fetal_dcgan.utils import atomic_save
-
-
-def images_digest(images: torch.Tensor | None) -> str:
-    """A hash of a uint8 image set's shape and pixels ("none" for no set)."""
-    if images is None:
-        return "none"
-    h = hashlib.sha256(str(tuple(images.shape)).encode())
-    h.update(images.contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()[:24]
-
-
-def image_digests(images: torch.Tensor) -> list[str]:
-    """A short hash of each uint8 image's pixels: which images a model was trained on."""
-    array = images.contiguous().cpu().numpy()
-    return [hashlib.sha256(image.tobytes()).hexdigest()[:16] for image in array]
 
 
 class ReferenceStore:
@@ -52,12 +38,20 @@ class ReferenceStore:
             held = self._digests[id(images)] = (images, images_digest(images))
         return held[1]
 
-    def get(self, kind: str, images: tuple[torch.Tensor | None, ...], compute: Callable[[], object],
-            settings: str | None, persist: bool = True) -> object:
+    def get(
+        self,
+        kind: str,
+        images: tuple[torch.Tensor | None, ...],
+        compute: Callable[[], object],
+        settings: str | None,
+        persist: bool = True,
+    ) -> object:
         """``compute()`` once per ``kind``, image sets and ``settings``; on disk too when
         ``persist`` and ``settings`` is not None (a stand-in network without a cache key
         has no settings that name it)."""
-        key = "-".join([kind, *(self.digest(x) for x in images), hashlib.sha256(str(settings).encode()).hexdigest()[:12]])
+        key = "-".join(
+            [kind, *(self.digest(x) for x in images), hashlib.sha256(str(settings).encode()).hexdigest()[:12]]
+        )
         if key in self._memo:
             return self._memo[key]
         path = self.cache_dir / f"{key}.pt" if self.cache_dir and persist and settings is not None else None
@@ -104,8 +98,12 @@ class ScoringContext:
                 self._fake_features[space] = self.spaces.extract(space, self.fake, self.device)
             return self._fake_features[space]
         extractor = self.spaces.extractor(space)
-        return self.store.get("features", (images,), lambda: self.spaces.extract(space, images, self.device),
-                              getattr(extractor, "cache_key", None))
+        return self.store.get(
+            "features",
+            (images,),
+            lambda: self.spaces.extract(space, images, self.device),
+            getattr(extractor, "cache_key", None),
+        )
 
     def best_space(self) -> str:
         return self.spaces.best()

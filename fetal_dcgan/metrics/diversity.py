@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
+from fetal_dcgan.imaging.psnr import psnr_to_the_others
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.psnr import pairwise_psnr
 from fetal_dcgan.metrics.registry import Key, register_metric
 
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)  # Wang et al.'s first three scale weights
@@ -38,10 +38,13 @@ def ms_ssim_pairs(a: torch.Tensor, b: torch.Tensor, batch_size: int = 256) -> to
     betas = ms_ssim_betas(min(a.shape[-2:]))
     out = []
     for start in range(0, len(a), batch_size):
-        x = a[start:start + batch_size].float() / 255
-        y = b[start:start + batch_size].float() / 255
-        out.append(multiscale_structural_similarity_index_measure(
-            x, y, data_range=1.0, betas=betas, normalize="relu", reduction="none"))
+        x = a[start : start + batch_size].float() / 255
+        y = b[start : start + batch_size].float() / 255
+        out.append(
+            multiscale_structural_similarity_index_measure(
+                x, y, data_range=1.0, betas=betas, normalize="relu", reduction="none"
+            )
+        )
     return torch.cat(out)
 
 
@@ -60,61 +63,73 @@ def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int, seed: int = 0) -> fl
     return float(ms_ssim_pairs(images[i], images[j]).mean())
 
 
-def _psnr_to_the_others(images: torch.Tensor, block: int = 1024):
-    """(start, PSNR of images[start:start + block] against every image, -inf against itself)."""
-    for start in range(0, len(images), block):
-        values = pairwise_psnr(images[start:start + block], images)
-        rows = torch.arange(len(values), device=values.device)
-        values[rows, rows + start] = -np.inf  # not itself
-        yield start, values
-
-
 def duplicate_rate(images: torch.Tensor, threshold_db: float) -> float:
     """Share of images that have a near-copy (PSNR >= threshold) elsewhere in the set."""
     if len(images) < 2:
         return float("nan")
     has_copy = np.zeros(len(images), bool)
-    for start, values in _psnr_to_the_others(images):
-        has_copy[start:start + len(values)] = (values >= threshold_db).any(1).cpu().numpy()
+    for start, values in psnr_to_the_others(images):
+        has_copy[start : start + len(values)] = (values >= threshold_db).any(1).cpu().numpy()
     return float(has_copy.mean())
-
-
-def near_copy_pairs(images: torch.Tensor, threshold_db: float) -> list[tuple[int, int]]:
-    """Pairs (i < j) of images that differ but are within ``threshold_db`` PSNR of each other."""
-    pairs = []
-    for start, values in _psnr_to_the_others(images):
-        rows, cols = torch.nonzero((values >= threshold_db) & torch.isfinite(values), as_tuple=True)
-        pairs += [(start + i, j) for i, j in zip(rows.tolist(), cols.tolist()) if start + i < j]
-    return pairs
 
 
 def set_diversity(images: torch.Tensor, pairs: int, threshold_db: float, seed: int = 0) -> dict[str, float]:
     """Mean pairwise MS-SSIM and duplicate rate of one set, on the images' device."""
-    return {"ms_ssim": mean_pairwise_ms_ssim(images, pairs, seed), "duplicate_rate": duplicate_rate(images, threshold_db)}
+    return {
+        "ms_ssim": mean_pairwise_ms_ssim(images, pairs, seed),
+        "duplicate_rate": duplicate_rate(images, threshold_db),
+    }
 
 
 def diversity(fake: dict[str, float], real: dict[str, float], margin: float, duplicates: float) -> dict:
     """The synthetic set's ``set_diversity`` beside the reference set's, and the collapse flag:
     MS-SSIM above the reference's by more than ``margin``, or a duplicate rate above ``duplicates``."""
     collapse = fake["ms_ssim"] - real["ms_ssim"] > margin or fake["duplicate_rate"] > duplicates
-    return {"scalars": {"ms_ssim_fake": fake["ms_ssim"], "ms_ssim_real": real["ms_ssim"],
-                        "duplicate_rate": fake["duplicate_rate"], "duplicate_rate_real": real["duplicate_rate"],
-                        "collapse": float(collapse)}}
+    return {
+        "scalars": {
+            "ms_ssim_fake": fake["ms_ssim"],
+            "ms_ssim_real": real["ms_ssim"],
+            "duplicate_rate": fake["duplicate_rate"],
+            "duplicate_rate_real": real["duplicate_rate"],
+            "collapse": float(collapse),
+        }
+    }
 
 
-@register_metric("diversity", "diversity within the synthetic set against the reference set's (mode collapse)", (
-    Key("ms_ssim_fake", "mean MS-SSIM over random pairs within S; higher = less diverse", better="reference",
-        plotted=True, reference_key="ms_ssim_real"),
-    Key("ms_ssim_real", "the same within R", role="reference"),
-    Key("duplicate_rate", "share of synthetic images with a near-copy in S", better="lower",
-        reference_key="duplicate_rate_real"),
-    Key("duplicate_rate_real", "the same within R", role="reference"),
-    Key("collapse", "1 when S is clearly less diverse than R (a flag to look at the images; not tested as a "
-                    "score)", better="lower", role="diagnostic")))
+@register_metric(
+    "diversity",
+    "diversity within the synthetic set against the reference set's (mode collapse)",
+    (
+        Key(
+            "ms_ssim_fake",
+            "mean MS-SSIM over random pairs within S; higher = less diverse",
+            better="reference",
+            plotted=True,
+            reference_key="ms_ssim_real",
+        ),
+        Key("ms_ssim_real", "the same within R", role="reference"),
+        Key(
+            "duplicate_rate",
+            "share of synthetic images with a near-copy in S",
+            better="lower",
+            reference_key="duplicate_rate_real",
+        ),
+        Key("duplicate_rate_real", "the same within R", role="reference"),
+        Key(
+            "collapse",
+            "1 when S is clearly less diverse than R (a flag to look at the images; not tested as a score)",
+            better="lower",
+            role="diagnostic",
+        ),
+    ),
+)
 def _diversity(ctx: ScoringContext) -> dict:
     o = ctx.options
     pairs, db = int(o["ms_ssim_pairs"]), float(o["duplicate_psnr_db"])
-    real = ctx.reference("diversity", lambda: set_diversity(ctx.real.to(ctx.device), pairs, db, ctx.seed),
-                         f"ms-ssim-{pairs}-pairs-{MS_SSIM_BETAS}-normalised-seed-{ctx.seed}-dup-{db}dB")
+    real = ctx.reference(
+        "diversity",
+        lambda: set_diversity(ctx.real.to(ctx.device), pairs, db, ctx.seed),
+        f"ms-ssim-{pairs}-pairs-{MS_SSIM_BETAS}-normalised-seed-{ctx.seed}-dup-{db}dB",
+    )
     fake = set_diversity(ctx.fake.to(ctx.device), pairs, db, ctx.seed)
     return diversity(fake, real, float(o["collapse_margin"]), float(o["collapse_duplicates"]))

@@ -29,8 +29,10 @@ class MetricUnavailable(Exception):
 def find_inception_weights(weights_path: str | Path | None = None) -> Path:
     """The FID Inception weights file: ``weights_path``, else the torch hub cache."""
     hub_file = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
-    how = (f"download {FID_WEIGHTS_URL} on a machine with internet and set metrics.features.weights_path=/path/to/"
-           f"{FID_WEIGHTS_FILE} (evaluate: --fid-weights), or copy it to {hub_file}")
+    how = (
+        f"download {FID_WEIGHTS_URL} on a machine with internet and set metrics.features.weights_path=/path/to/"
+        f"{FID_WEIGHTS_FILE} (evaluate: --fid-weights), or copy it to {hub_file}"
+    )
     if weights_path:
         path = Path(weights_path).expanduser()
         if not path.is_file():
@@ -49,8 +51,9 @@ class InceptionFeatures(nn.Module):
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         path = find_inception_weights(weights_path)
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                               feature_extractor_weights_path=str(path))
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+        )
         self.cache_key = f"inception-v3-compat-2048:{path.name}:{path.stat().st_size}"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -58,13 +61,14 @@ class InceptionFeatures(nn.Module):
 
 
 @torch.no_grad()
-def extract_features(extractor: nn.Module, images: torch.Tensor, batch_size: int = 64,
-                     device: str | torch.device = "cpu") -> torch.Tensor:
+def extract_features(
+    extractor: nn.Module, images: torch.Tensor, batch_size: int = 64, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Features (N, d) as float64 of uint8 gray images (N, 1, H, W), repeated to 3 channels."""
     extractor = extractor.to(device).eval()
     chunks = []
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].to(device)
+        batch = images[start : start + batch_size].to(device)
         if batch.shape[1] == 1:
             batch = batch.expand(-1, 3, -1, -1)
         chunks.append(extractor(batch).double().cpu())

@@ -54,14 +54,28 @@ def bootstrap_fd(ctx: ScoringContext, fake: torch.Tensor, real: torch.Tensor, es
     """Bootstrap interval of FD over resamples of the synthetic features, against the
     reference factored once on the metrics device."""
     reference, fake = FrechetReference(real, ctx.device), fake.to(ctx.device)
-    return bootstrap_ci(lambda i: reference(fake[torch.from_numpy(i).to(fake.device)]), len(fake), ctx.resamples(),
-                        ctx.seed, estimate=estimate)
+    return bootstrap_ci(
+        lambda i: reference(fake[torch.from_numpy(i).to(fake.device)]),
+        len(fake),
+        ctx.resamples(),
+        ctx.seed,
+        estimate=estimate,
+    )
 
 
-@register_metric("fid", "Frechet Inception Distance (torch-fidelity's network and maths)", (
-    Key("fid", "Frechet distance between Gaussian fits of Inception pool3 features of S and R", better="lower",
-        plotted=True),
-    *interval("fid")))
+@register_metric(
+    "fid",
+    "Frechet Inception Distance (torch-fidelity's network and maths)",
+    (
+        Key(
+            "fid",
+            "Frechet distance between Gaussian fits of Inception pool3 features of S and R",
+            better="lower",
+            plotted=True,
+        ),
+        *interval("fid"),
+    ),
+)
 def _fid(ctx: ScoringContext) -> dict:
     fake, real = ctx.features("inception"), ctx.features("inception", ctx.real)
     value = frechet_distance(fake, real)

@@ -15,14 +15,18 @@ from fetal_dcgan.metrics.features import MetricUnavailable
 from fetal_dcgan.metrics.registry import Key, register_metric
 
 
-@register_metric("frd", "Fréchet Radiomics Distance (optional: pip install -e '.[frd]')", (
-    Key("frd", "Fréchet distance between radiomic feature fits of S and R", better="lower"),))
+@register_metric(
+    "frd",
+    "Fréchet Radiomics Distance (optional: pip install -e '.[frd]')",
+    (Key("frd", "Fréchet distance between radiomic feature fits of S and R", better="lower"),),
+)
 def _frd(ctx: ScoringContext) -> dict:
     try:
         from frd_score import frd
     except ImportError:
-        raise MetricUnavailable("FRD needs the optional radiomics packages: pip install -e '.[frd]' "
-                                "(frd-score and pyradiomics-bhklab).") from None
+        raise MetricUnavailable(
+            "FRD needs the optional radiomics packages: pip install -e '.[frd]' (frd-score and pyradiomics-bhklab)."
+        ) from None
     from PIL import Image
 
     with tempfile.TemporaryDirectory() as tmp:

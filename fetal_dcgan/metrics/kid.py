@@ -56,8 +56,9 @@ def _subset_size(n_fake: int, n_real: int, subset_size: int | None) -> int:
     return size
 
 
-def kid_from_kernels(kernels: PolynomialKernels, fake_rows: np.ndarray, subsets: int, subset_size: int | None,
-                     seed: int) -> tuple[float, float]:
+def kid_from_kernels(
+    kernels: PolynomialKernels, fake_rows: np.ndarray, subsets: int, subset_size: int | None, seed: int
+) -> tuple[float, float]:
     """KID of the synthetic set made of ``fake_rows`` (a bootstrap resample may repeat rows)."""
     size = _subset_size(len(fake_rows), kernels.n_real, subset_size)
     rng = np.random.RandomState(seed)  # torch-fidelity's draws, in its order: synthetic, then reference
@@ -71,19 +72,33 @@ def kid_from_kernels(kernels: PolynomialKernels, fake_rows: np.ndarray, subsets:
     return float(values.mean()), float(values.std())
 
 
-def kernel_inception_distance(fake_features: torch.Tensor, real_features: torch.Tensor, subsets: int = 100,
-                              subset_size: int | None = None, seed: int = 2020,
-                              device: str | torch.device = "cpu") -> tuple[float, float]:
+def kernel_inception_distance(
+    fake_features: torch.Tensor,
+    real_features: torch.Tensor,
+    subsets: int = 100,
+    subset_size: int | None = None,
+    seed: int = 2020,
+    device: str | torch.device = "cpu",
+) -> tuple[float, float]:
     """Mean and standard deviation of the MMD^2 estimates over ``subsets`` random subsets."""
     kernels = PolynomialKernels(fake_features, real_features, device)
     return kid_from_kernels(kernels, np.arange(len(fake_features)), subsets, subset_size, seed)
 
 
-@register_metric("kid", "Kernel Inception Distance (torch-fidelity's estimator)", (
-    Key("kid_mean", "mean unbiased MMD^2 (cubic polynomial kernel) over random subsets, Inception features",
-        better="lower", plotted=True),
-    Key("kid_std", "standard deviation of the subsets' MMD^2", role="diagnostic"),
-    *interval("kid_mean")))
+@register_metric(
+    "kid",
+    "Kernel Inception Distance (torch-fidelity's estimator)",
+    (
+        Key(
+            "kid_mean",
+            "mean unbiased MMD^2 (cubic polynomial kernel) over random subsets, Inception features",
+            better="lower",
+            plotted=True,
+        ),
+        Key("kid_std", "standard deviation of the subsets' MMD^2", role="diagnostic"),
+        *interval("kid_mean"),
+    ),
+)
 def _kid(ctx: ScoringContext) -> dict:
     fake = ctx.features("inception")
     kernels = PolynomialKernels(fake, ctx.features("inception", ctx.real), ctx.device)  # once for every subset
@@ -91,5 +106,9 @@ def _kid(ctx: ScoringContext) -> dict:
     mean, std = kid_from_kernels(kernels, np.arange(len(fake)), int(ctx.options["subsets"]), size, seed)
     low, high = bootstrap_ci(  # fewer subsets per resample: the interval is of the mean, not of one estimate
         lambda i: kid_from_kernels(kernels, i, int(ctx.options["resample_subsets"]), size, seed)[0],
-        len(fake), ctx.resamples(), seed, estimate=mean)
+        len(fake),
+        ctx.resamples(),
+        seed,
+        estimate=mean,
+    )
     return {"scalars": {"kid_mean": mean, "kid_std": std, "kid_mean_ci_low": low, "kid_mean_ci_high": high}}

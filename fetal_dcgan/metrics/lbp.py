@@ -58,10 +58,10 @@ def lbp_histograms(images: torch.Tensor, batch_size: int = 256, device: str | to
     """Per-image LBP code counts, (N, 256) int64, computed on ``device`` in batches to bound memory."""
     out = np.empty((len(images), N_CODES), np.int64)
     for start in range(0, len(images), batch_size):
-        codes = lbp_codes(images[start:start + batch_size].to(device))
+        codes = lbp_codes(images[start : start + batch_size].to(device))
         offsets = torch.arange(len(codes), device=codes.device)[:, None, None] * N_CODES
         counts = torch.bincount((codes + offsets).flatten(), minlength=len(codes) * N_CODES)
-        out[start:start + len(codes)] = counts.reshape(-1, N_CODES).cpu().numpy()
+        out[start : start + len(codes)] = counts.reshape(-1, N_CODES).cpu().numpy()
     return out
 
 
@@ -83,14 +83,20 @@ def chi2_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(total > 0, (p - q) ** 2 / safe, 0.0).sum(-1)
 
 
-def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.ndarray | None = None,
-        device: str | torch.device = "cpu") -> dict:
+def lbp(
+    fake: torch.Tensor,
+    real_histograms: np.ndarray,
+    fake_histograms: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+) -> dict:
     """rLBPv vs sLBPv: distances, named elements and per-image distances to rLBPv."""
     fake_hist = lbp_histograms(fake, device=device) if fake_histograms is None else fake_histograms
     reference, synthetic = lbp_vector(real_histograms), lbp_vector(fake_hist)
     per_image = fake_hist / fake_hist.sum(1, keepdims=True)
-    scalars = {"lbp_l1": float(l1_distance(synthetic, reference)),
-               "lbp_chi2": float(chi2_distance(synthetic, reference))}
+    scalars = {
+        "lbp_l1": float(l1_distance(synthetic, reference)),
+        "lbp_chi2": float(chi2_distance(synthetic, reference)),
+    }
     pixels = int(np.prod(fake.shape[-2:]))
     for code in NAMED_ELEMENTS:
         scalars[f"lbp_v{code}"] = float(synthetic[code])
@@ -98,42 +104,78 @@ def lbp(fake: torch.Tensor, real_histograms: np.ndarray, fake_histograms: np.nda
         scalars[f"lbp_v{code}_diff"] = float((reference[code] - synthetic[code]) * pixels)
     return {
         "scalars": scalars,
-        "per_image": {"lbp_l1": l1_distance(per_image, reference), "lbp_chi2": chi2_distance(per_image, reference),
-                      **{f"lbp_v{code}": per_image[:, code] for code in NAMED_ELEMENTS}},
-        "vectors": {REFERENCE_VECTOR: reference, SYNTHETIC_VECTOR: synthetic,
-                    "lbp_abs_diff": np.abs(synthetic - reference), "lbp_per_image": fake_hist},
+        "per_image": {
+            "lbp_l1": l1_distance(per_image, reference),
+            "lbp_chi2": chi2_distance(per_image, reference),
+            **{f"lbp_v{code}": per_image[:, code] for code in NAMED_ELEMENTS},
+        },
+        "vectors": {
+            REFERENCE_VECTOR: reference,
+            SYNTHETIC_VECTOR: synthetic,
+            "lbp_abs_diff": np.abs(synthetic - reference),
+            "lbp_per_image": fake_hist,
+        },
     }
 
 
 def _element_keys() -> list[Key]:
     out = []
     for code in NAMED_ELEMENTS:
-        out += [Key(f"lbp_v{code}_diff", f"rLBPv - sLBPv at element {code} in codes per image (the paper's units; "
-                    "0: as often as in the reference)", unit="codes per image", plotted=True),
-                Key(f"lbp_v{code}", f"element {code} of sLBPv (a fraction of all codes)", role="diagnostic",
-                    better="reference", reference_key=f"lbp_v{code}_reference"),
-                Key(f"lbp_v{code}_reference", f"element {code} of rLBPv", role="reference")]
+        out += [
+            Key(
+                f"lbp_v{code}_diff",
+                f"rLBPv - sLBPv at element {code} in codes per image (the paper's units; "
+                "0: as often as in the reference)",
+                unit="codes per image",
+                plotted=True,
+            ),
+            Key(
+                f"lbp_v{code}",
+                f"element {code} of sLBPv (a fraction of all codes)",
+                role="diagnostic",
+                better="reference",
+                reference_key=f"lbp_v{code}_reference",
+            ),
+            Key(f"lbp_v{code}_reference", f"element {code} of rLBPv", role="reference"),
+        ]
     return out
 
 
-@register_metric("lbp", "local binary pattern vectors: sLBPv against rLBPv", (
-    Key("lbp_l1", "L1 distance between sLBPv and rLBPv", better="lower", plotted=True),
-    Key("lbp_chi2", "symmetric chi-square distance between sLBPv and rLBPv", better="lower", plotted=True),
-    *_element_keys(),
-    *interval("lbp_l1"),
-    Key("lbp_l1", "L1 distance of the image's own LBP histogram to rLBPv", level="image", better="lower"),
-    Key("lbp_chi2", "chi-square distance of the image's histogram to rLBPv", level="image", better="lower"),
-    *(Key(f"lbp_v{code}", f"element {code} of the image's LBP histogram", level="image") for code in NAMED_ELEMENTS),
-    Key(REFERENCE_VECTOR, "rLBPv: the reference set's 256-bin LBP histogram, normalised to 1", level="vector",
-        role="reference"),
-    Key(SYNTHETIC_VECTOR, "sLBPv: the synthetic set's LBP histogram, normalised to 1", level="vector"),
-    Key("lbp_abs_diff", "|sLBPv - rLBPv| per code", level="vector"),
-    Key("lbp_per_image", "each synthetic image's 256-bin LBP code counts", level="image-vector")))
+@register_metric(
+    "lbp",
+    "local binary pattern vectors: sLBPv against rLBPv",
+    (
+        Key("lbp_l1", "L1 distance between sLBPv and rLBPv", better="lower", plotted=True),
+        Key("lbp_chi2", "symmetric chi-square distance between sLBPv and rLBPv", better="lower", plotted=True),
+        *_element_keys(),
+        *interval("lbp_l1"),
+        Key("lbp_l1", "L1 distance of the image's own LBP histogram to rLBPv", level="image", better="lower"),
+        Key("lbp_chi2", "chi-square distance of the image's histogram to rLBPv", level="image", better="lower"),
+        *(
+            Key(f"lbp_v{code}", f"element {code} of the image's LBP histogram", level="image")
+            for code in NAMED_ELEMENTS
+        ),
+        Key(
+            REFERENCE_VECTOR,
+            "rLBPv: the reference set's 256-bin LBP histogram, normalised to 1",
+            level="vector",
+            role="reference",
+        ),
+        Key(SYNTHETIC_VECTOR, "sLBPv: the synthetic set's LBP histogram, normalised to 1", level="vector"),
+        Key("lbp_abs_diff", "|sLBPv - rLBPv| per code", level="vector"),
+        Key("lbp_per_image", "each synthetic image's 256-bin LBP code counts", level="image-vector"),
+    ),
+)
 def _lbp(ctx: ScoringContext) -> dict:
     real_hist = ctx.reference("lbp", lambda: lbp_histograms(ctx.real, device=ctx.device), "lbp-P8-R1-default")
     out = lbp(ctx.fake, real_hist, device=ctx.device)
     fake_hist, reference = out["vectors"]["lbp_per_image"], out["vectors"][REFERENCE_VECTOR]
-    low, high = bootstrap_ci(lambda i: l1_distance(lbp_vector(fake_hist[i]), reference), len(fake_hist),
-                             ctx.resamples(), ctx.seed, estimate=out["scalars"]["lbp_l1"])
+    low, high = bootstrap_ci(
+        lambda i: l1_distance(lbp_vector(fake_hist[i]), reference),
+        len(fake_hist),
+        ctx.resamples(),
+        ctx.seed,
+        estimate=out["scalars"]["lbp_l1"],
+    )
     out["scalars"].update(lbp_l1_ci_low=low, lbp_l1_ci_high=high)
     return out

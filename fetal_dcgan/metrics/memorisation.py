@@ -54,9 +54,14 @@ def training_variants(train: torch.Tensor, degrees: float) -> tuple[torch.Tensor
     return torch.cat(variants), torch.cat(index)
 
 
-def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tensor,
-                exclude: torch.Tensor | None = None, block: int = 256,
-                bank_groups: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+def nearest_ncc(
+    query: torch.Tensor,
+    bank: torch.Tensor,
+    bank_index: torch.Tensor,
+    exclude: torch.Tensor | None = None,
+    block: int = 256,
+    bank_groups: torch.Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Max NCC (centred cosine) of each query row to the rows of a standardised bank, and
     the training index it came from; rows are images or feature vectors. ``exclude``: the
     group of each query, whose bank rows (``bank_groups``, default ``bank_index``) are skipped."""
@@ -64,13 +69,13 @@ def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tenso
     q = _standardise(query)
     best, where = np.empty(len(q)), np.empty(len(q), np.int64)
     for start in range(0, len(q), block):
-        sims = q[start:start + block] @ bank.T
+        sims = q[start : start + block] @ bank.T
         if exclude is not None:  # leave-one-out: not the query's own variants
-            own = exclude[start:start + block, None] == bank_groups[None, :]
+            own = exclude[start : start + block, None] == bank_groups[None, :]
             sims = sims.masked_fill(own, -2.0)
         values, columns = sims.max(1)
-        best[start:start + len(values)] = values.cpu().numpy()
-        where[start:start + len(values)] = bank_index[columns].cpu().numpy()
+        best[start : start + len(values)] = values.cpu().numpy()
+        where[start : start + len(values)] = bank_index[columns].cpu().numpy()
     return best, where
 
 
@@ -78,9 +83,9 @@ def nearest_ncc(query: torch.Tensor, bank: torch.Tensor, bank_index: torch.Tenso
 class Space:
     """The training variants in one space (pixels or features), calibrated on real images."""
 
-    bank: torch.Tensor        # standardised rows
-    index: torch.Tensor       # training image of each row
-    threshold: float          # similarity above which a synthetic image counts as a copy
+    bank: torch.Tensor  # standardised rows
+    index: torch.Tensor  # training image of each row
+    threshold: float  # similarity above which a synthetic image counts as a copy
     calibration_mean: float
 
     def audit(self, rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
@@ -98,8 +103,14 @@ class TrainingBank:
     calibration: str
 
 
-def _space(bank_rows: torch.Tensor, index: torch.Tensor, train_rows: torch.Tensor,
-           held_out_rows: torch.Tensor | None, quantile: float, groups: torch.Tensor) -> Space:
+def _space(
+    bank_rows: torch.Tensor,
+    index: torch.Tensor,
+    train_rows: torch.Tensor,
+    held_out_rows: torch.Tensor | None,
+    quantile: float,
+    groups: torch.Tensor,
+) -> Space:
     bank = _standardise(bank_rows)
     if held_out_rows is not None:
         calibration = nearest_ncc(held_out_rows, bank, index)[0]
@@ -108,9 +119,16 @@ def _space(bank_rows: torch.Tensor, index: torch.Tensor, train_rows: torch.Tenso
     return Space(bank, index, float(np.quantile(calibration, quantile)), float(calibration.mean()))
 
 
-def training_bank(train: torch.Tensor, held_out: torch.Tensor | None = None,
-                  features: Callable[[torch.Tensor], torch.Tensor] | None = None, *, degrees: float,
-                  quantile: float, min_held_out: int, groups: torch.Tensor | None = None) -> TrainingBank:
+def training_bank(
+    train: torch.Tensor,
+    held_out: torch.Tensor | None = None,
+    features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    degrees: float,
+    quantile: float,
+    min_held_out: int,
+    groups: torch.Tensor | None = None,
+) -> TrainingBank:
     """Every flip/rotation variant (``degrees``: training's rotation range) of the training
     images, in pixels and, with ``features`` (uint8 images -> (N, d)), in that feature space,
     with the copy thresholds of each (the ``quantile`` of real images' nearest NCC); on the
@@ -121,24 +139,33 @@ def training_bank(train: torch.Tensor, held_out: torch.Tensor | None = None,
     variants, index = training_variants(train, degrees)
     groups = torch.arange(len(train)) if groups is None else torch.as_tensor(groups)
     groups = groups.to(index.device)
-    pixels = _space(variants, index, to_unit(train), None if held_out is None else to_unit(held_out), quantile,
-                    groups)
+    pixels = _space(variants, index, to_unit(train), None if held_out is None else to_unit(held_out), quantile, groups)
     space = None
     if features is not None:
-        space = _space(features(variants.mul(255).round().to(torch.uint8)), index, features(train),
-                       None if held_out is None else features(held_out), quantile, groups)
+        space = _space(
+            features(variants.mul(255).round().to(torch.uint8)),
+            index,
+            features(train),
+            None if held_out is None else features(held_out),
+            quantile,
+            groups,
+        )
     source = "training images, leave-one-fetus-out" if held_out is None else "held-out real images"
     return TrainingBank(pixels, space, source)
 
 
-def memorisation(fake: torch.Tensor, bank: TrainingBank,
-                 features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
+def memorisation(
+    fake: torch.Tensor, bank: TrainingBank, features: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> dict:
     """Copy ratio of a synthetic set in pixel space and, when the bank has them, in features."""
     similarity, nearest, ratio = bank.pixels.audit(to_unit(fake))
     out = {
-        "scalars": {"copy_ratio": ratio, "copy_threshold_ncc": bank.pixels.threshold,
-                    "nearest_train_ncc_mean": float(similarity.mean()),
-                    "calibration_ncc_mean": bank.pixels.calibration_mean},
+        "scalars": {
+            "copy_ratio": ratio,
+            "copy_threshold_ncc": bank.pixels.threshold,
+            "nearest_train_ncc_mean": float(similarity.mean()),
+            "calibration_ncc_mean": bank.pixels.calibration_mean,
+        },
         "per_image": {"nearest_train_ncc": similarity, "nearest_train_index": nearest},
     }
     if bank.features is not None and features is not None:
@@ -148,19 +175,37 @@ def memorisation(fake: torch.Tensor, bank: TrainingBank,
     return out
 
 
-@register_metric("memorisation", "memorisation audit: synthetic images that are copies of training images", (
-    Key("copy_ratio", "share of synthetic images closer (NCC) to a training image than real images get",
-        better="lower", plotted=True),
-    Key("copy_threshold_ncc", "the NCC above which an image counts as a copy (calibrated on real images)",
-        role="reference"),
-    Key("nearest_train_ncc_mean", "mean NCC of each synthetic image to its nearest training variant", better="lower"),
-    Key("calibration_ncc_mean", "the same mean for the calibration images", role="reference"),
-    Key("copy_ratio_features", "copy_ratio in feature space", better="lower"),
-    Key("nearest_train_ncc", "NCC of the image to its nearest training variant", level="image", role="diagnostic"),
-    Key("nearest_train_index", "index of that training image", level="image", role="diagnostic"),
-    Key("nearest_train_feature_sim", "the same in feature space", level="image", role="diagnostic"),
-    Key("nearest_train_feature_index", "index of that training image in feature space", level="image",
-        role="diagnostic")))
+@register_metric(
+    "memorisation",
+    "memorisation audit: synthetic images that are copies of training images",
+    (
+        Key(
+            "copy_ratio",
+            "share of synthetic images closer (NCC) to a training image than real images get",
+            better="lower",
+            plotted=True,
+        ),
+        Key(
+            "copy_threshold_ncc",
+            "the NCC above which an image counts as a copy (calibrated on real images)",
+            role="reference",
+        ),
+        Key(
+            "nearest_train_ncc_mean", "mean NCC of each synthetic image to its nearest training variant", better="lower"
+        ),
+        Key("calibration_ncc_mean", "the same mean for the calibration images", role="reference"),
+        Key("copy_ratio_features", "copy_ratio in feature space", better="lower"),
+        Key("nearest_train_ncc", "NCC of the image to its nearest training variant", level="image", role="diagnostic"),
+        Key("nearest_train_index", "index of that training image", level="image", role="diagnostic"),
+        Key("nearest_train_feature_sim", "the same in feature space", level="image", role="diagnostic"),
+        Key(
+            "nearest_train_feature_index",
+            "index of that training image in feature space",
+            level="image",
+            role="diagnostic",
+        ),
+    ),
+)
 def _memorisation(ctx: ScoringContext) -> dict:
     train = ctx.need_train("the memorisation audit")
     space, device, o = ctx.best_space(), ctx.device, ctx.options
@@ -169,18 +214,28 @@ def _memorisation(ctx: ScoringContext) -> dict:
         return ctx.spaces.extract(space, images, device).to(device)
 
     bank = ctx.store.get(  # the training side is the same for every snapshot of a run
-        "memorisation", (train, ctx.held_out, ctx.train_groups),
-        lambda: training_bank(train.to(device), None if ctx.held_out is None else ctx.held_out.to(device), features,
-                              degrees=float(o["degrees"]), quantile=float(o["quantile"]),
-                              min_held_out=int(o["min_held_out"]), groups=ctx.train_groups),
-        f"{space}-{o}", persist=False)
+        "memorisation",
+        (train, ctx.held_out, ctx.train_groups),
+        lambda: training_bank(
+            train.to(device),
+            None if ctx.held_out is None else ctx.held_out.to(device),
+            features,
+            degrees=float(o["degrees"]),
+            quantile=float(o["quantile"]),
+            min_held_out=int(o["min_held_out"]),
+            groups=ctx.train_groups,
+        ),
+        f"{space}-{o}",
+        persist=False,
+    )
     out = memorisation(ctx.fake.to(device), bank, features)
     out["status"] = f"ok: calibrated on {bank.calibration}; features: {ctx.label(space)}"
     return out
 
 
-def closest_pairs_sheet(fake: torch.Tensor, train: torch.Tensor | None, per_image: dict, path,
-                        pairs: int = 16, scale: int = 3):
+def closest_pairs_sheet(
+    fake: torch.Tensor, train: torch.Tensor | None, per_image: dict, path, pairs: int = 16, scale: int = 3
+):
     """A PNG of the synthetic images closest to a training image, each beside that image
     (left: synthetic, right: training), most similar first, for a person to judge; None
     when the audit did not run (``per_image``: a scored set's per-image values)."""
@@ -195,16 +250,16 @@ def closest_pairs_sheet(fake: torch.Tensor, train: torch.Tensor | None, per_imag
     sheet = np.full((len(order) * (h + 2), 2 * w + 6), 255, np.uint8)
     for row, i in enumerate(order):
         top = row * (h + 2)
-        sheet[top:top + h, :w] = fake[i, 0].numpy()
-        sheet[top:top + h, w:w + 6] = 0  # a pair reads as one strip
-        sheet[top:top + h, w + 6:] = train[nearest[i], 0].numpy()
+        sheet[top : top + h, :w] = fake[i, 0].numpy()
+        sheet[top : top + h, w : w + 6] = 0  # a pair reads as one strip
+        sheet[top : top + h, w + 6 :] = train[nearest[i], 0].numpy()
     columns = 4
     rows = -(-len(order) // columns)
     block_h = rows * (h + 2)
     tiled = np.full((block_h, columns * (2 * w + 16)), 255, np.uint8)
     for c in range(columns):
-        part = sheet[c * block_h:(c + 1) * block_h]
-        tiled[:len(part), c * (2 * w + 16):c * (2 * w + 16) + 2 * w + 6] = part
+        part = sheet[c * block_h : (c + 1) * block_h]
+        tiled[: len(part), c * (2 * w + 16) : c * (2 * w + 16) + 2 * w + 6] = part
     image = Image.fromarray(tiled)
     image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST).save(path)
     return path

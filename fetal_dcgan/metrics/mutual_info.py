@@ -52,8 +52,11 @@ def _blocks(n_fake: int, n_real: int, pixels: int, block_pairs: int) -> list[tup
     together cover every pair of images."""
     r_chunk = min(n_real, max(1, block_pairs // pixels))
     s_chunk = max(1, block_pairs // (r_chunk * pixels))
-    return [(slice(i, i + s_chunk), slice(j, j + r_chunk))
-            for i in range(0, n_fake, s_chunk) for j in range(0, n_real, r_chunk)]
+    return [
+        (slice(i, i + s_chunk), slice(j, j + r_chunk))
+        for i in range(0, n_fake, s_chunk)
+        for j in range(0, n_real, r_chunk)
+    ]
 
 
 def _pair_codes(s_block, r_block):
@@ -86,7 +89,8 @@ def _sum_c_log_c_torch(sorted_codes: torch.Tensor) -> torch.Tensor:
     positions = starts.flatten().nonzero().squeeze(1)
     counts = torch.diff(positions, append=positions.new_tensor([rows * width])).double()
     return torch.zeros(rows, dtype=torch.float64, device=sorted_codes.device).index_add_(
-        0, positions // width, counts * counts.log())
+        0, positions // width, counts * counts.log()
+    )
 
 
 #: Pixel pairs per block on a GPU: int32 codes, their sort and its indices, about 1 GB.
@@ -105,8 +109,9 @@ def joint_entropies_torch(fake: torch.Tensor, real: torch.Tensor) -> np.ndarray:
     return out.cpu().numpy()
 
 
-def pairwise_mutual_information(fake: torch.Tensor, real: torch.Tensor,
-                                device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def pairwise_mutual_information(
+    fake: torch.Tensor, real: torch.Tensor, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """(len(fake), len(real)) matrices of MI in bits and of NMI (NaN where both images are
     constant, since NMI is then 0 / 0). The joint entropies, the bulk of the work, run on
     ``device``: numpy's radix sort on the CPU (3x faster there than torch's sort), torch elsewhere."""
@@ -139,19 +144,28 @@ def mutual_information(fake: torch.Tensor, real: torch.Tensor, device: str | tor
     mi, nmi = pairwise_mutual_information(fake, real, device)
     best_nmi = _nan_max(nmi)
     return {
-        "scalars": {"mi_mean": float(mi.mean()), "mi_best_mean": float(mi.max(1).mean()),
-                    "nmi_mean": _nan_mean(nmi), "nmi_best_mean": _nan_mean(best_nmi)},
+        "scalars": {
+            "mi_mean": float(mi.mean()),
+            "mi_best_mean": float(mi.max(1).mean()),
+            "nmi_mean": _nan_mean(nmi),
+            "nmi_best_mean": _nan_mean(best_nmi),
+        },
         "per_image": {"mi_best": mi.max(1), "mi_best_ref": mi.argmax(1), "nmi_best": best_nmi},
     }
 
 
-@register_metric("mi", "mutual information and normalised MI of grey levels over all pairs", (
-    Key("mi_mean", "mean MI over every pair (s, r)", better="higher", unit="bits", plotted=True),
-    Key("mi_best_mean", "per synthetic image its highest MI over R, averaged", better="higher", unit="bits"),
-    Key("nmi_mean", "mean NMI (H(s) + H(r)) / H(s, r) over every pair, in [1, 2]", better="higher", plotted=True),
-    Key("nmi_best_mean", "per synthetic image its highest NMI over R, averaged", better="higher"),
-    Key("mi_best", "highest MI of the image over R", level="image", better="higher", unit="bits"),
-    Key("mi_best_ref", "index in R of that match", level="image", role="diagnostic"),
-    Key("nmi_best", "highest NMI of the image over R", level="image", better="higher")))
+@register_metric(
+    "mi",
+    "mutual information and normalised MI of grey levels over all pairs",
+    (
+        Key("mi_mean", "mean MI over every pair (s, r)", better="higher", unit="bits", plotted=True),
+        Key("mi_best_mean", "per synthetic image its highest MI over R, averaged", better="higher", unit="bits"),
+        Key("nmi_mean", "mean NMI (H(s) + H(r)) / H(s, r) over every pair, in [1, 2]", better="higher", plotted=True),
+        Key("nmi_best_mean", "per synthetic image its highest NMI over R, averaged", better="higher"),
+        Key("mi_best", "highest MI of the image over R", level="image", better="higher", unit="bits"),
+        Key("mi_best_ref", "index in R of that match", level="image", role="diagnostic"),
+        Key("nmi_best", "highest NMI of the image over R", level="image", better="higher"),
+    ),
+)
 def _mi(ctx: ScoringContext) -> dict:
     return mutual_information(ctx.fake, ctx.real, ctx.device)

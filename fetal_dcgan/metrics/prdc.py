@@ -40,8 +40,12 @@ class NeighbourBalls:
         recall = (cross < fake_radius[None, :]).any(1).double().mean()
         density = inside_real.sum(0).double().mean() / self.k
         coverage = (cross.min(1).values < self.real_radius).double().mean()
-        return {"precision": float(precision), "recall": float(recall), "density": float(density),
-                "coverage": float(coverage)}
+        return {
+            "precision": float(precision),
+            "recall": float(recall),
+            "density": float(density),
+            "coverage": float(coverage),
+        }
 
 
 def _kth_neighbour_radius(distances: torch.Tensor, k: int) -> torch.Tensor:
@@ -52,14 +56,28 @@ def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int) -> di
     return NeighbourBalls(fake_features, real_features, k).scores()
 
 
-@register_metric("prdc", "precision, recall, density and coverage with k-NN balls in feature space", (
-    Key("precision", "share of synthetic images inside a real image's k-NN ball (fidelity)", better="higher",
-        plotted=True),
-    Key("recall", "share of real images inside a synthetic image's k-NN ball (diversity)", better="higher",
-        plotted=True),
-    Key("density", "mean count of real balls holding each synthetic image, over k", better="higher"),
-    Key("coverage", "share of real images whose ball holds a synthetic image", better="higher"),
-    *interval("precision"), *interval("recall")))
+@register_metric(
+    "prdc",
+    "precision, recall, density and coverage with k-NN balls in feature space",
+    (
+        Key(
+            "precision",
+            "share of synthetic images inside a real image's k-NN ball (fidelity)",
+            better="higher",
+            plotted=True,
+        ),
+        Key(
+            "recall",
+            "share of real images inside a synthetic image's k-NN ball (diversity)",
+            better="higher",
+            plotted=True,
+        ),
+        Key("density", "mean count of real balls holding each synthetic image, over k", better="higher"),
+        Key("coverage", "share of real images whose ball holds a synthetic image", better="higher"),
+        *interval("precision"),
+        *interval("recall"),
+    ),
+)
 def _prdc(ctx: ScoringContext) -> dict:
     space, k = ctx.best_space(), int(ctx.options["k"])
     balls = NeighbourBalls(ctx.features(space).to(ctx.device), ctx.features(space, ctx.real).to(ctx.device), k)
@@ -72,6 +90,7 @@ def _prdc(ctx: ScoringContext) -> dict:
 
     values = bootstrap_values(resampled, len(balls.fake_fake), ctx.resamples(), ctx.seed).reshape(-1, len(names))
     for column, name in enumerate(names):
-        scalars[f"{name}_ci_low"], scalars[f"{name}_ci_high"] = shifted_percentile_interval(values[:, column],
-                                                                                           scalars[name])
+        scalars[f"{name}_ci_low"], scalars[f"{name}_ci_high"] = shifted_percentile_interval(
+            values[:, column], scalars[name]
+        )
     return {"scalars": scalars, "status": f"ok: {ctx.label(space)} features, k={k}"}

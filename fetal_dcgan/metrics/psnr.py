@@ -10,26 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from fetal_dcgan.imaging.psnr import pairwise_psnr
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.registry import Key, register_metric
-
-
-def pairwise_mse(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """(len(fake), len(real)) mean squared errors of uint8 image batches (N, ...)."""
-    s = fake.flatten(1).double()
-    r = real.flatten(1).double()
-    sq = (s * s).sum(1)[:, None] + (r * r).sum(1)[None, :] - 2.0 * (s @ r.T)
-    return sq.clamp_(min=0) / s.shape[1]
-
-
-def psnr_from_mse(mse: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
-    """10 log10(range^2 / MSE), +inf where MSE is 0."""
-    return 10.0 * torch.log10(data_range**2 / mse)
-
-
-def pairwise_psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
-    """(len(fake), len(real)) PSNR in dB of every synthetic-reference pair."""
-    return psnr_from_mse(pairwise_mse(fake, real), data_range)
 
 
 def _finite_mean(values: torch.Tensor) -> float:
@@ -37,8 +20,7 @@ def _finite_mean(values: torch.Tensor) -> float:
     return float(finite.mean()) if finite.numel() else float("nan")
 
 
-def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0,
-         device: str | torch.device = "cpu") -> dict:
+def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0, device: str | torch.device = "cpu") -> dict:
     """Set-level and per-synthetic-image PSNR (data range 255), computed on ``device``."""
     values = pairwise_psnr(fake.to(device), real.to(device), data_range)
     best, best_index = values.max(dim=1)
@@ -52,13 +34,27 @@ def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0,
     }
 
 
-@register_metric("psnr", "peak signal-to-noise ratio over all synthetic-reference pairs", (
-    Key("psnr_mean", "mean PSNR over every pair (s, r) in S x R", better="higher", unit="dB", plotted=True),
-    Key("psnr_best_mean", "per synthetic image its best PSNR over R, averaged", better="higher", unit="dB",
-        plotted=True),
-    Key("psnr_identical_pairs", "pairs with MSE 0 (infinite PSNR, left out of the means)", better="lower",
-        unit="pairs"),
-    Key("psnr_best", "best PSNR of the image over R", level="image", better="higher", unit="dB"),
-    Key("psnr_best_ref", "index in R of that best match", level="image", role="diagnostic")))
+@register_metric(
+    "psnr",
+    "peak signal-to-noise ratio over all synthetic-reference pairs",
+    (
+        Key("psnr_mean", "mean PSNR over every pair (s, r) in S x R", better="higher", unit="dB", plotted=True),
+        Key(
+            "psnr_best_mean",
+            "per synthetic image its best PSNR over R, averaged",
+            better="higher",
+            unit="dB",
+            plotted=True,
+        ),
+        Key(
+            "psnr_identical_pairs",
+            "pairs with MSE 0 (infinite PSNR, left out of the means)",
+            better="lower",
+            unit="pairs",
+        ),
+        Key("psnr_best", "best PSNR of the image over R", level="image", better="higher", unit="dB"),
+        Key("psnr_best_ref", "index in R of that best match", level="image", role="diagnostic"),
+    ),
+)
 def _psnr(ctx: ScoringContext) -> dict:
     return psnr(ctx.fake, ctx.real, device=ctx.device)

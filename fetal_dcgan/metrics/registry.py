@@ -71,19 +71,24 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 #: Keys every scored set has, whichever metrics ran.
-SET_SIZES = (Key("n_fake", "synthetic images scored", role="reference", unit="images"),
-             Key("n_real", "reference images", role="reference", unit="images"))
+SET_SIZES = (
+    Key("n_fake", "synthetic images scored", role="reference", unit="images"),
+    Key("n_real", "reference images", role="reference", unit="images"),
+)
 
 
 def interval(name: str, unit: str = "") -> tuple[Key, Key]:
     """The two bounds of ``name``'s 95% bootstrap interval over the synthetic images."""
-    return tuple(Key(f"{name}_ci_{side}", f"{side} bound of the 95% bootstrap interval of {name}", role="interval",
-                     unit=unit) for side in ("low", "high"))
+    return tuple(
+        Key(f"{name}_ci_{side}", f"{side} bound of the 95% bootstrap interval of {name}", role="interval", unit=unit)
+        for side in ("low", "high")
+    )
 
 
 def register_metric(name: str, summary: str, keys: tuple[Key, ...] | list[Key]):
     """Decorator: register ``compute(ctx) -> {"scalars", "per_image", "vectors", "status"}``
     (every part optional) under ``name`` with its declared ``keys``."""
+
     def decorate(compute: Callable[["ScoringContext"], dict]) -> Callable:
         taken = {k.name: m.name for m in METRICS.values() if m.name != name for k in m.keys}
         clash = [k.name for k in keys if k.name in taken and k.level == "set"]
@@ -91,17 +96,21 @@ def register_metric(name: str, summary: str, keys: tuple[Key, ...] | list[Key]):
             raise ValueError(f"Metric {name!r} declares keys already declared by another metric: {clash}.")
         METRICS[name] = Metric(name, summary, tuple(keys), compute)
         return compute
+
     return decorate
 
 
 def register_figure(metric: str, name: str):
     """Decorator: ``draw(fake, train, result, path)`` pictures ``metric``'s result; it is
     written beside each scored set as ``..._<name>.png`` (``RunLayout.metric_figure``)."""
+
     def decorate(draw: Figure) -> Figure:
         m = METRICS[metric]
-        METRICS[metric] = Metric(m.name, m.summary, m.keys, m.compute,
-                                 tuple((n, d) for n, d in m.figures if n != name) + ((name, draw),))
+        METRICS[metric] = Metric(
+            m.name, m.summary, m.keys, m.compute, tuple((n, d) for n, d in m.figures if n != name) + ((name, draw),)
+        )
         return draw
+
     return decorate
 
 
@@ -113,17 +122,24 @@ def load_modules(modules: list[str] | tuple[str, ...] | None) -> None:
         except ImportError as exc:
             from fetal_dcgan.errors import ConfigError
 
-            raise ConfigError(f"metrics.modules: cannot import {module!r} ({exc}). Give an importable module "
-                              "name, e.g. metrics.modules=[my_metrics] with my_metrics.py on PYTHONPATH.") from exc
+            raise ConfigError(
+                f"metrics.modules: cannot import {module!r} ({exc}). Give an importable module "
+                "name, e.g. metrics.modules=[my_metrics] with my_metrics.py on PYTHONPATH."
+            ) from exc
 
 
-def keys(names: list[str] | tuple[str, ...] | None = None, level: Level | None = "set",
-         role: Role | tuple[Role, ...] | None = None) -> list[Key]:
+def keys(
+    names: list[str] | tuple[str, ...] | None = None,
+    level: Level | None = "set",
+    role: Role | tuple[Role, ...] | None = None,
+) -> list[Key]:
     """Declared keys of the metrics ``names`` (default: all), in registration order."""
     roles = (role,) if isinstance(role, str) else role
     found = [*SET_SIZES] if level in (None, "set") and (roles is None or "reference" in roles) else []
     found += [k for m in METRICS.values() if names is None or m.name in names for k in m.keys]
-    return [k for k in dict.fromkeys(found) if (level is None or k.level == level) and (roles is None or k.role in roles)]
+    return [
+        k for k in dict.fromkeys(found) if (level is None or k.level == level) and (roles is None or k.role in roles)
+    ]
 
 
 def key_names(*args, **kwargs) -> list[str]:
@@ -140,8 +156,10 @@ def markdown_table() -> str:
     lines = ["| metric | key | level | role | better | unit | plotted | meaning |", "|---|---|---|---|---|---|---|---|"]
     for metric in METRICS.values():
         for k in metric.keys:
-            lines.append(f"| {metric.name} | `{k.name}` | {k.level} | {k.role} | {k.better or ''} | {k.unit} | "
-                         f"{'yes' if k.plotted else ''} | {k.description} |")
+            lines.append(
+                f"| {metric.name} | `{k.name}` | {k.level} | {k.role} | {k.better or ''} | {k.unit} | "
+                f"{'yes' if k.plotted else ''} | {k.description} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -23,18 +23,27 @@ def relative_fd(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
     as good as real data scores about 1 (FD's small-sample bias cancels)."""
     rng = np.random.default_rng(seed)
     order = torch.from_numpy(rng.permutation(len(real)))
-    half_a, half_b = real[order[: len(real) // 2]], real[order[len(real) // 2:]]
+    half_a, half_b = real[order[: len(real) // 2]], real[order[len(real) // 2 :]]
     m = min(len(fake), len(half_b))
     subset = torch.from_numpy(rng.choice(len(fake), m, replace=False))
     baseline = frechet_distance(half_b[:m], half_a)
     return frechet_distance(fake[subset], half_a) / baseline if baseline > 0 else float("nan")
 
 
-@register_metric("fd", "Frechet distance in random-network features, and relative to real-vs-real", (
-    Key("fd_random", "Frechet distance in the features of a fixed random network (not FID)", better="lower"),
-    *interval("fd_random"),
-    Key("relative_fd", "FD(S, R_a) / FD(R_b, R_a) for two halves of R, in the best features available; "
-                       "about 1 for real data", better="lower", plotted=True)))
+@register_metric(
+    "fd",
+    "Frechet distance in random-network features, and relative to real-vs-real",
+    (
+        Key("fd_random", "Frechet distance in the features of a fixed random network (not FID)", better="lower"),
+        *interval("fd_random"),
+        Key(
+            "relative_fd",
+            "FD(S, R_a) / FD(R_b, R_a) for two halves of R, in the best features available; about 1 for real data",
+            better="lower",
+            plotted=True,
+        ),
+    ),
+)
 def _fd(ctx: ScoringContext) -> dict:
     fake, real = ctx.features("random-conv"), ctx.features("random-conv", ctx.real)
     scalars = {"fd_random": frechet_distance(fake, real)}

@@ -63,10 +63,19 @@ class MetricSuite:
     (None: only in memory); ``options``: per-metric sections such as ``kid={"subsets": 10}``,
     merged over conf/metrics'."""
 
-    def __init__(self, names: list[str] | tuple[str, ...] | None = None, *, device: str | None = None,
-                 seed: int | None = None, ci_resamples: int | None = None, cache_dir: str | Path | None = None,
-                 features: dict | None = None, modules: list[str] | None = None,
-                 feature_extractor: nn.Module | None = None, **options: dict):
+    def __init__(
+        self,
+        names: list[str] | tuple[str, ...] | None = None,
+        *,
+        device: str | None = None,
+        seed: int | None = None,
+        ci_resamples: int | None = None,
+        cache_dir: str | Path | None = None,
+        features: dict | None = None,
+        modules: list[str] | None = None,
+        feature_extractor: nn.Module | None = None,
+        **options: dict,
+    ):
         load_modules(modules)
         given = {"names": names, "device": device, "seed": seed, "ci_resamples": ci_resamples, "features": features}
         defaults = configured_defaults() if any(v is None for v in given.values()) else {}  # all given: a full config
@@ -76,8 +85,10 @@ class MetricSuite:
             raise ValueError(f"Unknown metrics {unknown}: choose from {', '.join(METRICS)}.")
         stray = [s for s in options if s not in METRICS]
         if stray:
-            raise ValueError(f"Options for {stray}, which are not metrics: sections of conf/metrics are the suite's "
-                             f"settings ({', '.join(SUITE_SETTINGS[1:])}) or a metric's ({', '.join(METRICS)}).")
+            raise ValueError(
+                f"Options for {stray}, which are not metrics: sections of conf/metrics are the suite's "
+                f"settings ({', '.join(SUITE_SETTINGS[1:])}) or a metric's ({', '.join(METRICS)})."
+            )
         self.names = [n for n in METRICS if n in names]
         self.options = {n: {**defaults.get(n, {}), **dict(options.get(n) or {})} for n in self.names}
         device = defaults["device"] if device is None else device
@@ -88,15 +99,31 @@ class MetricSuite:
         self.store = ReferenceStore(cache_dir)
         self._warned: set[str] = set()
 
-    def score(self, fake: torch.Tensor, real: torch.Tensor, train: torch.Tensor | None = None,
-              held_out: torch.Tensor | None = None, train_groups: torch.Tensor | None = None) -> MetricsResult:
+    def score(
+        self,
+        fake: torch.Tensor,
+        real: torch.Tensor,
+        train: torch.Tensor | None = None,
+        held_out: torch.Tensor | None = None,
+        train_groups: torch.Tensor | None = None,
+    ) -> MetricsResult:
         """Score uint8 synthetic images (N, 1, H, W) against uint8 reference images; ``train``
         (the images the generator learned from), ``held_out`` (real images it never saw) and
         ``train_groups`` (the fetus of each training image) serve the memorisation audit."""
         check_image_sets(fake, real)
         result = MetricsResult(scalars=dict(zip([k.name for k in SET_SIZES], (len(fake), len(real)))))
-        context = ScoringContext(fake, real, train, held_out, self.device, self.seed, self.ci_resamples, self.spaces,
-                                 self.store, train_groups)
+        context = ScoringContext(
+            fake,
+            real,
+            train,
+            held_out,
+            self.device,
+            self.seed,
+            self.ci_resamples,
+            self.spaces,
+            self.store,
+            train_groups,
+        )
         for name in self.names:
             metric = METRICS[name]
             start = time.perf_counter()
@@ -118,8 +145,9 @@ class MetricSuite:
             result.vectors.update(out.get("vectors", {}))
         return result
 
-    def figures(self, fake: torch.Tensor, train: torch.Tensor | None, result: MetricsResult,
-                path_of: Callable[[str], Path]) -> list[Path]:
+    def figures(
+        self, fake: torch.Tensor, train: torch.Tensor | None, result: MetricsResult, path_of: Callable[[str], Path]
+    ) -> list[Path]:
         """Draw every picture the suite's metrics offer of a scored set, to ``path_of(name)``;
         a picture that fails is logged and skipped."""
         written = []
@@ -143,5 +171,7 @@ def check_image_sets(fake: torch.Tensor, real: torch.Tensor) -> None:
         if len(images) == 0:
             raise ValueError(f"The {name} set is empty.")
     if fake.shape[-2:] != real.shape[-2:]:
-        raise ValueError(f"Image sizes differ: synthetic {tuple(fake.shape[-2:])} vs reference "
-                         f"{tuple(real.shape[-2:])}; resize one set to the other's size.")
+        raise ValueError(
+            f"Image sizes differ: synthetic {tuple(fake.shape[-2:])} vs reference "
+            f"{tuple(real.shape[-2:])}; resize one set to the other's size."
+        )

@@ -29,26 +29,51 @@ class DCGAN(L.LightningModule):
     same fakes look real, as in Radford et al. and the PyTorch DCGAN example.
     """
 
-    def __init__(self, image_size: int = 64, nz: int = 100, ngf: int = 64, ndf: int = 64,
-                 lr: float = 2e-4, lr_g: float | None = None, lr_d: float | None = None,
-                 beta1: float = 0.5, beta2: float = 0.999, real_label: float = 1.0, init_std: float = 0.02,
-                 loss: str = "bce", d_norm: str = "batch", minibatch_std: bool = False, r1_gamma: float = 0.0,
-                 r1_every: int = 16, gp_weight: float = 10.0, ema_decay: float = 0.0,
-                 diffaugment: list[str] | tuple[str, ...] = (), ada_target: float | None = None,
-                 ada_images: int = 100_000, channels_last: bool = False, compile: str | None = None):
+    def __init__(
+        self,
+        image_size: int = 64,
+        nz: int = 100,
+        ngf: int = 64,
+        ndf: int = 64,
+        lr: float = 2e-4,
+        lr_g: float | None = None,
+        lr_d: float | None = None,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        real_label: float = 1.0,
+        init_std: float = 0.02,
+        loss: str = "bce",
+        d_norm: str = "batch",
+        minibatch_std: bool = False,
+        r1_gamma: float = 0.0,
+        r1_every: int = 16,
+        gp_weight: float = 10.0,
+        ema_decay: float = 0.0,
+        diffaugment: list[str] | tuple[str, ...] = (),
+        ada_target: float | None = None,
+        ada_images: int = 100_000,
+        channels_last: bool = False,
+        compile: str | None = None,
+    ):
         super().__init__()
         if compile not in (None, "default", "reduce-overhead", "max-autotune"):
             raise ConfigError(f"model.compile={compile!r}: use null, default, reduce-overhead or max-autotune.")
         if loss == "wgan-gp" and d_norm == "batch":
-            raise ConfigError("model.loss=wgan-gp with model.d_norm=batch: the gradient penalty is per image and "
-                              "BatchNorm mixes the images of a batch. Use model.d_norm=none or spectral.")
+            raise ConfigError(
+                "model.loss=wgan-gp with model.d_norm=batch: the gradient penalty is per image and "
+                "BatchNorm mixes the images of a batch. Use model.d_norm=none or spectral."
+            )
         if compile and (r1_gamma > 0 or loss == "wgan-gp"):
-            raise ConfigError(f"model.compile={compile} with a gradient penalty (model.r1_gamma or model.loss=wgan-gp): "
-                              "torch.compile does not support the double backward the penalty needs. Use "
-                              "model.compile=null, or stabiliser=baseline.")
+            raise ConfigError(
+                f"model.compile={compile} with a gradient penalty (model.r1_gamma or model.loss=wgan-gp): "
+                "torch.compile does not support the double backward the penalty needs. Use "
+                "model.compile=null, or stabiliser=baseline."
+            )
         if ada_target is not None and not diffaugment:
-            raise ConfigError("model.ada_target is set but model.diffaugment is empty: name the operations ADA "
-                              "applies, e.g. model.diffaugment=[translation,cutout].")
+            raise ConfigError(
+                "model.ada_target is set but model.diffaugment is empty: name the operations ADA "
+                "applies, e.g. model.diffaugment=[translation,cutout]."
+            )
         diffaugment = [str(name) for name in diffaugment]  # a plain list: checkpoints load with weights_only
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -58,8 +83,9 @@ class DCGAN(L.LightningModule):
         self.discriminator.apply(partial(init_dcgan_weights, std=init_std))
         self.generator_ema = None
         if ema_decay > 0:
-            self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
-                                               use_buffers=True).requires_grad_(False)
+            self.generator_ema = AveragedModel(
+                self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+            ).requires_grad_(False)
         self.ada = AdaptiveProbability(ada_target, ada_images) if ada_target is not None else None
         self.images_seen = 0  # real images shown to the discriminator: training length in images (kimg / 1000)
 
@@ -140,9 +166,12 @@ class DCGAN(L.LightningModule):
         if self.generator_ema is not None:
             self.generator_ema.update_parameters(self.generator)
 
-        logged = {"train/loss_d": loss_d.detach(), "train/loss_g": loss_g.detach(),
-                  "train/d_real": torch.sigmoid(logits_real.detach()).mean(),
-                  "train/d_fake": torch.sigmoid(logits_fake.detach()).mean()}
+        logged = {
+            "train/loss_d": loss_d.detach(),
+            "train/loss_g": loss_g.detach(),
+            "train/d_real": torch.sigmoid(logits_real.detach()).mean(),
+            "train/d_fake": torch.sigmoid(logits_fake.detach()).mean(),
+        }
         logged.update({k: v.detach() for k, v in penalties.items() if k != "train/r1"})
         if self.ada is not None:
             logged["train/ada_p"] = self.ada.p

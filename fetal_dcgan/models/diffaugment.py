@@ -57,7 +57,9 @@ def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 _FUNCTIONS = {"brightness": _brightness, "contrast": _contrast, "translation": _translation, "cutout": _cutout}
 
 
-def diff_augment(x: torch.Tensor, operations: list[str] | tuple[str, ...], p: float | torch.Tensor = 1.0) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor, operations: list[str] | tuple[str, ...], p: float | torch.Tensor = 1.0
+) -> torch.Tensor:
     """``operations`` in order, each to a random share ``p`` of the images (gradients flow through)."""
     for name in operations:
         if name not in _FUNCTIONS:

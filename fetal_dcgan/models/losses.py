@@ -21,8 +21,9 @@ LOSSES = ("bce", "hinge", "wgan-gp")
 def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
     """The discriminator's loss from its logits on real and on generated images."""
     if kind == "bce":
-        return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label))
-                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        return F.binary_cross_entropy_with_logits(
+            real, torch.full_like(real, real_label)
+        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
     if kind == "wgan-gp":
@@ -50,8 +51,9 @@ def r1_penalty(real_logits: torch.Tensor, real_inputs: torch.Tensor, gamma: floa
     return gamma / 2 * _input_gradient_norms(real_logits, real_inputs).mean()
 
 
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     weight: float = 10.0) -> torch.Tensor:
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0
+) -> torch.Tensor:
     """weight * E (||grad D(x_hat)|| - 1)^2 at random interpolates x_hat of real and fake."""
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)

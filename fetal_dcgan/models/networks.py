@@ -30,12 +30,18 @@ class Generator(nn.Module):
     def __init__(self, image_size: int = 64, nz: int = 100, ngf: int = 64, channels: int = 1):
         super().__init__()
         depth = _depth(image_size)
-        width = ngf * 2 ** depth
-        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(width), nn.ReLU(True)]
+        width = ngf * 2**depth
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
         for _ in range(depth):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.nz = nz
@@ -60,8 +66,9 @@ class MinibatchStdDev(nn.Module):
 class Discriminator(nn.Module):
     """images (N, channels, S, S) -> real/fake logits (N,)."""
 
-    def __init__(self, image_size: int = 64, ndf: int = 64, channels: int = 1, norm: str = "batch",
-                 minibatch_std: bool = False):
+    def __init__(
+        self, image_size: int = 64, ndf: int = 64, channels: int = 1, norm: str = "batch", minibatch_std: bool = False
+    ):
         super().__init__()
         if norm not in D_NORMS:
             raise ValueError(f"norm={norm!r}: use one of {', '.join(D_NORMS)}.")

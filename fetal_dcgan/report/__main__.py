@@ -12,28 +12,43 @@ from fetal_dcgan.report.ratings import ROLES
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.report",
-                                     description="Tables, statistics, figures and an HTML page for a sweep.")
+    parser = argparse.ArgumentParser(
+        prog="python -m fetal_dcgan.report", description="Tables, statistics, figures and an HTML page for a sweep."
+    )
     parser.add_argument("sweep", help="the sweep folder (multirun/...) or a single run folder")
     parser.add_argument("--out", default=None, help="output folder (default: SWEEP/report)")
-    parser.add_argument("--ratings", default=None,
-                        help="CSV with one row per rating of a synthetic image: run,epoch,image,rating "
-                             "[,role,rater,called_real] (survey analyze writes analysis/ratings.csv)")
-    parser.add_argument("--role", default="all", choices=ROLES,
-                        help="use only the ratings of raters of this role (the paper used the clinician's)")
-    parser.add_argument("--log-fit", action="store_true",
-                        help="also fit metric = a ln(rating) + b, the paper's Fig. 2 regression")
-    parser.add_argument("--resamples", type=int, default=200,
-                        help="bootstrap resamples for the CIs of Cliff's delta over images")
-    parser.add_argument("--margins", default=None,
-                        help="equivalence margins (default: SWEEP/margins.json, written by python -m "
-                             "fetal_dcgan.baselines --margins SWEEP)")
+    parser.add_argument(
+        "--ratings",
+        default=None,
+        help="CSV with one row per rating of a synthetic image: run,epoch,image,rating "
+        "[,role,rater,called_real] (survey analyze writes analysis/ratings.csv)",
+    )
+    parser.add_argument(
+        "--role",
+        default="all",
+        choices=ROLES,
+        help="use only the ratings of raters of this role (the paper used the clinician's)",
+    )
+    parser.add_argument(
+        "--log-fit", action="store_true", help="also fit metric = a ln(rating) + b, the paper's Fig. 2 regression"
+    )
+    parser.add_argument(
+        "--resamples", type=int, default=200, help="bootstrap resamples for the CIs of Cliff's delta over images"
+    )
+    parser.add_argument(
+        "--margins",
+        default=None,
+        help="equivalence margins (default: SWEEP/margins.json, written by python -m "
+        "fetal_dcgan.baselines --margins SWEEP)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
+
     def run() -> None:
-        for name, path in build_report(args.sweep, args.out, args.ratings, args.role, args.log_fit,
-                                       args.resamples, args.margins).items():
+        for name, path in build_report(
+            args.sweep, args.out, args.ratings, args.role, args.log_fit, args.resamples, args.margins
+        ).items():
             print(f"{name:<28} {path}")
 
     return cli_status(run)

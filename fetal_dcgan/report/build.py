@@ -36,10 +36,20 @@ def statistics(sweep: Sweep, resamples: int = 200, margins: dict | None = None) 
     factors = sweep.varied_axes
     per_image = sweep.per_image
     if not per_image.empty:
-        per_image = per_image.merge(sweep.results[["run", "epoch"] + [f for f in factors if f not in per_image]],
-                                    on=["run", "epoch"], how="left")
-    return sweep_statistics(sweep.results, per_image, sweep.metric_columns, sweep.per_image_metrics, factors,
-                            resamples, margins=margins_of(sweep) if margins is None else margins)
+        per_image = per_image.merge(
+            sweep.results[["run", "epoch"] + [f for f in factors if f not in per_image]],
+            on=["run", "epoch"],
+            how="left",
+        )
+    return sweep_statistics(
+        sweep.results,
+        per_image,
+        sweep.metric_columns,
+        sweep.per_image_metrics,
+        factors,
+        resamples,
+        margins=margins_of(sweep) if margins is None else margins,
+    )
 
 
 def _md(frame: pd.DataFrame) -> str:
@@ -47,42 +57,54 @@ def _md(frame: pd.DataFrame) -> str:
         return "(none)\n"
     cells = frame.astype(object).where(frame.notna(), "")
     lines = ["| " + " | ".join(map(str, cells.columns)) + " |", "|" + "---|" * len(cells.columns)]
-    lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
-              for row in cells.itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in cells.itertuples(index=False)
+    ]
     return "\n".join(lines) + "\n"
 
 
-FAMILIES = (f"`family`: `{PRIMARY}` is the study's one multiplicity family, every run-level omnibus test "
-            "(Benjamini-Hochberg, `p_adjusted`; the equivalence tests likewise, `equivalence_p_adjusted`); "
-            f"`{OUTSIDE}` rows have no adjusted p; post-hoc pairwise tests run only after a primary row that "
-            "differs, for 3+ levels, Holm-adjusted within that test.")
+FAMILIES = (
+    f"`family`: `{PRIMARY}` is the study's one multiplicity family, every run-level omnibus test "
+    "(Benjamini-Hochberg, `p_adjusted`; the equivalence tests likewise, `equivalence_p_adjusted`); "
+    f"`{OUTSIDE}` rows have no adjusted p; post-hoc pairwise tests run only after a primary row that "
+    "differs, for 3+ levels, Holm-adjusted within that test."
+)
 
 
 def stats_markdown(tests: pd.DataFrame, pairs: pd.DataFrame) -> str:
     """stats.md: the answer first, then one table per design, each saying what its replicate is."""
-    parts = ["# Does each metric differ across the sweep's factors?\n", answer_text(tests) + "\n",
-             f"Verdicts: `{DIFFERS}` (adjusted omnibus p < 0.05), `{EQUIVALENT}` (adjusted TOST p < 0.05 within "
-             f"+-`margin`), `{UNDETERMINED}` (neither: `power_at_margin` is the design's power against a "
-             "margin-sized difference, `mde` the effect it detects with 80 % power, as Cohen's f and in the "
-             "metric's units). A non-significant test never means no difference.\n",
-             FAMILIES + "\n", f"Replicates: {REPLICATE_SOURCES}.\n"]
+    parts = [
+        "# Does each metric differ across the sweep's factors?\n",
+        answer_text(tests) + "\n",
+        f"Verdicts: `{DIFFERS}` (adjusted omnibus p < 0.05), `{EQUIVALENT}` (adjusted TOST p < 0.05 within "
+        f"+-`margin`), `{UNDETERMINED}` (neither: `power_at_margin` is the design's power against a "
+        "margin-sized difference, `mde` the effect it detects with 80 % power, as Cohen's f and in the "
+        "metric's units). A non-significant test never means no difference.\n",
+        FAMILIES + "\n",
+        f"Replicates: {REPLICATE_SOURCES}.\n",
+    ]
     for design, sentence in DESIGNS.items():
         rows = tests[tests["design"] == design]
         if not rows.empty:
             parts.append(f"## {design}\n\nReplicate: {sentence}.\n\n" + _md(rows))
     if not pairs.empty:
-        parts.append("## Pairwise comparisons\n\nRun-level designs: Welch's t and Hedges' g between runs; "
-                     "descriptive-images: Cliff's delta with a two-stage bootstrap CI (runs, then images), "
-                     "no p-value.\n\n" + _md(pairs))
+        parts.append(
+            "## Pairwise comparisons\n\nRun-level designs: Welch's t and Hedges' g between runs; "
+            "descriptive-images: Cliff's delta with a two-stage bootstrap CI (runs, then images), "
+            "no p-value.\n\n" + _md(pairs)
+        )
     return "\n".join(parts)
 
 
 def _metric_verdicts(primary: pd.DataFrame) -> pd.Series:
     """One verdict per metric: differs if any of its rows does, equivalent if all are, else undetermined."""
+
     def combine(verdicts: pd.Series) -> str:
         if (verdicts == DIFFERS).any():
             return DIFFERS
         return EQUIVALENT if (verdicts == EQUIVALENT).all() else UNDETERMINED
+
     return primary.groupby("metric", sort=False)["verdict"].agg(combine)
 
 
@@ -95,9 +117,16 @@ def _strongest(rows: pd.DataFrame, metric: str) -> str:
 def _undetermined(rows: pd.DataFrame, metrics: list[str]) -> str:
     chosen = rows[rows["metric"].isin(metrics)]
     power, mde = chosen["power_at_margin"].dropna(), chosen["mde"].dropna()
-    power_text = (f"power against a margin-sized difference {power.min():.2f}-{power.max():.2f}" if len(power)
-                  else "no equivalence test: " + ("a rank test" if chosen["mde"].isna().all() and
-                                                  chosen["test"].str.startswith("Friedman").all() else "no margin"))
+    power_text = (
+        f"power against a margin-sized difference {power.min():.2f}-{power.max():.2f}"
+        if len(power)
+        else "no equivalence test: "
+        + (
+            "a rank test"
+            if chosen["mde"].isna().all() and chosen["test"].str.startswith("Friedman").all()
+            else "no margin"
+        )
+    )
     mde_text = f"; detectable with 80 % power: Cohen's f >= {mde.min():.2f}" if len(mde) else ""
     return f"{len(metrics)} undetermined ({', '.join(metrics)}; {power_text}{mde_text})"
 
@@ -112,8 +141,12 @@ def answers(tests: pd.DataFrame) -> list[tuple[str, str]]:
             continue
         tested = primary[primary["p_value"].notna()]
         paper = rows[(rows["family"] == OUTSIDE) & (rows["p_value"] < 0.05)]
-        aside = (f" The paper's analysis (snapshots as replicates, unadjusted) would call {paper['metric'].nunique()} "
-                 "metrics different." if len(paper) else "")
+        aside = (
+            f" The paper's analysis (snapshots as replicates, unadjusted) would call {paper['metric'].nunique()} "
+            "metrics different."
+            if len(paper)
+            else ""
+        )
         confounded = " Confounded: see note." if rows["note"].str.contains("confounded").any() else ""
         if tested.empty:
             reasons = primary["note"].replace("", np.nan).dropna()
@@ -137,8 +170,11 @@ def answers(tests: pd.DataFrame) -> list[tuple[str, str]]:
 
 def answer_text(tests: pd.DataFrame) -> str:
     found = answers(tests)
-    return "\n".join(f"- **{factor}**: {text}" for factor, text in found) if found else \
-        "Nothing varies across the sweep's runs except replicates: there is no factor to test."
+    return (
+        "\n".join(f"- **{factor}**: {text}" for factor, text in found)
+        if found
+        else "Nothing varies across the sweep's runs except replicates: there is no factor to test."
+    )
 
 
 def _loss_curves(sweep: Sweep) -> dict:
@@ -152,9 +188,14 @@ def _loss_curves(sweep: Sweep) -> dict:
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
         tags = acc.Tags()["scalars"]
         epoch_of = {e.step: e.value + 1 for e in acc.Scalars("epoch")} if "epoch" in tags else {}
-        curves[run.run] = {tag: (np.array([epoch_of.get(e.step, e.step) for e in acc.Scalars(tag)]),
-                                 np.array([e.value for e in acc.Scalars(tag)]))
-                           for tag in ("train/loss_d", "train/loss_g") if tag in tags}
+        curves[run.run] = {
+            tag: (
+                np.array([epoch_of.get(e.step, e.step) for e in acc.Scalars(tag)]),
+                np.array([e.value for e in acc.Scalars(tag)]),
+            )
+            for tag in ("train/loss_d", "train/loss_g")
+            if tag in tags
+        }
     return curves
 
 
@@ -165,8 +206,14 @@ def _lbp_sets(sweep: Sweep) -> list:
         if path.is_file():
             with np.load(path) as data:
                 if REFERENCE_VECTOR in data:
-                    sets.append((f"run {row.run}, n={row.n}, epoch {row.epoch}", data[REFERENCE_VECTOR],
-                                 data[SYNTHETIC_VECTOR], int(row.image_size) ** 2))  # LBP: one code a pixel
+                    sets.append(
+                        (
+                            f"run {row.run}, n={row.n}, epoch {row.epoch}",
+                            data[REFERENCE_VECTOR],
+                            data[SYNTHETIC_VECTOR],
+                            int(row.image_size) ** 2,
+                        )
+                    )  # LBP: one code a pixel
     return sets
 
 
@@ -180,14 +227,22 @@ def _cell_samples(sweep: Sweep) -> list[tuple[str, list[Path]]]:
     for values, group in last.groupby(cells, sort=True):
         row = group.sort_values("run", key=natural_order).iloc[0]
         label = ", ".join(f"{f.removeprefix('override.')}={v}" for f, v in zip(cells, np.atleast_1d(values)))
-        files = sorted(RunLayout(sweep.runs.set_index("run").loc[row.run, "path"]).samples(int(row.epoch)).glob("*.png"))
+        files = sorted(
+            RunLayout(sweep.runs.set_index("run").loc[row.run, "path"]).samples(int(row.epoch)).glob("*.png")
+        )
         items.append((f"{label} (run {row.run}, epoch {int(row.epoch)})", files))
     return items
 
 
-def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: str | Path | None = None,
-                 role: str = "all", log_fit: bool = False, resamples: int = 200,
-                 margins: str | Path | None = None) -> dict:
+def build_report(
+    sweep_dir: str | Path,
+    out: str | Path | None = None,
+    ratings: str | Path | None = None,
+    role: str = "all",
+    log_fit: bool = False,
+    resamples: int = 200,
+    margins: str | Path | None = None,
+) -> dict:
     """Write every table, figure and report.html for the sweep; return their paths."""
     sweep = load_sweep(sweep_dir)
     margin_table = margins_of(sweep, margins)
@@ -196,9 +251,15 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
         per_set(rated, role)  # a bad file or role fails before any work
     out = Path(out) if out else sweep.root / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    paths = {"results": out / "results.csv", "per_image": out / "per_image.csv", "stats": out / "stats.csv",
-             "pairwise": out / "pairwise.csv", "cells": out / "cells.csv", "stats_md": out / "stats.md",
-             "html": out / "report.html"}
+    paths = {
+        "results": out / "results.csv",
+        "per_image": out / "per_image.csv",
+        "stats": out / "stats.csv",
+        "pairwise": out / "pairwise.csv",
+        "cells": out / "cells.csv",
+        "stats_md": out / "stats.md",
+        "html": out / "report.html",
+    }
     atomic_write_text(sweep.results.to_csv(index=False), paths["results"])
     atomic_write_text(sweep.per_image.to_csv(index=False), paths["per_image"])
     cells = cell_summary(sweep.results, sweep.varied_axes, sweep.metric_columns)
@@ -209,17 +270,23 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
     atomic_write_text(stats_markdown(tests, pairs), paths["stats_md"])
 
     lbp_sets = _lbp_sets(sweep)
-    figs = {"metrics against n": figures.metric_lines(sweep.results, "n", "epoch", out / "figures" / "metric_vs_n.png"),
-            "metrics against epoch": figures.metric_lines(sweep.results, "epoch", "n",
-                                                          out / "figures" / "metric_vs_epoch.png"),
-            "metrics against images seen (kimg)": figures.metric_lines(sweep.results, "kimg", "n",
-                                                                       out / "figures" / "metric_vs_kimg.png"),
-            "LBP vectors (fractions)": figures.lbp_vectors(lbp_sets, out / "figures" / "lbp_vectors.png"),
-            "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
-                lbp_sets, out / "figures" / "lbp_differences.png"),
-            "training losses": figures.loss_curves(_loss_curves(sweep), out / "figures" / "losses.png")}
+    figs = {
+        "metrics against n": figures.metric_lines(sweep.results, "n", "epoch", out / "figures" / "metric_vs_n.png"),
+        "metrics against epoch": figures.metric_lines(
+            sweep.results, "epoch", "n", out / "figures" / "metric_vs_epoch.png"
+        ),
+        "metrics against images seen (kimg)": figures.metric_lines(
+            sweep.results, "kimg", "n", out / "figures" / "metric_vs_kimg.png"
+        ),
+        "LBP vectors (fractions)": figures.lbp_vectors(lbp_sets, out / "figures" / "lbp_vectors.png"),
+        "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
+            lbp_sets, out / "figures" / "lbp_differences.png"
+        ),
+        "training losses": figures.loss_curves(_loss_curves(sweep), out / "figures" / "losses.png"),
+    }
     figs["samples by cell (the first run of each, last epoch)"] = figures.cell_sheet(
-        _cell_samples(sweep), out / "figures" / "samples_by_cell.png")
+        _cell_samples(sweep), out / "figures" / "samples_by_cell.png"
+    )
     grids = []
     for row in sweep.results.itertuples():
         layout = RunLayout(sweep.runs.set_index("run").loc[row.run, "path"])
@@ -240,53 +307,79 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, ratings: 
     return paths
 
 
-def _page(sweep: Sweep, tests, pairs, cell_table: pd.DataFrame, figs: dict, grids: list,
-          relations: pd.DataFrame) -> str:
+def _page(
+    sweep: Sweep, tests, pairs, cell_table: pd.DataFrame, figs: dict, grids: list, relations: pd.DataFrame
+) -> str:
     cfg = sweep.config or {}
     data, model, trainer = cfg.get("data", {}), cfg.get("model", {}), cfg.get("trainer", {})
     failed = sweep.runs[sweep.runs["status"] != "finished"]
-    statuses = {c.removeprefix("status_"): sorted(sweep.results[c].astype(str).str.split(":").str[0].unique())
-                for c in sweep.results.columns if c.startswith("status_")}
+    statuses = {
+        c.removeprefix("status_"): sorted(sweep.results[c].astype(str).str.split(":").str[0].unique())
+        for c in sweep.results.columns
+        if c.startswith("status_")
+    }
     cells = [f for f in sweep.varied_axes if f != "epoch"]
-    replicates = (sweep.results.groupby(cells)["run"].nunique() if cells
-                  else pd.Series([sweep.results["run"].nunique()]))
-    about = (f"<p>Sweep <code>{html.escape(str(sweep.root))}</code>: {len(sweep.runs)} runs, "
-             f"{len(sweep.results)} scored snapshots, {replicates.min()}-{replicates.max()} runs (seeds) per cell. "
-             f"Data: <code>{html.escape(str(data.get('source')))}</code>"
-             f"{' at ' + html.escape(str(data.get('root'))) if data.get('root') else ''}, "
-             f"{data.get('image_size')} px (fit={data.get('fit')}), reference set of {data.get('reference_n')} "
-             f"non-augmented images. Model: DCGAN nz={model.get('nz')}, ngf={model.get('ngf')}, "
-             f"ndf={model.get('ndf')}, Adam lr={model.get('lr')} betas=({model.get('beta1')}, {model.get('beta2')}); "
-             f"{trainer.get('max_epochs')} epochs. Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
-             "<p class='note'>Every row of results.csv is a row of <code>&lt;run&gt;/metrics.csv</code>; each run's "
-             "full settings are in <code>&lt;run&gt;/config.yaml</code> and its training images in "
-             "<code>&lt;run&gt;/subset.txt</code>. Metric status: "
-             + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in statuses.items())) + "</p>")
-    answer = "<ul>" + "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>"
-                              for f, text in answers(tests)) + "</ul>" + \
-             "<p class='note'>Run-level tests (the training run is the replicate). " + html.escape(FAMILIES) + \
-             " Verdicts: differs, equivalent within a margin (TOST), or undetermined with the design's power; " \
-             "the tables below give every test with its effect size. Replicates: " + \
-             html.escape(REPLICATE_SOURCES) + ".</p>"
-    sections = [("Answer", answer), ("What was run", about + table(sweep.runs.drop(columns=["path"]))),
-                ("Cells not finished or not scored", table(failed.drop(columns=["path"])))]
+    replicates = sweep.results.groupby(cells)["run"].nunique() if cells else pd.Series([sweep.results["run"].nunique()])
+    about = (
+        f"<p>Sweep <code>{html.escape(str(sweep.root))}</code>: {len(sweep.runs)} runs, "
+        f"{len(sweep.results)} scored snapshots, {replicates.min()}-{replicates.max()} runs (seeds) per cell. "
+        f"Data: <code>{html.escape(str(data.get('source')))}</code>"
+        f"{' at ' + html.escape(str(data.get('root'))) if data.get('root') else ''}, "
+        f"{data.get('image_size')} px (fit={data.get('fit')}), reference set of {data.get('reference_n')} "
+        f"non-augmented images. Model: DCGAN nz={model.get('nz')}, ngf={model.get('ngf')}, "
+        f"ndf={model.get('ndf')}, Adam lr={model.get('lr')} betas=({model.get('beta1')}, {model.get('beta2')}); "
+        f"{trainer.get('max_epochs')} epochs. Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
+        "<p class='note'>Every row of results.csv is a row of <code>&lt;run&gt;/metrics.csv</code>; each run's "
+        "full settings are in <code>&lt;run&gt;/config.yaml</code> and its training images in "
+        "<code>&lt;run&gt;/subset.txt</code>. Metric status: "
+        + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in statuses.items()))
+        + "</p>"
+    )
+    answer = (
+        "<ul>"
+        + "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>" for f, text in answers(tests))
+        + "</ul>"
+        + "<p class='note'>Run-level tests (the training run is the replicate). "
+        + html.escape(FAMILIES)
+        + " Verdicts: differs, equivalent within a margin (TOST), or undetermined with the design's power; "
+        "the tables below give every test with its effect size. Replicates: " + html.escape(REPLICATE_SOURCES) + ".</p>"
+    )
+    sections = [
+        ("Answer", answer),
+        ("What was run", about + table(sweep.runs.drop(columns=["path"]))),
+        ("Cells not finished or not scored", table(failed.drop(columns=["path"]))),
+    ]
     sections += [(title, image_tag(path, title)) for title, path in figs.items() if path]
     if not relations.empty:
-        sections.append(("Metrics against ratings (one point per synthetic set)",
-                         "<p class='note'>Replicate: a synthetic set (its mean rating); Pearson with a Fisher-z CI, "
-                         "Spearman with a bootstrap CI over sets, p adjusted (BH) over the metrics.</p>" +
-                         table(relations)))
+        sections.append(
+            (
+                "Metrics against ratings (one point per synthetic set)",
+                "<p class='note'>Replicate: a synthetic set (its mean rating); Pearson with a Fisher-z CI, "
+                "Spearman with a bootstrap CI over sets, p adjusted (BH) over the metrics.</p>" + table(relations),
+            )
+        )
     for design, sentence in DESIGNS.items():
         rows = tests[tests["design"] == design].drop(columns=["design", "unit"])
         if not rows.empty:
-            sections.append((f"Statistics: {design}", f"<p class='note'>Replicate: {html.escape(sentence)}.</p>"
-                             + table(rows)))
-    sections.append(("Pairwise comparisons", "<p class='note'>Run-level designs: Welch's t and Hedges' g between "
-                     "runs, after a primary test that differs (Holm within it); descriptive-images: Cliff's delta "
-                     "with a two-stage bootstrap CI (runs, then images), no p-value.</p>"
-                     + table(pairs)))
+            sections.append(
+                (f"Statistics: {design}", f"<p class='note'>Replicate: {html.escape(sentence)}.</p>" + table(rows))
+            )
+    sections.append(
+        (
+            "Pairwise comparisons",
+            "<p class='note'>Run-level designs: Welch's t and Hedges' g between "
+            "runs, after a primary test that differs (Holm within it); descriptive-images: Cliff's delta "
+            "with a two-stage bootstrap CI (runs, then images), no p-value.</p>" + table(pairs),
+        )
+    )
     sections.append(("Mean and SD over runs per cell (replicate: a run)", table(cell_table)))
     sections.append(("Results (one row per run and snapshot)", table(sweep.results[sweep.table_columns])))
-    sections.append(("Synthetic images (first 9 of each set)", "<div class='grids'>" + "".join(
-        f"<figure>{image_tag(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in grids) + "</div>"))
+    sections.append(
+        (
+            "Synthetic images (first 9 of each set)",
+            "<div class='grids'>"
+            + "".join(f"<figure>{image_tag(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in grids)
+            + "</div>",
+        )
+    )
     return render(f"fetal_dcgan sweep report: {sweep.root.name}", sections)

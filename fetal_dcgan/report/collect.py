@@ -29,16 +29,19 @@ NOT_FACTORS = ("data.n", "model.lr", "data.image_size", "seed", "data.seed", "ex
 @dataclass
 class Sweep:
     root: Path
-    runs: pd.DataFrame        # one row per run: run, path, status, overrides
-    results: pd.DataFrame     # one row per run x scored snapshot
-    per_image: pd.DataFrame   # one row per run x snapshot x synthetic image
-    config: dict              # resolved config of the first run, for the report's header
+    runs: pd.DataFrame  # one row per run: run, path, status, overrides
+    results: pd.DataFrame  # one row per run x scored snapshot
+    per_image: pd.DataFrame  # one row per run x snapshot x synthetic image
+    config: dict  # resolved config of the first run, for the report's header
 
     @property
     def metric_columns(self) -> list[str]:
         """Set-level scores of the synthetic sets (declared role ``score``), in declaration order."""
-        return [k for k in registry.key_names(role="score") if k in self.results
-                and pd.api.types.is_numeric_dtype(self.results[k])]
+        return [
+            k
+            for k in registry.key_names(role="score")
+            if k in self.results and pd.api.types.is_numeric_dtype(self.results[k])
+        ]
 
     @property
     def per_image_metrics(self) -> list[str]:
@@ -55,8 +58,14 @@ class Sweep:
     def varied_axes(self) -> list[str]:
         """Axes with more than one value among the scored cells."""
         axes = [a for a in AXES if a in self.results and self.results[a].nunique() > 1]
-        axes += [c for c in self.results.columns if c.startswith("override.") and self.results[c].nunique() > 1
-                 and c.removeprefix("override.") not in NOT_FACTORS and not c.startswith("override.hydra")]
+        axes += [
+            c
+            for c in self.results.columns
+            if c.startswith("override.")
+            and self.results[c].nunique() > 1
+            and c.removeprefix("override.") not in NOT_FACTORS
+            and not c.startswith("override.hydra")
+        ]
         return axes
 
 
@@ -78,12 +87,16 @@ def load_sweep(root: str | Path) -> Sweep:
     """Read every run under ``root`` (a multirun folder, or a single run folder)."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root} does not exist: give the sweep folder that `python -m fetal_dcgan.train -m` "
-                        "wrote, e.g. multirun/smoke.")
+        raise UserError(
+            f"{root} does not exist: give the sweep folder that `python -m fetal_dcgan.train -m` "
+            "wrote, e.g. multirun/smoke."
+        )
     run_dirs = _run_dirs(root)
     if not run_dirs:
-        raise UserError(f"{root} is not a sweep: no run folders with .hydra/config.yaml were found under it. "
-                        "Give the folder that `python -m fetal_dcgan.train -m ...` printed (multirun/...).")
+        raise UserError(
+            f"{root} is not a sweep: no run folders with .hydra/config.yaml were found under it. "
+            "Give the folder that `python -m fetal_dcgan.train -m ...` printed (multirun/...)."
+        )
     runs, results, per_image = [], [], []
     for run_dir in run_dirs:
         run_id = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
@@ -99,8 +112,10 @@ def load_sweep(root: str | Path) -> Sweep:
         if layout.per_image_csv.is_file():
             per_image.append(pd.read_csv(layout.per_image_csv).assign(run=run_id))
     if not results:
-        raise UserError(f"No run under {root} has scored a snapshot (no metrics.csv): the sweep failed or has not "
-                        "reached its first sampling epoch. See each run's train.log.")
+        raise UserError(
+            f"No run under {root} has scored a snapshot (no metrics.csv): the sweep failed or has not "
+            "reached its first sampling epoch. See each run's train.log."
+        )
     first = RunLayout(run_dirs[0]).config
     config = yaml.safe_load(first.read_text()) if first.is_file() else {}
     table = pd.concat(results, ignore_index=True)
@@ -108,8 +123,13 @@ def load_sweep(root: str | Path) -> Sweep:
     images = pd.concat(per_image, ignore_index=True) if per_image else pd.DataFrame()
     if not images.empty:
         images = images[["run"] + [c for c in images if c != "run"]]
-    return Sweep(root, pd.DataFrame(runs), table.sort_values(["run", "epoch"], key=natural_order).reset_index(drop=True),
-                 images, config)
+    return Sweep(
+        root,
+        pd.DataFrame(runs),
+        table.sort_values(["run", "epoch"], key=natural_order).reset_index(drop=True),
+        images,
+        config,
+    )
 
 
 def natural_order(column: pd.Series) -> pd.Series:

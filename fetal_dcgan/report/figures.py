@@ -44,19 +44,28 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
     for ax, metric in zip(axes.flat, metrics):
         for level, group in results.groupby(hue) if hue in results else [("all", results)]:
             summary = group.groupby(x)[metric].agg(["mean", "std"]).reset_index()
-            ax.errorbar(summary[x], summary["mean"], yerr=summary["std"].fillna(0), marker="o", ms=3, capsize=2,
-                        label=f"{hue}={level}")
+            ax.errorbar(
+                summary[x],
+                summary["mean"],
+                yerr=summary["std"].fillna(0),
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=f"{hue}={level}",
+            )
         declared = registry.key(metric)
         if declared.reference_key in results and results[declared.reference_key].notna().any():
             ax.axhline(results[declared.reference_key].mean(), color="k", ls="--", lw=0.8)
         ax.set_title(f"{metric} ({declared.unit})" if declared.unit else metric, fontsize=9)
         ax.set_xlabel(AXIS_LABELS.get(x, x), fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes.flat[len(metrics):]:
+    for ax in axes.flat[len(metrics) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
-    fig.suptitle(f"metrics against {x} (one line per {hue}; error bars: SD over seeds; dashed: the reference set's "
-                 "value)", fontsize=10)
+    fig.suptitle(
+        f"metrics against {x} (one line per {hue}; error bars: SD over seeds; dashed: the reference set's value)",
+        fontsize=10,
+    )
     return save_figure(fig, path)
 
 
@@ -79,8 +88,13 @@ def lbp_vectors(sets: list[tuple[str, np.ndarray, np.ndarray, int]], path: Path)
         if item is sets[0]:
             ax.legend(fontsize=6)
 
-    return panel_grid(sets, draw, path, title="LBP vectors as fractions of all codes: synthetic (orange) vs "
-                                              "reference (black); red: V8, V20, V143, V240")
+    return panel_grid(
+        sets,
+        draw,
+        path,
+        title="LBP vectors as fractions of all codes: synthetic (orange) vs "
+        "reference (black); red: V8, V20, V143, V240",
+    )
 
 
 def lbp_differences(sets: list[tuple[str, np.ndarray, np.ndarray, int]], path: Path) -> Path | None:
@@ -98,8 +112,9 @@ def lbp_differences(sets: list[tuple[str, np.ndarray, np.ndarray, int]], path: P
         ax.set_ylabel("codes per image", fontsize=7)
         ax.tick_params(labelsize=7)
 
-    return panel_grid(sets, draw, path, title="rLBPv - sLBPv in codes per image (the paper's units); "
-                                              "red: V8, V20, V143, V240")
+    return panel_grid(
+        sets, draw, path, title="rLBPv - sLBPv in codes per image (the paper's units); red: V8, V20, V143, V240"
+    )
 
 
 def loss_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> Path | None:
@@ -128,7 +143,7 @@ def sample_grid(files: list[Path], path: Path, scale: int = 4) -> Path | None:
     grid = np.zeros((3 * h + 4, 3 * w + 4), np.uint8)
     for k, image in enumerate(images):
         r, c = divmod(k, 3)
-        grid[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = image
+        grid[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = image
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST).save(path)
     return path
@@ -157,6 +172,6 @@ def panel_grid(items: list, draw, path: Path, cols: int = 4, title: str | None =
         fig.suptitle(title, fontsize=10)
     for ax, item in zip(axes.flat, items):
         draw(ax, item)
-    for ax in axes.flat[len(items):]:
+    for ax in axes.flat[len(items) :]:
         ax.axis("off")
     return save_figure(fig, path)

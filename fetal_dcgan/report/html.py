@@ -32,5 +32,7 @@ def table(frame: pd.DataFrame, digits: int = 4) -> str:
 
 def render(title: str, sections: list[tuple[str, str]]) -> str:
     body = "\n".join(f"<h2>{html.escape(head)}</h2>\n{content}" for head, content in sections)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>"
+    )

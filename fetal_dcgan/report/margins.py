@@ -46,9 +46,12 @@ def read_margins(path: Path) -> dict[str, tuple[float, str]]:
     """{metric: (margin, where it came from)} from a margins file."""
     try:
         data = json.loads(Path(path).read_text())
-        about = (f"{Path(path).name}: {data['z_difference']:.2f} x SD of real-vs-real scores of "
-                 f"{data['set_size']} vs {data['reference_n']} images ({data['description']})")
+        about = (
+            f"{Path(path).name}: {data['z_difference']:.2f} x SD of real-vs-real scores of "
+            f"{data['set_size']} vs {data['reference_n']} images ({data['description']})"
+        )
         return {key: (float(m["margin"]), f"{about}; {m['draws']} draws") for key, m in data["metrics"].items()}
     except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path} is not a margins file ({exc}): write one with python -m fetal_dcgan.baselines "
-                        "--margins SWEEP.") from exc
+        raise UserError(
+            f"{path} is not a margins file ({exc}): write one with python -m fetal_dcgan.baselines --margins SWEEP."
+        ) from exc

@@ -27,9 +27,26 @@ from fetal_dcgan.errors import UserError
 #: and ``called_real`` (1/0) are optional; ``survey analyze`` writes all of them.
 RATING_COLUMNS = ("run", "epoch", "image", "rating")
 ROLES = ("all", "clinician", "engineer")
-RELATION_COLUMNS = ("metric", "role", "n_sets", "n_runs", "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p",
-                    "spearman_rho", "spearman_ci_low", "spearman_ci_high", "spearman_p", "p_adjusted",
-                    "log_a", "log_b", "log_r2", "log_p", "note")
+RELATION_COLUMNS = (
+    "metric",
+    "role",
+    "n_sets",
+    "n_runs",
+    "pearson_r",
+    "pearson_ci_low",
+    "pearson_ci_high",
+    "pearson_p",
+    "spearman_rho",
+    "spearman_ci_low",
+    "spearman_ci_high",
+    "spearman_p",
+    "p_adjusted",
+    "log_a",
+    "log_b",
+    "log_r2",
+    "log_p",
+    "note",
+)
 MIN_SETS = 4
 
 
@@ -37,9 +54,11 @@ def read_ratings(path: Path) -> pd.DataFrame:
     ratings = pd.read_csv(path)
     missing = [c for c in RATING_COLUMNS if c not in ratings]
     if missing:
-        raise UserError(f"{path} lacks the columns {missing}: a ratings CSV has one row per rating of a synthetic "
-                        f"image with columns {', '.join(RATING_COLUMNS)} (and optionally role, rater, called_real); "
-                        "`python -m fetal_dcgan.survey analyze` writes one as analysis/ratings.csv.")
+        raise UserError(
+            f"{path} lacks the columns {missing}: a ratings CSV has one row per rating of a synthetic "
+            f"image with columns {', '.join(RATING_COLUMNS)} (and optionally role, rater, called_real); "
+            "`python -m fetal_dcgan.survey analyze` writes one as analysis/ratings.csv."
+        )
     return ratings.assign(run=ratings["run"].astype(str))
 
 
@@ -52,21 +71,22 @@ def per_set(ratings: pd.DataFrame, role: str = "all") -> pd.DataFrame:
             raise UserError(f"--role {role} needs a `role` column in the ratings (survey analyze writes it).")
         chosen = ratings[ratings["role"] == role]
         if chosen.empty:
-            raise UserError(f"No ratings by a rater of role {role!r}: the roles present are "
-                            f"{sorted(set(ratings['role'].astype(str)))}; use --role all.")
+            raise UserError(
+                f"No ratings by a rater of role {role!r}: the roles present are "
+                f"{sorted(set(ratings['role'].astype(str)))}; use --role all."
+            )
         ratings = chosen
     aggregations = {"rating": ("rating", "mean"), "n_ratings": ("rating", "size")}
     if "called_real" in ratings:
         aggregations["called_real"] = ("called_real", "mean")
-    return ratings.assign(run=ratings["run"].astype(str)).groupby(["run", "epoch"], as_index=False).agg(
-        **aggregations)
+    return ratings.assign(run=ratings["run"].astype(str)).groupby(["run", "epoch"], as_index=False).agg(**aggregations)
 
 
 def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson's r of each row pair of two (resamples, n) arrays; NaN where a row has no spread."""
     x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (x * y).sum(1) / np.sqrt((x ** 2).sum(1) * (y ** 2).sum(1))
+        return (x * y).sum(1) / np.sqrt((x**2).sum(1) * (y**2).sum(1))
 
 
 def _percentile(values: np.ndarray) -> tuple[float, float]:
@@ -77,8 +97,9 @@ def _percentile(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def clustered_ci(x: np.ndarray, y: np.ndarray, clusters: np.ndarray | None = None, resamples: int = 2000,
-                 seed: int = 0) -> dict[str, tuple[float, float]]:
+def clustered_ci(
+    x: np.ndarray, y: np.ndarray, clusters: np.ndarray | None = None, resamples: int = 2000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals (95 %) of Pearson's r and Spearman's rho, resampling
     whole clusters (runs) with replacement; every set its own cluster when ``clusters`` is None.
     Resamples with no spread in x or y have no correlation and are left out."""
@@ -103,8 +124,14 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, seed: int =
     return clustered_ci(x, y, None, resamples, seed)["spearman"]
 
 
-def correlate(metric: np.ndarray, rating: np.ndarray, log_fit: bool = False, resamples: int = 2000,
-              seed: int = 0, runs: np.ndarray | None = None) -> dict:
+def correlate(
+    metric: np.ndarray,
+    rating: np.ndarray,
+    log_fit: bool = False,
+    resamples: int = 2000,
+    seed: int = 0,
+    runs: np.ndarray | None = None,
+) -> dict:
     """Pearson and Spearman between a metric and the mean rating of the same sets; ``runs``:
     the run of each set, the unit the bootstrap resamples."""
     keep = np.isfinite(metric) & np.isfinite(rating)
@@ -119,25 +146,50 @@ def correlate(metric: np.ndarray, rating: np.ndarray, log_fit: bool = False, res
     fisher = pearson.confidence_interval(0.95)
     low, high = ci["pearson"] if clustered else (fisher.low, fisher.high)
     spearman = stats.spearmanr(x, y)
-    out.update(pearson_r=pearson.statistic, pearson_ci_low=low, pearson_ci_high=high,
-               pearson_p=pearson.pvalue, spearman_rho=spearman.statistic, spearman_ci_low=ci["spearman"][0],
-               spearman_ci_high=ci["spearman"][1], spearman_p=spearman.pvalue,
-               note=(f"{len(x)} sets from {out['n_runs']} runs: CIs resample runs; p-values assume independent "
-                     "sets and are too small" if clustered else ""))
+    out.update(
+        pearson_r=pearson.statistic,
+        pearson_ci_low=low,
+        pearson_ci_high=high,
+        pearson_p=pearson.pvalue,
+        spearman_rho=spearman.statistic,
+        spearman_ci_low=ci["spearman"][0],
+        spearman_ci_high=ci["spearman"][1],
+        spearman_p=spearman.pvalue,
+        note=(
+            f"{len(x)} sets from {out['n_runs']} runs: CIs resample runs; p-values assume independent "
+            "sets and are too small"
+            if clustered
+            else ""
+        ),
+    )
     if log_fit and (x > 0).all():
         fit = stats.linregress(np.log(x), y)
-        out.update(log_a=fit.slope, log_b=fit.intercept, log_r2=fit.rvalue ** 2, log_p=fit.pvalue)
+        out.update(log_a=fit.slope, log_b=fit.intercept, log_r2=fit.rvalue**2, log_p=fit.pvalue)
     return out
 
 
-def metrics_vs_ratings(results: pd.DataFrame, ratings: pd.DataFrame, metrics: list[str], role: str = "all",
-                       log_fit: bool = False, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def metrics_vs_ratings(
+    results: pd.DataFrame,
+    ratings: pd.DataFrame,
+    metrics: list[str],
+    role: str = "all",
+    log_fit: bool = False,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per metric (n = rated sets), Pearson p-values BH-adjusted over the metrics;
     and the per-set table the correlations were computed on."""
     sets = per_set(ratings, role).merge(results.assign(run=results["run"].astype(str)), on=["run", "epoch"])
-    rows = [{"metric": m, "role": role, **correlate(sets[m].to_numpy(float), sets["rating"].to_numpy(float),
-                                                    log_fit, seed=seed, runs=sets["run"].to_numpy())}
-            for m in metrics if m in sets and sets[m].notna().any()]
+    rows = [
+        {
+            "metric": m,
+            "role": role,
+            **correlate(
+                sets[m].to_numpy(float), sets["rating"].to_numpy(float), log_fit, seed=seed, runs=sets["run"].to_numpy()
+            ),
+        }
+        for m in metrics
+        if m in sets and sets[m].notna().any()
+    ]
     table = pd.DataFrame(rows, columns=list(RELATION_COLUMNS))
     tested = table["pearson_p"].notna()
     if tested.any():
@@ -165,8 +217,11 @@ def rating_figure(sets: pd.DataFrame, relations: pd.DataFrame, path: Path, limit
         if math.isfinite(getattr(row, "log_a", math.nan)):
             ax.plot(xs, row.log_a * np.log(xs) + row.log_b, color="tab:green", label="a ln(rating) + b")
             ax.legend(fontsize=6)
-        ax.set_title(f"{row.metric}: r={row.pearson_r:.2f} [{row.pearson_ci_low:.2f}, {row.pearson_ci_high:.2f}], "
-                     f"n={row.n_sets} sets", fontsize=8)
+        ax.set_title(
+            f"{row.metric}: r={row.pearson_r:.2f} [{row.pearson_ci_low:.2f}, {row.pearson_ci_high:.2f}], "
+            f"n={row.n_sets} sets",
+            fontsize=8,
+        )
         ax.set_xlabel(f"mean rating ({row.role})", fontsize=8)
         ax.set_ylabel(row.metric, fontsize=8)
 

@@ -48,15 +48,66 @@ from fetal_dcgan.report.verdicts import (
     verdict,
 )
 
-STATS_COLUMNS = ("metric", "factor", "epoch", "design", "unit", "family", "test", "n_groups", "replicates_per_group",
-                 "statistic", "p_value", "p_adjusted", "effect_size", "effect_size_name", "mde", "mde_units",
-                 "margin", "margin_source", "power_at_margin", "equivalence_p", "equivalence_p_adjusted", "verdict",
-                 "note")
-PAIRWISE_COLUMNS = ("metric", "factor", "epoch", "design", "unit", "family", "a", "b", "n_a", "n_b", "test",
-                    "statistic", "p_value", "p_adjusted", "effect_size", "effect_size_name", "ci_low", "ci_high",
-                    "note")
-NUMERIC = ("statistic", "p_value", "p_adjusted", "effect_size", "ci_low", "ci_high", "mde", "mde_units", "margin",
-           "power_at_margin", "equivalence_p", "equivalence_p_adjusted")
+STATS_COLUMNS = (
+    "metric",
+    "factor",
+    "epoch",
+    "design",
+    "unit",
+    "family",
+    "test",
+    "n_groups",
+    "replicates_per_group",
+    "statistic",
+    "p_value",
+    "p_adjusted",
+    "effect_size",
+    "effect_size_name",
+    "mde",
+    "mde_units",
+    "margin",
+    "margin_source",
+    "power_at_margin",
+    "equivalence_p",
+    "equivalence_p_adjusted",
+    "verdict",
+    "note",
+)
+PAIRWISE_COLUMNS = (
+    "metric",
+    "factor",
+    "epoch",
+    "design",
+    "unit",
+    "family",
+    "a",
+    "b",
+    "n_a",
+    "n_b",
+    "test",
+    "statistic",
+    "p_value",
+    "p_adjusted",
+    "effect_size",
+    "effect_size_name",
+    "ci_low",
+    "ci_high",
+    "note",
+)
+NUMERIC = (
+    "statistic",
+    "p_value",
+    "p_adjusted",
+    "effect_size",
+    "ci_low",
+    "ci_high",
+    "mde",
+    "mde_units",
+    "margin",
+    "power_at_margin",
+    "equivalence_p",
+    "equivalence_p_adjusted",
+)
 PRIMARY = "primary"
 OUTSIDE = "none (the paper's analysis: outside every family)"
 DESCRIPTIVE = "none (descriptive)"
@@ -64,24 +115,30 @@ DESCRIPTIVE = "none (descriptive)"
 DESIGNS = {
     "runs": "one value per training run (seed) at one snapshot epoch; runs are the replicates",
     "runs-blocked-by-epoch": "each run's mean over the snapshot epochs all runs share; runs are the replicates "
-                             "and epochs are repeated measures within a run",
+    "and epochs are repeated measures within a run",
     "paper-epochs-as-replicates": "every snapshot (run x epoch) counted as a replicate, as the paper did; epochs "
-                                  "of one run are not independent, so these p-values are too small and are shown "
-                                  "for comparison only",
+    "of one run are not independent, so these p-values are too small and are shown "
+    "for comparison only",
     "descriptive-images": "the images of the sets describe each group; they are not replicates of a set-level "
-                          "result, so no p-value is given",
+    "result, so no p-value is given",
 }
 MIN_REPLICATES = 2
 #: What a replicate of the run-level designs samples.
-REPLICATE_SOURCES = ("each run draws its own nested training subsets (data.seed follows seed) and its own training "
-                     "noise, so run-level tests generalise over both; with data.seed pinned, over the noise only")
-NO_REPLICATES = ("one run per cell{where}: no run-level p-value (a sweep needs 2+ runs per cell, e.g. "
-                 "seed=0,1,2, for the run to be the replicate)")
+REPLICATE_SOURCES = (
+    "each run draws its own nested training subsets (data.seed follows seed) and its own training "
+    "noise, so run-level tests generalise over both; with data.seed pinned, over the noise only"
+)
+NO_REPLICATES = (
+    "one run per cell{where}: no run-level p-value (a sweep needs 2+ runs per cell, e.g. "
+    "seed=0,1,2, for the run to be the replicate)"
+)
 
 
 def _row(**values) -> dict:
-    return {column: values.get(column, np.nan if column in NUMERIC else "")
-            for column in dict.fromkeys((*STATS_COLUMNS, *PAIRWISE_COLUMNS))}
+    return {
+        column: values.get(column, np.nan if column in NUMERIC else "")
+        for column in dict.fromkeys((*STATS_COLUMNS, *PAIRWISE_COLUMNS))
+    }
 
 
 def _counts(groups: dict) -> str:
@@ -100,8 +157,10 @@ def _groups(frame: pd.DataFrame, metric: str, factor: str) -> dict:
     return {level: group[metric].to_numpy(float) for level, group in frame.groupby(factor, sort=True)}
 
 
-MISSING_MARGIN = ("none: no real-vs-real margin for this metric (python -m fetal_dcgan.baselines --margins SWEEP "
-                  "measures it), so no equivalence test")
+MISSING_MARGIN = (
+    "none: no real-vs-real margin for this metric (python -m fetal_dcgan.baselines --margins SWEEP "
+    "measures it), so no equivalence test"
+)
 
 
 # -- effect sizes and tests -----------------------------------------------------------------
@@ -122,13 +181,14 @@ def cliffs_delta(a: np.ndarray, b: np.ndarray) -> float:
     """P(a > b) - P(a < b) over all pairs, from one sort of ``b`` (O(n log n))."""
     b = np.sort(np.asarray(b, float))
     a = np.asarray(a, float)
-    less = np.searchsorted(b, a, side="left")           # b values below each a
+    less = np.searchsorted(b, a, side="left")  # b values below each a
     greater = len(b) - np.searchsorted(b, a, side="right")
     return float((less.sum() - greater.sum()) / (len(a) * len(b)))
 
 
-def cliffs_delta_ci(a: dict[str, np.ndarray], b: dict[str, np.ndarray], resamples: int,
-                    seed: int) -> tuple[float, float]:
+def cliffs_delta_ci(
+    a: dict[str, np.ndarray], b: dict[str, np.ndarray], resamples: int, seed: int
+) -> tuple[float, float]:
     """Percentile bootstrap CI (95 %) of Cliff's delta between two levels given as {run: per-image
     values}, in two stages as the data arose: runs resampled within each level, then the images
     of each drawn run (with one run a level, the images alone)."""
@@ -163,8 +223,9 @@ def anova(frame: pd.DataFrame, metric: str, factors: list[str]) -> tuple[pd.Data
     terms = [f"C({name})" for name in names.values()]
     formula = "y ~ " + (" * " if _crossed(frame, factors) else " + ").join(terms)
     table = anova_lm(smf.ols(formula, data).fit(), typ=2)
-    labels = {term: " x ".join(factors[int(t[3:-1])] for t in term.split(":"))
-              for term in table.index if term != "Residual"}
+    labels = {
+        term: " x ".join(factors[int(t[3:-1])] for t in term.split(":")) for term in table.index if term != "Residual"
+    }
     return table, labels
 
 
@@ -172,13 +233,17 @@ def _power(df_num: float, df_denom: float, sigma: float, k: int, margin: float, 
     """The design's minimum detectable effect (Cohen's f; times the residual SD: the SD of
     the level means) and its power against a margin-sized difference."""
     f = minimum_detectable_f(df_num, df_denom, alpha)
-    return {"mde": f, "mde_units": f * sigma,
-            "power_at_margin": power_f(margin_f(margin, sigma, k), df_num, df_denom, alpha)}
+    return {
+        "mde": f,
+        "mde_units": f * sigma,
+        "power_at_margin": power_f(margin_f(margin, sigma, k), df_num, df_denom, alpha),
+    }
 
 
 # -- designs ----------------------------------------------------------------------------------
-def _run_level(frame: pd.DataFrame, metric: str, factor: str, others: list[str], base: dict,
-               alpha: float) -> list[dict]:
+def _run_level(
+    frame: pd.DataFrame, metric: str, factor: str, others: list[str], base: dict, alpha: float
+) -> list[dict]:
     """A run-level design's row for ``factor`` (and its interaction rows when it is the first
     of crossed factors): the type-II F test, its power, and the equivalence test."""
     frame = _finite(frame, metric)
@@ -203,29 +268,48 @@ def _run_level(frame: pd.DataFrame, metric: str, factor: str, others: list[str],
             continue
         effect = table.loc[term]
         margin = math.nan if interaction else row["margin"]
-        out.append({**row, "factor": label, "statistic": float(effect.F), "p_value": float(effect["PR(>F)"]),
-                    "effect_size": float(effect.sum_sq / (effect.sum_sq + residual.sum_sq)),
-                    "effect_size_name": "partial_eta_squared" if others else "eta_squared",
-                    "test": f"ANOVA F (OLS, type II{', with ' + ', '.join(others) if others else ''})",
-                    **_power(effect.df, residual.df, sigma, len(groups), margin, alpha),
-                    "margin": margin, "margin_source": "" if interaction else row["margin_source"],
-                    "equivalence_p": math.nan if interaction else equivalence_p(list(groups.values()), margin)})
+        out.append(
+            {
+                **row,
+                "factor": label,
+                "statistic": float(effect.F),
+                "p_value": float(effect["PR(>F)"]),
+                "effect_size": float(effect.sum_sq / (effect.sum_sq + residual.sum_sq)),
+                "effect_size_name": "partial_eta_squared" if others else "eta_squared",
+                "test": f"ANOVA F (OLS, type II{', with ' + ', '.join(others) if others else ''})",
+                **_power(effect.df, residual.df, sigma, len(groups), margin, alpha),
+                "margin": margin,
+                "margin_source": "" if interaction else row["margin_source"],
+                "equivalence_p": math.nan if interaction else equivalence_p(list(groups.values()), margin),
+            }
+        )
     return out
 
 
 def _epoch_friedman(frame: pd.DataFrame, metric: str, base: dict) -> dict:
     """Does the metric change with epochs? Friedman's test with each run a block."""
     wide = frame.pivot_table(index="run", columns="epoch", values=metric, aggfunc="first").dropna()
-    row = _row(**base, family=PRIMARY, n_groups=wide.shape[1], replicates_per_group=str(len(wide)),
-               test="Friedman chi-square (runs as blocks)")
+    row = _row(
+        **base,
+        family=PRIMARY,
+        n_groups=wide.shape[1],
+        replicates_per_group=str(len(wide)),
+        test="Friedman chi-square (runs as blocks)",
+    )
     if wide.shape[1] < 3 or len(wide) < MIN_REPLICATES:
         return {**row, "note": "needs 3+ snapshot epochs shared by 2+ runs"}
     if np.ptp(wide.to_numpy()) == 0:
         return {**row, "note": "every value is identical"}
     result = stats.friedmanchisquare(*wide.to_numpy().T)
     w = result.statistic / (len(wide) * (wide.shape[1] - 1))  # Kendall's W
-    return {**row, "statistic": float(result.statistic), "p_value": float(result.pvalue), "effect_size": float(w),
-            "effect_size_name": "kendalls_w", "note": "a rank test: no power or equivalence test"}
+    return {
+        **row,
+        "statistic": float(result.statistic),
+        "p_value": float(result.pvalue),
+        "effect_size": float(w),
+        "effect_size_name": "kendalls_w",
+        "note": "a rank test: no power or equivalence test",
+    }
 
 
 def _shared_epoch_means(results: pd.DataFrame, metric: str, factors: list[str]) -> tuple[pd.DataFrame, str]:
@@ -253,11 +337,24 @@ def _pairwise_runs(frame: pd.DataFrame, metric: str, factor: str, base: dict, no
             continue
         test = stats.ttest_ind(x, y, equal_var=False)
         g, variance = effectsize_smd(x.mean(), x.std(ddof=1), len(x), y.mean(), y.std(ddof=1), len(y))
-        rows.append(_row(**base, family=f"post-hoc: {metric} by {factor}{where}", a=a, b=b, n_a=len(x), n_b=len(y),
-                         test="Welch t (Holm)", statistic=float(test.statistic), p_value=float(test.pvalue),
-                         effect_size=float(g), effect_size_name="hedges_g",
-                         ci_low=float(g - 1.96 * math.sqrt(variance)), ci_high=float(g + 1.96 * math.sqrt(variance)),
-                         note=note))
+        rows.append(
+            _row(
+                **base,
+                family=f"post-hoc: {metric} by {factor}{where}",
+                a=a,
+                b=b,
+                n_a=len(x),
+                n_b=len(y),
+                test="Welch t (Holm)",
+                statistic=float(test.statistic),
+                p_value=float(test.pvalue),
+                effect_size=float(g),
+                effect_size_name="hedges_g",
+                ci_low=float(g - 1.96 * math.sqrt(variance)),
+                ci_high=float(g + 1.96 * math.sqrt(variance)),
+                note=note,
+            )
+        )
     if rows:
         for r, value in zip(rows, multipletests([r["p_value"] for r in rows], method="holm")[1]):
             r["p_adjusted"] = float(value)
@@ -266,17 +363,28 @@ def _pairwise_runs(frame: pd.DataFrame, metric: str, factor: str, base: dict, no
 
 def _by_run(frame: pd.DataFrame, metric: str, factor: str) -> dict:
     """{level: {run: per-image values}} of the finite values."""
-    return {level: {run: g[metric].to_numpy(float) for run, g in group.groupby("run", sort=True)}
-            for level, group in _finite(frame, metric).groupby(factor, sort=True)}
+    return {
+        level: {run: g[metric].to_numpy(float) for run, g in group.groupby("run", sort=True)}
+        for level, group in _finite(frame, metric).groupby(factor, sort=True)
+    }
 
 
-def _describe_images(frame: pd.DataFrame, metric: str, factor: str, base: dict, resamples: int,
-                     seed: int) -> tuple[dict, list[dict]]:
+def _describe_images(
+    frame: pd.DataFrame, metric: str, factor: str, base: dict, resamples: int, seed: int
+) -> tuple[dict, list[dict]]:
     groups = _groups(_finite(frame, metric), metric, factor)
-    summary = "; ".join(f"{level}: median {np.median(v):.4g}, IQR {np.percentile(v, 25):.4g}-"
-                        f"{np.percentile(v, 75):.4g}" for level, v in groups.items())
-    row = _row(**base, family=DESCRIPTIVE, test="descriptive (median, IQR, epsilon squared)", n_groups=len(groups),
-               replicates_per_group=_counts(groups), note=summary)
+    summary = "; ".join(
+        f"{level}: median {np.median(v):.4g}, IQR {np.percentile(v, 25):.4g}-{np.percentile(v, 75):.4g}"
+        for level, v in groups.items()
+    )
+    row = _row(
+        **base,
+        family=DESCRIPTIVE,
+        test="descriptive (median, IQR, epsilon squared)",
+        n_groups=len(groups),
+        replicates_per_group=_counts(groups),
+        note=summary,
+    )
     if len(groups) < 2 or np.ptp(np.concatenate(list(groups.values()))) == 0:
         return row, []
     h = stats.kruskal(*groups.values()).statistic  # only for epsilon squared: images are not replicates
@@ -285,10 +393,22 @@ def _describe_images(frame: pd.DataFrame, metric: str, factor: str, base: dict, 
     pairs = []
     for a, b in combinations(groups, 2):
         low, high = cliffs_delta_ci(runs[a], runs[b], resamples, seed)
-        pairs.append(_row(**base, family=DESCRIPTIVE, a=a, b=b, n_a=len(groups[a]), n_b=len(groups[b]),
-                          test="Cliff's delta", effect_size=cliffs_delta(groups[a], groups[b]),
-                          effect_size_name="cliffs_delta", ci_low=low, ci_high=high,
-                          note="two-stage bootstrap CI (runs, then images)"))
+        pairs.append(
+            _row(
+                **base,
+                family=DESCRIPTIVE,
+                a=a,
+                b=b,
+                n_a=len(groups[a]),
+                n_b=len(groups[b]),
+                test="Cliff's delta",
+                effect_size=cliffs_delta(groups[a], groups[b]),
+                effect_size_name="cliffs_delta",
+                ci_low=low,
+                ci_high=high,
+                note="two-stage bootstrap CI (runs, then images)",
+            )
+        )
     return row, pairs
 
 
@@ -302,16 +422,20 @@ def confounding(results: pd.DataFrame, factor: str) -> str:
         counts = pd.to_numeric(results["reference_in_training"], errors="coerce").groupby(results[factor]).mean()
         if counts.nunique() > 1:
             listed = ", ".join(f"{level}: {value:.0f}" for level, value in counts.items())
-            notes.append(f"confounded: the reference images that are training images differ across {factor} "
-                         f"({listed}), so a distance to the reference moves with {factor} for a reason that is not "
-                         "quality")
+            notes.append(
+                f"confounded: the reference images that are training images differ across {factor} "
+                f"({listed}), so a distance to the reference moves with {factor} for a reason that is not "
+                "quality"
+            )
     if "step" in results:
         last = results[results["epoch"] == results["epoch"].max()]
         steps = pd.to_numeric(last["step"], errors="coerce").groupby(last[factor]).mean()
         if steps.nunique() > 1 and steps.min() > 0:
-            notes.append(f"confounded with training length: at epoch {int(last['epoch'].iloc[0])} the levels of "
-                         f"{factor} had {steps.min():.0f}-{steps.max():.0f} optimizer steps ({steps.max() / steps.min():.1f}x); "
-                         "compare at equal images seen (kimg) to separate the two")
+            notes.append(
+                f"confounded with training length: at epoch {int(last['epoch'].iloc[0])} the levels of "
+                f"{factor} had {steps.min():.0f}-{steps.max():.0f} optimizer steps ({steps.max() / steps.min():.1f}x); "
+                "compare at equal images seen (kimg) to separate the two"
+            )
     return "; ".join(notes)
 
 
@@ -319,8 +443,9 @@ def _note(row: dict, *notes: str) -> dict:
     return {**row, "note": "; ".join(filter(None, [row["note"], *notes]))}
 
 
-def _factor_rows(results: pd.DataFrame, metric: str, factor: str, between: list[str], epochs: list,
-                 margin: dict, alpha: float) -> tuple[list[dict], list[tuple]]:
+def _factor_rows(
+    results: pd.DataFrame, metric: str, factor: str, between: list[str], epochs: list, margin: dict, alpha: float
+) -> tuple[list[dict], list[tuple]]:
     """Every run-level row of one metric and factor, and what each would need for post-hoc
     tests: (row position, data, base, note)."""
     others = [f for f in between if f != factor]
@@ -339,14 +464,24 @@ def _factor_rows(results: pd.DataFrame, metric: str, factor: str, between: list[
         means, shared = _shared_epoch_means(results, metric, between)
         cell = {**base, "design": "runs-blocked-by-epoch", "unit": "run"}
         candidates.append((len(rows), means, cell, f"mean over epochs {shared}"))
-        rows += [_note(r, f"mean over epochs {shared}")
-                 for r in _run_level(means, metric, factor, others, {**cell, "first": first}, alpha)]
+        rows += [
+            _note(r, f"mean over epochs {shared}")
+            for r in _run_level(means, metric, factor, others, {**cell, "first": first}, alpha)
+        ]
     return rows, candidates
 
 
-def sweep_statistics(results: pd.DataFrame, per_image: pd.DataFrame, metrics: list[str], image_metrics: list[str],
-                     factors: list[str], resamples: int = 200, seed: int = 0, margins: dict | None = None,
-                     alpha: float = ALPHA) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sweep_statistics(
+    results: pd.DataFrame,
+    per_image: pd.DataFrame,
+    metrics: list[str],
+    image_metrics: list[str],
+    factors: list[str],
+    resamples: int = 200,
+    seed: int = 0,
+    margins: dict | None = None,
+    alpha: float = ALPHA,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every design for every metric and factor; returns (stats, pairwise).
 
     ``results``: one row per run and snapshot with ``run``, ``epoch``, the factors and the
@@ -360,24 +495,41 @@ def sweep_statistics(results: pd.DataFrame, per_image: pd.DataFrame, metrics: li
         margin, source = (margins or {}).get(metric, (math.nan, MISSING_MARGIN))
         info = {"margin": margin, "margin_source": source}
         if not np.isfinite(pd.to_numeric(results[metric], errors="coerce")).any():
-            tests += [_row(metric=metric, factor=f, design="runs", unit="run", family=PRIMARY, n_groups=0,
-                           note="no finite value in any run: see its status_ column in results.csv") for f in factors]
+            tests += [
+                _row(
+                    metric=metric,
+                    factor=f,
+                    design="runs",
+                    unit="run",
+                    family=PRIMARY,
+                    n_groups=0,
+                    note="no finite value in any run: see its status_ column in results.csv",
+                )
+                for f in factors
+            ]
             continue
         for factor in factors:
             rows, found = _factor_rows(results, metric, factor, between, epochs, info, alpha)
             confounded = confounding(results, factor)
             candidates += [(len(tests) + position, *rest, metric, factor) for position, *rest in found]
             tests += [_note(r, confounded) for r in rows]
-            tests.append(_note(_paper_design(results, metric, factor, {"metric": metric, "factor": factor}),
-                               confounded))
+            tests.append(
+                _note(_paper_design(results, metric, factor, {"metric": metric, "factor": factor}), confounded)
+            )
     pairs = []
     for metric in (m for m in image_metrics if m in per_image):
         for factor in (f for f in between if f in per_image):
             for epoch in sorted(per_image["epoch"].dropna().unique()):
-                base = {"metric": metric, "factor": factor, "epoch": int(epoch), "design": "descriptive-images",
-                        "unit": "image"}
-                row, found = _describe_images(per_image[per_image["epoch"] == epoch], metric, factor, base,
-                                              resamples, seed)
+                base = {
+                    "metric": metric,
+                    "factor": factor,
+                    "epoch": int(epoch),
+                    "design": "descriptive-images",
+                    "unit": "image",
+                }
+                row, found = _describe_images(
+                    per_image[per_image["epoch"] == epoch], metric, factor, base, resamples, seed
+                )
                 tests.append(row)
                 pairs += found
     tests = pd.DataFrame(tests, columns=list(STATS_COLUMNS))
@@ -392,24 +544,37 @@ def _post_hoc(tests: pd.DataFrame, candidates: list[tuple]) -> list[dict]:
     for position, frame, base, note, metric, factor in candidates:
         row = tests.iloc[position]
         if row["verdict"] == DIFFERS and row["factor"] == factor and row["n_groups"] > 2:
-            pairs += _pairwise_runs(frame, metric, factor, {k: v for k, v in base.items() if k in PAIRWISE_COLUMNS},
-                                    note)
+            pairs += _pairwise_runs(
+                frame, metric, factor, {k: v for k, v in base.items() if k in PAIRWISE_COLUMNS}, note
+            )
     return pairs
 
 
 def _paper_design(results: pd.DataFrame, metric: str, factor: str, base: dict) -> dict:
     data = _finite(results, metric)
     groups = _groups(data, metric, factor)
-    row = _row(**base, design="paper-epochs-as-replicates", unit="snapshot", family=OUTSIDE, test="one-way ANOVA F",
-               n_groups=len(groups), replicates_per_group=_counts(groups),
-               note="snapshots (epochs of the same runs) as replicates, as in the paper: not independent")
+    row = _row(
+        **base,
+        design="paper-epochs-as-replicates",
+        unit="snapshot",
+        family=OUTSIDE,
+        test="one-way ANOVA F",
+        n_groups=len(groups),
+        replicates_per_group=_counts(groups),
+        note="snapshots (epochs of the same runs) as replicates, as in the paper: not independent",
+    )
     if len(groups) < 2 or min(map(len, groups.values())) < MIN_REPLICATES:
         return {**row, "note": "fewer than 2 levels with 2+ snapshots"}
     if np.ptp(data[metric].to_numpy(float)) == 0:
         return {**row, "note": "every value is identical"}
     result = stats.f_oneway(*groups.values())
-    return {**row, "statistic": float(result.statistic), "p_value": float(result.pvalue),
-            "effect_size": eta_squared(list(groups.values())), "effect_size_name": "eta_squared"}
+    return {
+        **row,
+        "statistic": float(result.statistic),
+        "p_value": float(result.pvalue),
+        "effect_size": eta_squared(list(groups.values())),
+        "effect_size_name": "eta_squared",
+    }
 
 
 def _bh(values: pd.Series) -> pd.Series:
@@ -428,8 +593,10 @@ def adjust_primary(tests: pd.DataFrame, alpha: float = ALPHA) -> None:
     primary = tests["family"] == PRIMARY
     tests.loc[primary, "p_adjusted"] = _bh(tests.loc[primary, "p_value"])
     tests.loc[primary, "equivalence_p_adjusted"] = _bh(tests.loc[primary, "equivalence_p"])
-    tests.loc[primary, "verdict"] = [verdict(p, e, alpha) for p, e in
-                                     zip(tests.loc[primary, "p_adjusted"], tests.loc[primary, "equivalence_p_adjusted"])]
+    tests.loc[primary, "verdict"] = [
+        verdict(p, e, alpha)
+        for p, e in zip(tests.loc[primary, "p_adjusted"], tests.loc[primary, "equivalence_p_adjusted"])
+    ]
 
 
 def cell_summary(results: pd.DataFrame, factors: list[str], metrics: list[str]) -> pd.DataFrame:

@@ -31,19 +31,36 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="sample, blind and copy a deck into a new study folder")
     build.add_argument("--real", required=True, type=Path, help="folder of real images")
-    build.add_argument("--fake", required=True, type=Path, action="append",
-                       help="a sample set (samples/epoch=NNNN), a run or a sweep folder; repeatable")
+    build.add_argument(
+        "--fake",
+        required=True,
+        type=Path,
+        action="append",
+        help="a sample set (samples/epoch=NNNN), a run or a sweep folder; repeatable",
+    )
     build.add_argument("--n-real", type=int, default=34)
     build.add_argument("--n-fake", type=int, default=34)
     build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--fit", default=None, choices=("pad", "crop", "squash"),
-                       help="how real images are fitted to the synthetic images' size (default: the runs' "
-                            "data.fit from their config.yaml; pad for folders that are not runs)")
-    build.add_argument("--config", type=Path, default=None,
-                       help="config.yaml of the run the synthetic images come from, when --fake is not a run folder")
-    build.add_argument("--design", default="balanced", choices=("balanced", "paper"),
-                       help="balanced: --n-real real and --n-fake synthetic images spread over the sets; paper: "
-                            "the paper's 68 (3 from each of 19 sets, 11 real)")
+    build.add_argument(
+        "--fit",
+        default=None,
+        choices=("pad", "crop", "squash"),
+        help="how real images are fitted to the synthetic images' size (default: the runs' "
+        "data.fit from their config.yaml; pad for folders that are not runs)",
+    )
+    build.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config.yaml of the run the synthetic images come from, when --fake is not a run folder",
+    )
+    build.add_argument(
+        "--design",
+        default="balanced",
+        choices=("balanced", "paper"),
+        help="balanced: --n-real real and --n-fake synthetic images spread over the sets; paper: "
+        "the paper's 68 (3 from each of 19 sets, 11 real)",
+    )
     build.add_argument("--out", required=True, type=Path, help="the new study folder")
     serving = sub.add_parser("serve", help="serve the rating page")
     serving.add_argument("study", type=Path)
@@ -52,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     analyze = sub.add_parser("analyze", help="tables, agreement, metrics vs ratings")
     analyze.add_argument("study", type=Path)
     analyze.add_argument("--metrics", type=Path, default=None, help="a sweep folder or its report's results.csv")
-    analyze.add_argument("--role", default=None, choices=("all", "clinician", "engineer"),
-                         help="relate metrics to this role's ratings only (default: all, then each role present)")
+    analyze.add_argument(
+        "--role",
+        default=None,
+        choices=("all", "clinician", "engineer"),
+        help="relate metrics to this role's ratings only (default: all, then each role present)",
+    )
     analyze.add_argument("--log-fit", action="store_true", help="also fit metric = a ln(rating) + b (paper's Fig. 2)")
     analyze.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -64,10 +85,13 @@ def run_command(args: argparse.Namespace) -> None:
     if args.command == "build":
         from fetal_dcgan.survey.deck import build_deck
 
-        study = build_deck(args.real, args.fake, args.out, args.n_real, args.n_fake, args.seed, args.fit,
-                           args.design, args.config)
-        print(f"Study of {study['images']} images ({study['n_real']} real, fit={study['fit']} {study['fit_source']}) "
-              f"in {args.out}; the answer key is in {args.out}/private/.")
+        study = build_deck(
+            args.real, args.fake, args.out, args.n_real, args.n_fake, args.seed, args.fit, args.design, args.config
+        )
+        print(
+            f"Study of {study['images']} images ({study['n_real']} real, fit={study['fit']} {study['fit_source']}) "
+            f"in {args.out}; the answer key is in {args.out}/private/."
+        )
         print(f"Serve it: python -m fetal_dcgan.survey serve {args.out}")
     elif args.command == "serve":
         StudyLayout(args.study).check()
@@ -77,6 +101,7 @@ def run_command(args: argparse.Namespace) -> None:
 
         for name, path in run_analysis(args.study, args.metrics, args.out, args.role, args.log_fit).items():
             print(f"{name:<18} {path}")
+
 
 if __name__ == "__main__":
     sys.exit(main())

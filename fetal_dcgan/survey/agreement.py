@@ -44,12 +44,16 @@ def pair_indices(a: list, b: list, positive: str = "real") -> dict[str, float]:
         return {"pabak": float("nan"), "prevalence_index": float("nan"), "bias_index": float("nan")}
     both, neither = np.sum(a & b), np.sum(~a & ~b)
     only_a, only_b = np.sum(a & ~b), np.sum(~a & b)
-    return {"pabak": float(2 * (both + neither) / n - 1), "prevalence_index": float(abs(both - neither) / n),
-            "bias_index": float(abs(only_a - only_b) / n)}
+    return {
+        "pabak": float(2 * (both + neither) / n - 1),
+        "prevalence_index": float(abs(both - neither) / n),
+        "bias_index": float(abs(only_a - only_b) / n),
+    }
 
 
-def bootstrap_over_images(table: np.ndarray, statistic, resamples: int, seed: int,
-                          confidence: float = 0.95) -> tuple[float, float]:
+def bootstrap_over_images(
+    table: np.ndarray, statistic, resamples: int, seed: int, confidence: float = 0.95
+) -> tuple[float, float]:
     """Percentile CI of ``statistic(rows)`` with the rows (images) of ``table`` resampled."""
     rng = np.random.default_rng(seed)
     values = np.array([statistic(table[rng.integers(0, len(table), len(table))]) for _ in range(resamples)], float)

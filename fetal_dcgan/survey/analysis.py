@@ -69,16 +69,27 @@ def agreement(answers: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) 
         raters = f"{a} vs {b} ({len(pair)} images)"
         rows.append(_row("cohen_kappa", raters, pair, lambda t: cohen_kappa(t[:, 0], t[:, 1]), resamples, seed))
         for name in ("pabak", "prevalence_index", "bias_index"):
-            rows.append(_row(name, raters, pair, lambda t, name=name: pair_indices(t[:, 0], t[:, 1])[name],
-                             resamples, seed))
+            rows.append(
+                _row(name, raters, pair, lambda t, name=name: pair_indices(t[:, 0], t[:, 1])[name], resamples, seed)
+            )
     complete = choice.dropna().to_numpy()
-    counts = np.stack([(complete == k).sum(axis=1) for k in ("real", "synthetic")], 1) if len(complete) \
-        else np.empty((0, 2))
-    rows.append(_row("fleiss_kappa", f"all {choice.shape[1]} on {len(complete)} images", counts, fleiss_kappa,
-                     resamples, seed))
+    counts = (
+        np.stack([(complete == k).sum(axis=1) for k in ("real", "synthetic")], 1) if len(complete) else np.empty((0, 2))
+    )
+    rows.append(
+        _row("fleiss_kappa", f"all {choice.shape[1]} on {len(complete)} images", counts, fleiss_kappa, resamples, seed)
+    )
     for level in ("interval", "ordinal"):
-        rows.append(_row(f"krippendorff_alpha_{level}", f"all {rating.shape[1]}", rating,
-                         lambda t, level=level: _krippendorff(t, level), min(resamples, 300), seed))
+        rows.append(
+            _row(
+                f"krippendorff_alpha_{level}",
+                f"all {rating.shape[1]}",
+                rating,
+                lambda t, level=level: _krippendorff(t, level),
+                min(resamples, 300),
+                seed,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -92,30 +103,43 @@ def _load_results(source: Path) -> tuple[pd.DataFrame, list[str]]:
         raise UserError(f"--metrics {source} does not exist: give the sweep folder or its report's results.csv.")
     results = pd.read_csv(source)
     if not {"run", "epoch"} <= set(results):
-        raise UserError(f"{source} is not a report's results.csv (no run and epoch columns): give the sweep folder "
-                        "or report/results.csv.")
-    return results, [c for c in results if c not in ("run", "epoch") and pd.api.types.is_numeric_dtype(results[c])
-                     and not c.endswith(("_ci_low", "_ci_high", "_reference"))]
+        raise UserError(
+            f"{source} is not a report's results.csv (no run and epoch columns): give the sweep folder "
+            "or report/results.csv."
+        )
+    return results, [
+        c
+        for c in results
+        if c not in ("run", "epoch")
+        and pd.api.types.is_numeric_dtype(results[c])
+        and not c.endswith(("_ci_low", "_ci_high", "_reference"))
+    ]
 
 
-READER_NOTE = ("<p class='note'>AUC: P(a real image rates higher than a synthetic one), with a bootstrap CI that "
-               "resamples synthetic sets whole; d': z(real called real) - z(synthetic called real); sensitivity "
-               "(synthetic called synthetic), specificity (real called real) and synthetic called real with Wilson "
-               "CIs.</p>")
-ROLE_NOTE = ("<p class='note'>Linear mixed models with raters and images as random effects (statsmodels MixedLM): "
-             "rating ~ real (how much higher real images rate) and called_real ~ real (how much likelier a real "
-             "image is called real); no role-level inference from fewer than 3 raters.</p>")
+READER_NOTE = (
+    "<p class='note'>AUC: P(a real image rates higher than a synthetic one), with a bootstrap CI that "
+    "resamples synthetic sets whole; d': z(real called real) - z(synthetic called real); sensitivity "
+    "(synthetic called synthetic), specificity (real called real) and synthetic called real with Wilson "
+    "CIs.</p>"
+)
+ROLE_NOTE = (
+    "<p class='note'>Linear mixed models with raters and images as random effects (statsmodels MixedLM): "
+    "rating ~ real (how much higher real images rate) and called_real ~ real (how much likelier a real "
+    "image is called real); no role-level inference from fewer than 3 raters.</p>"
+)
 
 
 def rating_rows(answers: pd.DataFrame) -> pd.DataFrame:
     """One row per rating of a synthetic image, in the format ``report --ratings`` reads."""
     synthetic = answers[answers.truth == "synthetic"]
     return synthetic.assign(image=synthetic["file"], called_real=(synthetic["choice"] == "real").astype(int))[
-        ["run", "epoch", "image", "rating", "role", "rater", "called_real"]]
+        ["run", "epoch", "image", "rating", "role", "rater", "called_real"]
+    ]
 
 
-def role_relations(ratings: pd.DataFrame, results: pd.DataFrame, metrics: list[str], log_fit: bool,
-                   roles: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def role_relations(
+    ratings: pd.DataFrame, results: pd.DataFrame, metrics: list[str], log_fit: bool, roles: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics against mean ratings per set, for each role asked for; the first role's sets."""
     tables, first = [], None
     for role in roles:
@@ -125,21 +149,40 @@ def role_relations(ratings: pd.DataFrame, results: pd.DataFrame, metrics: list[s
     return pd.concat(tables, ignore_index=True), first
 
 
-def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Path | None = None,
-            role: str | None = None, log_fit: bool = False) -> dict:
+def analyze(
+    study: str | Path,
+    metrics: str | Path | None = None,
+    out: str | Path | None = None,
+    role: str | None = None,
+    log_fit: bool = False,
+) -> dict:
     """Write the analysis tables, figures and summary.html; return their paths."""
     study = Path(study)
     out = Path(out) if out else StudyLayout(study).analysis
     out.mkdir(parents=True, exist_ok=True)
     answers = load_answers(study)
     raters, roles, agree = per_rater(answers), per_role(answers), agreement(answers)
-    paths = {"answers": out / "answers.csv", "per_rater": out / "per_rater.csv", "per_role": out / "per_role.csv",
-             "agreement": out / "agreement.csv", "ratings": out / "ratings.csv", "html": out / "summary.html"}
-    for name, frame in (("answers", answers), ("per_rater", raters), ("per_role", roles),
-                        ("agreement", agree), ("ratings", rating_rows(answers))):
+    paths = {
+        "answers": out / "answers.csv",
+        "per_rater": out / "per_rater.csv",
+        "per_role": out / "per_role.csv",
+        "agreement": out / "agreement.csv",
+        "ratings": out / "ratings.csv",
+        "html": out / "summary.html",
+    }
+    for name, frame in (
+        ("answers", answers),
+        ("per_rater", raters),
+        ("per_role", roles),
+        ("agreement", agree),
+        ("ratings", rating_rows(answers)),
+    ):
         atomic_write_text(frame.to_csv(index=False), paths[name])
-    sections = [("Per rater", READER_NOTE + table(raters)), ("Across raters", ROLE_NOTE + table(roles)),
-                ("Agreement", "<p class='note'>95 % percentile bootstrap CIs over images.</p>" + table(agree))]
+    sections = [
+        ("Per rater", READER_NOTE + table(raters)),
+        ("Across raters", ROLE_NOTE + table(roles)),
+        ("Agreement", "<p class='note'>95 % percentile bootstrap CIs over images.</p>" + table(agree)),
+    ]
     if metrics:
         results, columns = _load_results(Path(metrics))
         roles = [role] if role else ["all", *sorted(set(answers["role"]) & {"clinician", "engineer"})]
@@ -149,16 +192,33 @@ def analyze(study: str | Path, metrics: str | Path | None = None, out: str | Pat
         figure = rating_figure(sets, relations[relations["role"] == roles[0]], out / "metrics_vs_ratings.png")
         if figure:
             paths["regression_figure"] = figure
-            sections.append((f"Metrics against mean ratings ({roles[0]}; one point per synthetic set)",
-                             image_tag(figure, "metrics against ratings")))
-        sections.append(("Metrics against ratings, by rater role", "<p class='note'>Replicate: a synthetic set "
-                         "(its mean rating); n counts sets. Pearson with a Fisher-z CI, Spearman with a bootstrap "
-                         "CI over sets, p adjusted (BH) over the metrics of each role.</p>" + table(relations)))
-    called = "; ".join(f"{r.rater} ({r.role}) {r.synthetic_called_real:.1%} [{r.synthetic_called_real_ci_low:.1%}, "
-                       f"{r.synthetic_called_real_ci_high:.1%}], specificity {r.specificity:.1%}"
-                       for r in raters.itertuples())
-    intro = ("<p>" + html.escape(f"{answers.rater.nunique()} raters, {len(answers)} answers on "
-                                 f"{answers.image_id.nunique()} images. Synthetic images called real (Wilson 95 % "
-                                 f"CI): {called}.") + "</p>")
+            sections.append(
+                (
+                    f"Metrics against mean ratings ({roles[0]}; one point per synthetic set)",
+                    image_tag(figure, "metrics against ratings"),
+                )
+            )
+        sections.append(
+            (
+                "Metrics against ratings, by rater role",
+                "<p class='note'>Replicate: a synthetic set "
+                "(its mean rating); n counts sets. Pearson with a Fisher-z CI, Spearman with a bootstrap "
+                "CI over sets, p adjusted (BH) over the metrics of each role.</p>" + table(relations),
+            )
+        )
+    called = "; ".join(
+        f"{r.rater} ({r.role}) {r.synthetic_called_real:.1%} [{r.synthetic_called_real_ci_low:.1%}, "
+        f"{r.synthetic_called_real_ci_high:.1%}], specificity {r.specificity:.1%}"
+        for r in raters.itertuples()
+    )
+    intro = (
+        "<p>"
+        + html.escape(
+            f"{answers.rater.nunique()} raters, {len(answers)} answers on "
+            f"{answers.image_id.nunique()} images. Synthetic images called real (Wilson 95 % "
+            f"CI): {called}."
+        )
+        + "</p>"
+    )
     atomic_write_text(render(f"Rating study: {study.name}", [("Summary", intro)] + sections), paths["html"])
     return paths

@@ -3,7 +3,8 @@
 Raters identify themselves once; a signed session cookie then carries who they are, so a
 rater can only ever write their own answers. Forms carry CSRF tokens (Flask-WTF). Images
 are served by id only, from the deck folder. The admin page and the CSV export need the
-study's admin token.
+study's admin token. The pages are one blueprint; what a form may hold is checked by pure
+functions (``read_rater``, ``read_answer``) that name what is wrong.
 """
 
 from __future__ import annotations
@@ -16,9 +17,22 @@ import json
 import math
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, Response, abort, redirect, render_template, request, send_file, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from fetal_dcgan.survey.deck import deck_ids
@@ -27,6 +41,14 @@ from fetal_dcgan.survey.storage import ROLES, Storage
 
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
 RATER_ID = re.compile(r"^[\w .@-]{1,64}$")
+CHOICES = ("real", "synthetic")
+RATINGS = ("1", "2", "3", "4", "5")
+MAX_YEARS = 80
+EXPORT_COLUMNS = ["rater", "role", "years", "image", "choice", "rating", "answered", "seconds"]
+
+
+class InvalidInput(ValueError):
+    """A form value the page refuses; the message tells the rater what to do."""
 
 
 def rater_order(rater: str, ids: list[str]) -> list[str]:
@@ -34,131 +56,204 @@ def rater_order(rater: str, ids: list[str]) -> list[str]:
     return sorted(ids, key=lambda image: hashlib.sha256(f"{rater}\0{image}".encode()).hexdigest())
 
 
-def create_app(study: str | Path) -> Flask:
-    layout = StudyLayout(study).check()
+def read_rater(form) -> tuple[str, str, float]:
+    """The start form's rater id, role and years of experience."""
+    rater, role, years = form.get("rater", "").strip(), form.get("role", ""), form.get("years", "").strip()
+    if not RATER_ID.match(rater):
+        raise InvalidInput("Rater id: 1 to 64 letters, digits, spaces or . @ - _")
+    if role not in ROLES:
+        raise InvalidInput(f"Role: choose one of {', '.join(ROLES)}.")
+    try:
+        value = float(years)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_YEARS:  # NaN fails too
+        raise InvalidInput(f"Years of experience: a number from 0 to {MAX_YEARS}.")
+    return rater, role, value
+
+
+def read_answer(form, known: set[str]) -> tuple[str, str, int]:
+    """An answer form's image id (one of ``known``), real/synthetic choice and 1-5 rating."""
+    image, choice, rating = form.get("image", ""), form.get("choice", ""), form.get("rating", "")
+    if image not in known:
+        raise InvalidInput("Unknown image: reload the page.")
+    if choice not in CHOICES:
+        raise InvalidInput("Choose Real or Synthetic before submitting.")
+    if rating not in RATINGS:
+        raise InvalidInput("Rate the image quality from 1 to 5 before submitting.")
+    return image, choice, int(rating)
+
+
+@dataclass(frozen=True)
+class Study:
+    """What the pages serve: the deck, its storage, its title and admin token."""
+
+    layout: StudyLayout
+    storage: Storage
+    ids: list[str]
+    admin_token: str
+    title: str
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Study:
+        layout = StudyLayout(folder).check()
+        return cls(
+            layout,
+            Storage(layout.ratings),
+            deck_ids(layout.root),
+            layout.admin_token.read_text().strip(),
+            json.loads(layout.facts.read_text()).get("title", "Image rating study"),
+        )
+
+    @property
+    def known(self) -> set[str]:
+        return set(self.ids)
+
+
+pages = Blueprint("rating", __name__)
+
+
+def study() -> Study:
+    return current_app.extensions["rating_study"]
+
+
+def bad_request(message: str, status: int = 400):
+    return render_template("error.html", title=study().title, message=message), status
+
+
+def require_admin() -> None:
+    given = request.args.get("token") or request.headers.get("X-Admin-Token") or ""
+    if not hmac.compare_digest(given.encode(), study().admin_token.encode()):
+        abort(403)
+
+
+def current_rater() -> str | None:
+    """The rater of this session, if they are registered."""
+    rater = session.get("rater")
+    return rater if rater and study().storage.rater(rater) else None
+
+
+@pages.after_app_request
+def headers(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@pages.app_errorhandler(CSRFError)
+def csrf_error(exc):
+    return bad_request(
+        "This form is out of date or did not come from this page (CSRF check failed). "
+        "Go back, reload the page and submit again."
+    )
+
+
+@pages.app_errorhandler(403)
+def forbidden(exc):
+    return bad_request("Forbidden: this page needs the study's admin token.", 403)
+
+
+@pages.app_errorhandler(404)
+def not_found(exc):
+    return bad_request("Not found.", 404)
+
+
+@pages.get("/")
+def start():
+    if current_rater():
+        return redirect(url_for("rating.rate"))
+    return render_template("start.html", title=study().title, roles=ROLES, n=len(study().ids))
+
+
+@pages.post("/start")
+def begin():
+    try:
+        rater, role, years = read_rater(request.form)
+    except InvalidInput as exc:
+        return bad_request(str(exc))
+    study().storage.add_rater(rater, role, years)
+    session.clear()
+    session["rater"] = rater
+    return redirect(url_for("rating.rate"))
+
+
+@pages.get("/rate")
+def rate():
+    rater = current_rater()
+    if not rater:
+        return redirect(url_for("rating.start"))
+    done = study().storage.answered(rater)
+    remaining = [i for i in rater_order(rater, study().ids) if i not in done]
+    if not remaining:
+        return redirect(url_for("rating.finished"))
+    session["shown"] = {"image": remaining[0], "at": time.time()}
+    return render_template("rate.html", title=study().title, image=remaining[0], k=len(done) + 1, n=len(study().ids))
+
+
+@pages.post("/answer")
+def answer():
+    rater = current_rater()
+    if not rater:
+        return bad_request("Your session has ended: start again from the first page with the same rater id.")
+    try:
+        image, choice, rating = read_answer(request.form, study().known)
+    except InvalidInput as exc:
+        return bad_request(str(exc))
+    shown = session.get("shown") or {}
+    seconds = time.time() - shown["at"] if shown.get("image") == image else None
+    study().storage.save_answer(rater, image, choice, rating, seconds)
+    return redirect(url_for("rating.rate"))
+
+
+@pages.get("/done")
+def finished():
+    return render_template("done.html", title=study().title, n=len(study().ids))
+
+
+@pages.get("/image/<image_id>")
+def image(image_id: str):
+    if not IMAGE_ID.match(image_id) or image_id not in study().known:
+        abort(404)
+    return send_file(study().layout.image(image_id), mimetype="image/png", max_age=0)
+
+
+@pages.get("/admin")
+def admin():
+    require_admin()
+    return render_template(
+        "admin.html",
+        title=study().title,
+        progress=study().storage.progress(),
+        n=len(study().ids),
+        token=request.args.get("token", ""),
+    )
+
+
+@pages.get("/export.csv")
+def export():
+    require_admin()
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(study().storage.answers())
+    return Response(
+        buffer.getvalue(), mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=answers.csv"}
+    )
+
+
+def create_app(folder: str | Path) -> Flask:
+    """The rating site of the study in ``folder``."""
+    loaded = Study.load(folder)
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=layout.secret_key.read_text().strip(),
-                      WTF_CSRF_TIME_LIMIT=None, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      MAX_CONTENT_LENGTH=16 * 1024)
+    app.config.update(
+        SECRET_KEY=loaded.layout.secret_key.read_text().strip(),
+        WTF_CSRF_TIME_LIMIT=None,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=16 * 1024,
+    )
+    app.extensions["rating_study"] = loaded
     CSRFProtect(app)
-    storage = Storage(layout.ratings)
-    ids = deck_ids(layout.root)
-    known = set(ids)
-    admin_token = layout.admin_token.read_text().strip()
-    title = json.loads(layout.facts.read_text()).get("title", "Image rating study")
-
-    def bad_request(message: str, status: int = 400):
-        return render_template("error.html", title=title, message=message), status
-
-    def require_admin() -> None:
-        given = request.args.get("token") or request.headers.get("X-Admin-Token") or ""
-        if not hmac.compare_digest(given.encode(), admin_token.encode()):
-            abort(403)
-
-    @app.after_request
-    def headers(response: Response) -> Response:
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc):
-        return bad_request("This form is out of date or did not come from this page (CSRF check failed). "
-                           "Go back, reload the page and submit again.")
-
-    @app.errorhandler(403)
-    def forbidden(exc):
-        return bad_request("Forbidden: this page needs the study's admin token.", 403)
-
-    @app.errorhandler(404)
-    def not_found(exc):
-        return bad_request("Not found.", 404)
-
-    @app.get("/")
-    def start():
-        if session.get("rater") and storage.rater(session["rater"]):
-            return redirect(url_for("rate"))
-        return render_template("start.html", title=title, roles=ROLES, n=len(ids))
-
-    @app.post("/start")
-    def begin():
-        rater = request.form.get("rater", "").strip()
-        role = request.form.get("role", "")
-        years = request.form.get("years", "").strip()
-        if not RATER_ID.match(rater):
-            return bad_request("Rater id: 1 to 64 letters, digits, spaces or . @ - _")
-        if role not in ROLES:
-            return bad_request(f"Role: choose one of {', '.join(ROLES)}.")
-        try:
-            years_value = float(years)
-        except ValueError:
-            years_value = math.nan
-        if not 0 <= years_value <= 80:  # NaN fails too
-            return bad_request("Years of experience: a number from 0 to 80.")
-        storage.add_rater(rater, role, years_value)
-        session.clear()
-        session["rater"] = rater
-        return redirect(url_for("rate"))
-
-    @app.get("/rate")
-    def rate():
-        rater = session.get("rater")
-        if not rater or not storage.rater(rater):
-            return redirect(url_for("start"))
-        done = storage.answered(rater)
-        remaining = [i for i in rater_order(rater, ids) if i not in done]
-        if not remaining:
-            return redirect(url_for("finished"))
-        image = remaining[0]
-        session["shown"] = {"image": image, "at": time.time()}
-        return render_template("rate.html", title=title, image=image, k=len(done) + 1, n=len(ids))
-
-    @app.post("/answer")
-    def answer():
-        rater = session.get("rater")
-        if not rater or not storage.rater(rater):
-            return bad_request("Your session has ended: start again from the first page with the same rater id.")
-        image = request.form.get("image", "")
-        choice = request.form.get("choice", "")
-        rating = request.form.get("rating", "")
-        if image not in known:
-            return bad_request("Unknown image: reload the page.")
-        if choice not in ("real", "synthetic"):
-            return bad_request("Choose Real or Synthetic before submitting.")
-        if rating not in {"1", "2", "3", "4", "5"}:
-            return bad_request("Rate the image quality from 1 to 5 before submitting.")
-        shown = session.get("shown") or {}
-        seconds = time.time() - shown["at"] if shown.get("image") == image else None
-        storage.save_answer(rater, image, choice, int(rating), seconds)
-        return redirect(url_for("rate"))
-
-    @app.get("/done")
-    def finished():
-        return render_template("done.html", title=title, n=len(ids))
-
-    @app.get("/image/<image_id>")
-    def image(image_id: str):
-        if not IMAGE_ID.match(image_id) or image_id not in known:
-            abort(404)
-        return send_file(layout.image(image_id), mimetype="image/png", max_age=0)
-
-    @app.get("/admin")
-    def admin():
-        require_admin()
-        return render_template("admin.html", title=title, progress=storage.progress(), n=len(ids),
-                               token=request.args.get("token", ""))
-
-    @app.get("/export.csv")
-    def export():
-        require_admin()
-        rows = storage.answers()
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["rater", "role", "years", "image", "choice", "rating",
-                                                    "answered", "seconds"])
-        writer.writeheader()
-        writer.writerows(rows)
-        return Response(buffer.getvalue(), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=answers.csv"})
-
+    app.register_blueprint(pages)
     return app

@@ -48,8 +48,14 @@ def synthetic_sets(path: Path) -> list[SyntheticSet]:
         return [SyntheticSet(path, path.parent.parent.name, int(match.group(1)))]
     sets = sorted(p for p in path.glob("**/samples/epoch=*") if p.is_dir() and not p.name.startswith("."))
     if sets:
-        return [SyntheticSet(p, str(p.parent.parent.relative_to(path)) if p.parent.parent != path else path.name,
-                             int(EPOCH_DIR.match(p.name).group(1))) for p in sets]
+        return [
+            SyntheticSet(
+                p,
+                str(p.parent.parent.relative_to(path)) if p.parent.parent != path else path.name,
+                int(EPOCH_DIR.match(p.name).group(1)),
+            )
+            for p in sets
+        ]
     return [SyntheticSet(path, path.name, None)]
 
 
@@ -72,15 +78,26 @@ DESIGNS = ("balanced", "paper")
 def _paper_counts(sets: list[SyntheticSet], rng: np.random.Generator) -> list[int]:
     """3 images from each of 19 sets drawn at random (all sets if there are exactly 19)."""
     if len(sets) < PAPER_DECK["sets"]:
-        raise UserError(f"--design paper takes {PAPER_DECK['per_set']} images from each of {PAPER_DECK['sets']} "
-                        f"synthetic sets, but {len(sets)} were found: give the whole sweep (e.g. multirun/paper64, "
-                        "20 sets), or use --design balanced with --n-fake.")
+        raise UserError(
+            f"--design paper takes {PAPER_DECK['per_set']} images from each of {PAPER_DECK['sets']} "
+            f"synthetic sets, but {len(sets)} were found: give the whole sweep (e.g. multirun/paper64, "
+            "20 sets), or use --design balanced with --n-fake."
+        )
     chosen = set(rng.choice(len(sets), PAPER_DECK["sets"], replace=False).tolist())
     return [PAPER_DECK["per_set"] if i in chosen else 0 for i in range(len(sets))]
 
 
-def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fake: int = 34, seed: int = 0,
-               fit: str | None = None, design: str = "balanced", config: Path | None = None) -> dict:
+def build_deck(
+    real: Path,
+    fakes: list[Path],
+    out: Path,
+    n_real: int = 34,
+    n_fake: int = 34,
+    seed: int = 0,
+    fit: str | None = None,
+    design: str = "balanced",
+    config: Path | None = None,
+) -> dict:
     """Sample, blind and copy the images, write the key and create the database.
 
     Real images are prepared as the runs' training images were (``data.fit`` from each
@@ -88,8 +105,10 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
     run; ``fit`` given by hand must agree), or with ``fit`` (default pad) otherwise."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} already exists and is not empty: choose a new study folder (a deck is never "
-                        "rebuilt over collected ratings).")
+        raise UserError(
+            f"{out} already exists and is not empty: choose a new study folder (a deck is never "
+            "rebuilt over collected ratings)."
+        )
     if design not in DESIGNS:
         raise UserError(f"--design {design!r}: use balanced or paper.")
     rng = np.random.default_rng(seed)
@@ -100,13 +119,18 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
     if size[0] != size[1]:
         raise UserError(f"Synthetic images must be square; {set_files[0][0]} is {size[1]}x{size[0]}.")
     if config is not None and (not Path(config).is_file() or Path(config).name != RunLayout.CONFIG):
-        raise UserError(f"--config {config}: give the {RunLayout.CONFIG} of the run the sets come from "
-                        f"(<run dir>/{RunLayout.CONFIG}).")
-    fit, trained_size, fit_source = preprocessing([s.folder for s in sets] + ([Path(config).parent] if config else []),
-                                              fit, None)
+        raise UserError(
+            f"--config {config}: give the {RunLayout.CONFIG} of the run the sets come from "
+            f"(<run dir>/{RunLayout.CONFIG})."
+        )
+    fit, trained_size, fit_source = preprocessing(
+        [s.folder for s in sets] + ([Path(config).parent] if config else []), fit, None
+    )
     if trained_size is not None and trained_size != size[0]:
-        raise UserError(f"The runs' config says data.image_size={trained_size} but the synthetic images are "
-                        f"{size[0]} px: the sample sets do not belong to those runs.")
+        raise UserError(
+            f"The runs' config says data.image_size={trained_size} but the synthetic images are "
+            f"{size[0]} px: the sample sets do not belong to those runs."
+        )
     if design == "paper":
         n_real, counts = PAPER_DECK["n_real"], _paper_counts(sets, rng)
         n_fake = sum(counts)
@@ -115,14 +139,18 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
     if n_real > len(real_files):
         raise UserError(f"--n-real {n_real} but {real} holds only {len(real_files)} images.")
 
-    entries = [("real", p, "", "", fit_square(read_gray(p), size[0], fit))
-               for p in (real_files[i] for i in sorted(rng.choice(len(real_files), n_real, replace=False)))]
+    entries = [
+        ("real", p, "", "", fit_square(read_gray(p), size[0], fit))
+        for p in (real_files[i] for i in sorted(rng.choice(len(real_files), n_real, replace=False)))
+    ]
     for s, files, count in zip(sets, set_files, counts):
         for i in sorted(rng.choice(len(files), count, replace=False)):
             image = read_gray(files[i])
             if image.shape != size:
-                raise UserError(f"Synthetic sets differ in size: {files[i]} is {image.shape[1]}x{image.shape[0]}, "
-                                f"not {size[1]}x{size[0]}; build one deck per resolution.")
+                raise UserError(
+                    f"Synthetic sets differ in size: {files[i]} is {image.shape[1]}x{image.shape[0]}, "
+                    f"not {size[1]}x{size[0]}; build one deck per resolution."
+                )
             entries.append(("synthetic", files[i], s.run, "" if s.epoch is None else s.epoch, image))
 
     layout = StudyLayout(out)
@@ -132,8 +160,16 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
     for truth, source, run, epoch, image in entries:
         image_id = secrets.token_hex(8)
         Image.fromarray(image).save(layout.image(image_id))
-        rows.append({"id": image_id, "truth": truth, "source": str(source), "run": run, "epoch": epoch,
-                     "image": Path(source).name})
+        rows.append(
+            {
+                "id": image_id,
+                "truth": truth,
+                "source": str(source),
+                "run": run,
+                "epoch": epoch,
+                "image": Path(source).name,
+            }
+        )
     rows.sort(key=lambda r: r["id"])  # stored order says nothing about the answer
     with layout.key.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=KEY_COLUMNS)
@@ -141,8 +177,17 @@ def build_deck(real: Path, fakes: list[Path], out: Path, n_real: int = 34, n_fak
         writer.writerows(rows)
     layout.secret_key.write_text(secrets.token_hex(32))
     layout.admin_token.write_text(secrets.token_urlsafe(24))
-    study = {"images": len(rows), "n_real": n_real, "n_fake": n_fake, "seed": seed, "image_size": size[0],
-             "fit": fit, "fit_source": fit_source, "design": design, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    study = {
+        "images": len(rows),
+        "n_real": n_real,
+        "n_fake": n_fake,
+        "seed": seed,
+        "image_size": size[0],
+        "fit": fit,
+        "fit_source": fit_source,
+        "design": design,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     layout.facts.write_text(json.dumps(study, indent=1))
     Storage(layout.ratings).create()
     return study

@@ -59,6 +59,8 @@ class StudyLayout:
     def check(self) -> "StudyLayout":
         """This layout, or a UserError when the folder is not a built study."""
         if not self.key.is_file():
-            raise UserError(f"{self.root} is not a study folder: build one with `python -m fetal_dcgan.survey build "
-                            "--real DIR --fake DIR --out DIR`.")
+            raise UserError(
+                f"{self.root} is not a study folder: build one with `python -m fetal_dcgan.survey build "
+                "--real DIR --fake DIR --out DIR`."
+            )
         return self

@@ -67,8 +67,10 @@ def _clusters(answers: pd.DataFrame) -> pd.Series:
 def _statistics(rating: np.ndarray, called_real: np.ndarray, real: np.ndarray) -> dict:
     """AUC and d' of one rater's answers (arrays over the answers)."""
     hits, false_alarms = int(called_real[real].sum()), int(called_real[~real].sum())
-    return {"auc": auc(rating[real], rating[~real]), "d_prime": d_prime(hits, int(real.sum()), false_alarms,
-                                                                         int((~real).sum()))}
+    return {
+        "auc": auc(rating[real], rating[~real]),
+        "d_prime": d_prime(hits, int(real.sum()), false_alarms, int((~real).sum())),
+    }
 
 
 def cluster_bootstrap(group: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, tuple]:
@@ -81,13 +83,16 @@ def cluster_bootstrap(group: pd.DataFrame, resamples: int = RESAMPLES, seed: int
     units = [[np.flatnonzero(clusters == c) for c in np.unique(clusters[real == truth])] for truth in (True, False)]
     draws = []
     for _ in range(resamples):
-        index = np.concatenate([members[i] for members in units if members
-                                for i in rng.integers(0, len(members), len(members))])
+        index = np.concatenate(
+            [members[i] for members in units if members for i in rng.integers(0, len(members), len(members))]
+        )
         draws.append(_statistics(rating[index], called[index], real[index]))
     table = pd.DataFrame(draws)
     tail = 100 * (1 - CONFIDENCE) / 2
-    return {k: tuple(np.nanpercentile(table[k], [tail, 100 - tail])) if table[k].notna().any() else (math.nan,) * 2
-            for k in ("auc", "d_prime")}
+    return {
+        k: tuple(np.nanpercentile(table[k], [tail, 100 - tail])) if table[k].notna().any() else (math.nan,) * 2
+        for k in ("auc", "d_prime")
+    }
 
 
 def per_rater(answers: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
@@ -96,31 +101,47 @@ def per_rater(answers: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) 
     rows = []
     for rater, group in answers.groupby("rater", sort=True):
         real, synthetic = group[group.truth == "real"], group[group.truth == "synthetic"]
-        point = _statistics(group["rating"].to_numpy(float), (group["choice"] == "real").to_numpy(),
-                            (group["truth"] == "real").to_numpy())
+        point = _statistics(
+            group["rating"].to_numpy(float),
+            (group["choice"] == "real").to_numpy(),
+            (group["truth"] == "real").to_numpy(),
+        )
         ci = cluster_bootstrap(group, resamples, seed)
-        row = {"rater": rater, "role": group["role"].iloc[0], "answers": len(group), "real": len(real),
-               "synthetic": len(synthetic), "synthetic_sets": synthetic.groupby(["run", "epoch"]).ngroups,
-               "accuracy": float((group.choice == group.truth).mean())}
+        row = {
+            "rater": rater,
+            "role": group["role"].iloc[0],
+            "answers": len(group),
+            "real": len(real),
+            "synthetic": len(synthetic),
+            "synthetic_sets": synthetic.groupby(["run", "epoch"]).ngroups,
+            "accuracy": float((group.choice == group.truth).mean()),
+        }
         for name in ("auc", "d_prime"):
             row.update({name: point[name], f"{name}_ci_low": ci[name][0], f"{name}_ci_high": ci[name][1]})
-        for name, part, answer in (("sensitivity", synthetic, "synthetic"), ("specificity", real, "real"),
-                                   ("synthetic_called_real", synthetic, "real")):
+        for name, part, answer in (
+            ("sensitivity", synthetic, "synthetic"),
+            ("specificity", real, "real"),
+            ("synthetic_called_real", synthetic, "real"),
+        ):
             k = int((part.choice == answer).sum())
             low, high = wilson(k, len(part))
-            row.update({name: k / len(part) if len(part) else math.nan, f"{name}_ci_low": low,
-                        f"{name}_ci_high": high})
+            row.update({name: k / len(part) if len(part) else math.nan, f"{name}_ci_low": low, f"{name}_ci_high": high})
         row.update(quality_real=real.rating.mean(), quality_synthetic=synthetic.rating.mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _model_data(answers: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"rating": answers["rating"].astype(float),
-                         "called_real": (answers["choice"] == "real").astype(float),
-                         "real": (answers["truth"] == "real").astype(float),
-                         "rater": answers["rater"].astype(str), "image": answers["image_id"].astype(str),
-                         "one": 1})
+    return pd.DataFrame(
+        {
+            "rating": answers["rating"].astype(float),
+            "called_real": (answers["choice"] == "real").astype(float),
+            "real": (answers["truth"] == "real").astype(float),
+            "rater": answers["rater"].astype(str),
+            "image": answers["image_id"].astype(str),
+            "one": 1,
+        }
+    )
 
 
 def mixed_effect(answers: pd.DataFrame, outcome: str) -> dict[str, float]:
@@ -132,11 +153,20 @@ def mixed_effect(answers: pd.DataFrame, outcome: str) -> dict[str, float]:
     data = _model_data(answers)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optimiser and boundary chatter; the estimate is kept either way
-        fit = smf.mixedlm(f"{outcome} ~ real", data, groups="one", re_formula="0",
-                          vc_formula={"rater": "0 + C(rater)", "image": "0 + C(image)"}).fit(reml=True)
+        fit = smf.mixedlm(
+            f"{outcome} ~ real",
+            data,
+            groups="one",
+            re_formula="0",
+            vc_formula={"rater": "0 + C(rater)", "image": "0 + C(image)"},
+        ).fit(reml=True)
     low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc["real"]
-    return {"estimate": float(fit.params["real"]), "ci_low": float(low), "ci_high": float(high),
-            "p": float(fit.pvalues["real"])}
+    return {
+        "estimate": float(fit.params["real"]),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p": float(fit.pvalues["real"]),
+    }
 
 
 def _prefixed(prefix: str, values: dict) -> dict:
@@ -151,11 +181,17 @@ def per_role(answers: pd.DataFrame) -> pd.DataFrame:
         raters = group["rater"].nunique()
         row = {"role": role, "raters": raters, "answers": len(group)}
         if raters < MIN_RATERS:
-            row["note"] = (f"{raters} rater(s): per-rater results only; no role-level inference from fewer than "
-                           f"{MIN_RATERS} raters")
+            row["note"] = (
+                f"{raters} rater(s): per-rater results only; no role-level inference from fewer than "
+                f"{MIN_RATERS} raters"
+            )
         else:
-            row.update({**_prefixed("rating_difference", mixed_effect(group, "rating")),
-                        **_prefixed("called_real_difference", mixed_effect(group, "called_real")),
-                        "note": "linear mixed models with raters and images as random effects"})
+            row.update(
+                {
+                    **_prefixed("rating_difference", mixed_effect(group, "rating")),
+                    **_prefixed("called_real_difference", mixed_effect(group, "called_real")),
+                    "note": "linear mixed models with raters and images as random effects",
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)

@@ -61,9 +61,12 @@ class Storage:
 
     def save_answer(self, rater: str, image: str, choice: str, rating: int, seconds: float | None) -> None:
         with self.connect() as conn:
-            conn.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rater, image) DO UPDATE SET "
-                         "choice = excluded.choice, rating = excluded.rating, answered = excluded.answered, "
-                         "seconds = excluded.seconds", (rater, image, choice, rating, time.time(), seconds))
+            conn.execute(
+                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rater, image) DO UPDATE SET "
+                "choice = excluded.choice, rating = excluded.rating, answered = excluded.answered, "
+                "seconds = excluded.seconds",
+                (rater, image, choice, rating, time.time(), seconds),
+            )
 
     def answered(self, rater: str) -> set[str]:
         with self.connect() as conn:
@@ -71,12 +74,20 @@ class Storage:
 
     def answers(self) -> list[dict]:
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(
-                "SELECT a.rater, r.role, r.years, a.image, a.choice, a.rating, a.answered, a.seconds "
-                "FROM answers a JOIN raters r USING (rater) ORDER BY a.rater, a.answered")]
+            return [
+                dict(r)
+                for r in conn.execute(
+                    "SELECT a.rater, r.role, r.years, a.image, a.choice, a.rating, a.answered, a.seconds "
+                    "FROM answers a JOIN raters r USING (rater) ORDER BY a.rater, a.answered"
+                )
+            ]
 
     def progress(self) -> list[dict]:
         with self.connect() as conn:
-            return [dict(r) for r in conn.execute(
-                "SELECT r.rater, r.role, r.years, COUNT(a.image) AS answered FROM raters r "
-                "LEFT JOIN answers a USING (rater) GROUP BY r.rater ORDER BY r.started")]
+            return [
+                dict(r)
+                for r in conn.execute(
+                    "SELECT r.rater, r.role, r.years, COUNT(a.image) AS answered FROM raters r "
+                    "LEFT JOIN answers a USING (rater) GROUP BY r.rater ORDER BY r.started"
+                )
+            ]

@@ -18,13 +18,18 @@ from fetal_dcgan.data.preprocess import load_images
 from fetal_dcgan.data.sources import phantom_images
 from fetal_dcgan.evaluate import main as evaluate_main
 from fetal_dcgan.metrics.suite import MetricSuite
-from fetal_dcgan.train import train
+from fetal_dcgan.pipeline import train
 
 from helpers import TINY, compose_config, write_image
 
 #: A model that trains in well under a minute on 2 cores and still measures HC within 2-3 %.
-QUICK_MODEL = ["data.phantom.n_images=300", "anatomy.epochs=25", "anatomy.lr=5e-3", "anatomy.channels=[8,16,32,64]",
-               "+trainer.enable_progress_bar=false"]
+QUICK_MODEL = [
+    "data.phantom.n_images=300",
+    "anatomy.epochs=25",
+    "anatomy.lr=5e-3",
+    "anatomy.channels=[8,16,32,64]",
+    "+trainer.enable_progress_bar=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +71,7 @@ def test_anatomy_known_answers(model, phantom, cache):
     smaller = F.interpolate(phantom[:150].float(), scale_factor=0.7, mode="bilinear", antialias=True)
     shrunk = torch.zeros(150, 1, 64, 64)
     offset = (64 - smaller.shape[-1]) // 2
-    shrunk[..., offset:offset + smaller.shape[-2], offset:offset + smaller.shape[-1]] = smaller
+    shrunk[..., offset : offset + smaller.shape[-2], offset : offset + smaller.shape[-1]] = smaller
     scaled = suite.score(shrunk.round().to(torch.uint8), phantom[150:])
     assert scaled.scalars["hc_w1"] > 1.0  # heads 30 % smaller
     speckle = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (100, 1, 64, 64), dtype=np.uint8))
@@ -77,8 +82,12 @@ def test_anatomy_known_answers(model, phantom, cache):
 
 def test_same_seed_same_weights(cache, tmp_path):
     tiny = QUICK_MODEL + ["anatomy.epochs=1"]
-    first = train_model(compose_config(tmp_path, tiny + [f"paths.cache_dir={cache}", f"anatomy.cache_dir={tmp_path}/a"]))
-    second = train_model(compose_config(tmp_path, tiny + [f"paths.cache_dir={cache}", f"anatomy.cache_dir={tmp_path}/b"]))
+    first = train_model(
+        compose_config(tmp_path, tiny + [f"paths.cache_dir={cache}", f"anatomy.cache_dir={tmp_path}/a"])
+    )
+    second = train_model(
+        compose_config(tmp_path, tiny + [f"paths.cache_dir={cache}", f"anatomy.cache_dir={tmp_path}/b"])
+    )
     for (name, x), (_, y) in zip(first.net.state_dict().items(), second.net.state_dict().items()):
         assert torch.equal(x, y), name
 
@@ -89,8 +98,23 @@ def test_evaluate_and_training_report_the_anatomy_metric(model, phantom, tmp_pat
         write_image(real / f"r{i:03d}.png", phantom[i, 0].numpy())
         write_image(fake / f"f{i:03d}.png", phantom[100 + i, 0].numpy())
     out = tmp_path / "scores.json"
-    assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "anatomy", "--anatomy-model",
-                          str(model.path), "--out", str(out)]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--real",
+                str(real),
+                "--fake",
+                str(fake),
+                "--metrics",
+                "anatomy",
+                "--anatomy-model",
+                str(model.path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     scores = json.loads(out.read_text())
     assert scores["skull_found_rate"] >= 0.9 and len(scores["per_image"]["hc_fraction"]) == 40
     assert (tmp_path / "scores_heads.png").is_file()

@@ -15,17 +15,40 @@ from fetal_dcgan.metrics import METRICS
 
 from helpers import REPO, folder_of_noise, make_hc18, noise_image, write_image
 
-JSON_KEYS = {"fid", "kid_mean", "kid_std", "psnr_mean", "psnr_best_mean", "mi_mean", "mi_best_mean", "nmi_mean",
-             "lbp_l1", "lbp_chi2", "lbp_reference", "lbp_synthetic", "lbp_v8", "lbp_v20", "lbp_v143", "lbp_v240",
-             "n_real", "n_fake", "status"}
+JSON_KEYS = {
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "psnr_mean",
+    "psnr_best_mean",
+    "mi_mean",
+    "mi_best_mean",
+    "nmi_mean",
+    "lbp_l1",
+    "lbp_chi2",
+    "lbp_reference",
+    "lbp_synthetic",
+    "lbp_v8",
+    "lbp_v20",
+    "lbp_v143",
+    "lbp_v240",
+    "n_real",
+    "n_fake",
+    "status",
+}
 
 
 def test_evaluate_command_scores_two_folders(tmp_path):
     real, fake = folder_of_noise(tmp_path / "real", 6), folder_of_noise(tmp_path / "fake", 4, seed=1)
     out = tmp_path / "scores.json"
-    result = subprocess.run([sys.executable, "-m", "fetal_dcgan.evaluate", "--real", str(real), "--fake", str(fake),
-                             "--out", str(out)], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "fetal_dcgan.evaluate", "--real", str(real), "--fake", str(fake), "--out", str(out)],
+        cwd=REPO,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "psnr_mean" in result.stdout and "status lbp" in result.stdout
     scores = json.loads(out.read_text())
@@ -79,8 +102,12 @@ def test_evaluate_selected_metrics_and_resize(tmp_path, capsys):
     assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "lbp"]) == 2
     assert "pass --resize" in capsys.readouterr().err
     out = tmp_path / "s.json"
-    assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "lbp",
-                          "--resize", "16", "--out", str(out)]) == 0
+    assert (
+        evaluate_main(
+            ["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "lbp", "--resize", "16", "--out", str(out)]
+        )
+        == 0
+    )
     scores = json.loads(out.read_text())
     assert set(scores["status"]) == {"psnr", "lbp"}
 

@@ -7,15 +7,21 @@ import torch
 
 from fetal_dcgan.metrics import MetricSuite
 from fetal_dcgan.metrics.features import RandomConvFeatures
-from fetal_dcgan.train import train
+from fetal_dcgan.pipeline import train
 
 from helpers import TINY, compose_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.mark.parametrize("options", [["trainer.precision=32-true"], ["trainer.precision=bf16-mixed"],
-                                     ["model.channels_last=true", "model.compile=reduce-overhead"]])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["trainer.precision=32-true"],
+        ["trainer.precision=bf16-mixed"],
+        ["model.channels_last=true", "model.compile=reduce-overhead"],
+    ],
+)
 def test_training_on_the_gpu(tmp_path, options):
     settings = [s for s in TINY if s != "trainer=cpu"] + ["trainer=gpu", *options]
     record = train(compose_config(tmp_path, settings))

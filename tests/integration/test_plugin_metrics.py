@@ -14,11 +14,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fetal_dcgan.evaluate import main as evaluate_main
 from fetal_dcgan.metrics import METRICS
+from fetal_dcgan.pipeline import train
 from fetal_dcgan.report import figures
 from fetal_dcgan.report.build import build_report
 from fetal_dcgan.report.collect import load_sweep
 from fetal_dcgan.runs import RunLayout
-from fetal_dcgan.train import train
 
 from helpers import REPO, TINY, compose_config, folder_of_noise
 
@@ -51,9 +51,22 @@ def toy_metric(tmp_path, monkeypatch) -> Path:
 def test_a_metric_added_as_one_module_reaches_every_output(tmp_path, toy_metric):
     run = tmp_path / "run"
     trained = subprocess.run(
-        [sys.executable, "-m", "fetal_dcgan.train", *TINY, "metrics.names=[psnr,toy]", "metrics.modules=[toy_metric]",
-         "sampling.epochs=[1,2]", f"hydra.run.dir={run}"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(toy_metric)}, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "fetal_dcgan.train",
+            *TINY,
+            "metrics.names=[psnr,toy]",
+            "metrics.modules=[toy_metric]",
+            "sampling.epochs=[1,2]",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(toy_metric)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     layout = RunLayout(run)
     rows = pd.read_csv(layout.metrics_csv)
@@ -69,8 +82,24 @@ def test_a_metric_added_as_one_module_reaches_every_output(tmp_path, toy_metric)
     assert "toy_gap" in paths["html"].read_text()
 
     out = tmp_path / "scores.json"
-    assert evaluate_main(["--real", str(folder_of_noise(tmp_path / "real", 6)), "--fake", str(layout.samples(2)),
-                          "--modules", "toy_metric", "--metrics", "psnr", "toy", "--out", str(out)]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--real",
+                str(folder_of_noise(tmp_path / "real", 6)),
+                "--fake",
+                str(layout.samples(2)),
+                "--modules",
+                "toy_metric",
+                "--metrics",
+                "psnr",
+                "toy",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     scores = json.loads(out.read_text())
     assert scores["toy_gap"] >= 0 and len(scores["per_image"]["toy_brightness"]) == 10
 

@@ -29,9 +29,14 @@ def smoke_sweep(tmp_path_factory) -> Path:
     """`python -m fetal_dcgan.train -m experiment=smoke` once for this module (4 runs x 2 snapshots)."""
     root = tmp_path_factory.mktemp("smoke")
     env = {**os.environ, "FETAL_DCGAN_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
-    result = subprocess.run([sys.executable, "-m", "fetal_dcgan.train", "-m", "experiment=smoke",
-                             f"hydra.sweep.dir={root / 'sweep'}"], cwd=root, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "fetal_dcgan.train", "-m", "experiment=smoke", f"hydra.sweep.dir={root / 'sweep'}"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "sweep"
 
@@ -45,10 +50,22 @@ def report(smoke_sweep, tmp_path_factory) -> dict:
 
 def test_every_file_is_written(report):
     out = report["out"]
-    for name in ("results.csv", "per_image.csv", "stats.csv", "stats.md", "pairwise.csv", "cells.csv", "report.html",
-                 "figures/metric_vs_n.png", "figures/metric_vs_epoch.png", "figures/metric_vs_kimg.png",
-                 "figures/lbp_vectors.png", "figures/lbp_differences.png", "figures/losses.png",
-                 "figures/samples_by_cell.png"):
+    for name in (
+        "results.csv",
+        "per_image.csv",
+        "stats.csv",
+        "stats.md",
+        "pairwise.csv",
+        "cells.csv",
+        "report.html",
+        "figures/metric_vs_n.png",
+        "figures/metric_vs_epoch.png",
+        "figures/metric_vs_kimg.png",
+        "figures/lbp_vectors.png",
+        "figures/lbp_differences.png",
+        "figures/losses.png",
+        "figures/samples_by_cell.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert len(list((out / "figures" / "grids").glob("*.png"))) == 8
     page = (out / "report.html").read_text()
@@ -77,12 +94,34 @@ def test_statistics_use_runs_as_replicates_and_match_scipy(report):
 
     results = pd.read_csv(report["out"] / "results.csv")
     table = pd.read_csv(report["out"] / "stats.csv")
-    assert list(table.columns) == ["metric", "factor", "epoch", "design", "unit", "family", "test", "n_groups",
-                                   "replicates_per_group", "statistic", "p_value", "p_adjusted", "effect_size",
-                                   "effect_size_name", "mde", "mde_units", "margin", "margin_source",
-                                   "power_at_margin", "equivalence_p", "equivalence_p_adjusted", "verdict", "note"]
-    row = table[(table.metric == "lbp_l1") & (table.factor == "n") & (table.design == "runs")
-                & (table.epoch == 4)].iloc[0]
+    assert list(table.columns) == [
+        "metric",
+        "factor",
+        "epoch",
+        "design",
+        "unit",
+        "family",
+        "test",
+        "n_groups",
+        "replicates_per_group",
+        "statistic",
+        "p_value",
+        "p_adjusted",
+        "effect_size",
+        "effect_size_name",
+        "mde",
+        "mde_units",
+        "margin",
+        "margin_source",
+        "power_at_margin",
+        "equivalence_p",
+        "equivalence_p_adjusted",
+        "verdict",
+        "note",
+    ]
+    row = table[
+        (table.metric == "lbp_l1") & (table.factor == "n") & (table.design == "runs") & (table.epoch == 4)
+    ].iloc[0]
     groups = [g["lbp_l1"].to_numpy() for _, g in results[results.epoch == 4].groupby("n")]
     assert row.unit == "run" and row.replicates_per_group == 2  # 2 seeds per n
     assert row.statistic == pytest.approx(stats.f_oneway(*groups).statistic, rel=1e-9)
@@ -97,8 +136,10 @@ def test_statistics_use_runs_as_replicates_and_match_scipy(report):
     pairs = pd.read_csv(report["out"] / "pairwise.csv")
     assert not (pairs.unit == "run").any()  # 2 levels of n: the omnibus test is the pair
     assert set(table.factor) == {"n", "epoch"}  # seeds are replicates, not a factor
-    n_rows = table[(table.factor == "n") & (table.unit != "image")]
-    assert n_rows.note.str.contains("confounded with training length").all()  # equal epochs: 2x the steps at n=40
+    n_rows = table[(table.factor == "n") & (table.unit != "image") & table.p_value.notna()]
+    assert (
+        len(n_rows) and n_rows.note.str.contains("confounded with training length").all()
+    )  # equal epochs: 2x the steps at n=40
     assert not table.note.str.contains("reference images that are training").any()  # the held-out reference
     fid = table[(table.metric == "fid") & (table.factor == "n")].iloc[0]
     assert np.isnan(fid.p_value) and fid.note  # FID unavailable offline: said, not tested
@@ -113,8 +154,11 @@ def test_ratings_are_related_per_set(report, tmp_path):
     per_image = pd.read_csv(report["out"] / "per_image.csv")
     results = pd.read_csv(report["out"] / "results.csv")
     rng = np.random.default_rng(0)
-    ratings = per_image[["run", "epoch", "image"]].sample(60, random_state=0).assign(
-        rating=lambda f: rng.integers(1, 6, len(f)).astype(float))
+    ratings = (
+        per_image[["run", "epoch", "image"]]
+        .sample(60, random_state=0)
+        .assign(rating=lambda f: rng.integers(1, 6, len(f)).astype(float))
+    )
     ratings.to_csv(tmp_path / "ratings.csv", index=False)
     table, _ = metrics_vs_ratings(results, read_ratings(tmp_path / "ratings.csv"), ["lbp_l1", "fid"])
     table = table.set_index("metric")  # report --ratings runs it in test_the_papers_chain_at_smoke_scale
@@ -127,8 +171,20 @@ def test_ratings_are_related_per_set(report, tmp_path):
     (tmp_path / "bad.csv").write_text("image,score\na.png,3\n")
     with pytest.raises(UserError, match="lacks the columns .*run, epoch, image, rating"):
         build_report(report["sweep"], tmp_path / "x", tmp_path / "bad.csv")
-    assert report_main([str(report["sweep"]), "--out", str(tmp_path / "y"), "--ratings",
-                        str(tmp_path / "ratings.csv"), "--role", "clinician"]) == 2  # no role column: said, not guessed
+    assert (
+        report_main(
+            [
+                str(report["sweep"]),
+                "--out",
+                str(tmp_path / "y"),
+                "--ratings",
+                str(tmp_path / "ratings.csv"),
+                "--role",
+                "clinician",
+            ]
+        )
+        == 2
+    )  # no role column: said, not guessed
 
 
 def test_not_a_sweep(tmp_path, capsys):
@@ -160,8 +216,9 @@ def test_notebook_runs_on_the_sweep(smoke_sweep, tmp_path):
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # none committed
     os.environ["FETAL_DCGAN_SWEEP"] = str(smoke_sweep)
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         del os.environ["FETAL_DCGAN_SWEEP"]
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
@@ -186,8 +243,12 @@ def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
         assert {"lbp_reference", "lbp_synthetic", "lbp_abs_diff"} <= set(vectors.files)
     real = phantom_images(isolated_cache, n_images=60, height=54, width=80)[0].parent
     study = tmp_path / "study"
-    assert survey_main(["build", "--real", str(real), "--fake", str(sweep), "--n-real", "6", "--n-fake", "32",
-                        "--out", str(study)]) == 0
+    assert (
+        survey_main(
+            ["build", "--real", str(real), "--fake", str(sweep), "--n-real", "6", "--n-fake", "32", "--out", str(study)]
+        )
+        == 0
+    )
     assert json.loads((study / "study.json").read_text())["fit"] == "pad"  # from the runs' config.yaml
     storage, key = Storage(study / "ratings.sqlite"), read_key(study)
     for rater, role in (("c", "clinician"), ("e1", "engineer"), ("e2", "engineer")):
@@ -199,7 +260,9 @@ def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
     assert survey_main(["analyze", str(study), "--metrics", str(sweep), "--log-fit", "--out", str(analysis)]) == 0
     per_rater = pd.read_csv(analysis / "per_rater.csv").set_index("rater")  # claims 3 and 4
     assert per_rater.loc["c", "synthetic_called_real"] == 0 and per_rater.loc["c", "specificity"] == 0
-    assert 0 < per_rater.loc["e1", "synthetic_called_real"] < 1 and per_rater.loc["e1", "synthetic_called_real_ci_low"] > 0
+    assert (
+        0 < per_rater.loc["e1", "synthetic_called_real"] < 1 and per_rater.loc["e1", "synthetic_called_real_ci_low"] > 0
+    )
     per_role = pd.read_csv(analysis / "per_role.csv").set_index("role")
     assert per_role.loc["all", "raters"] == 3 and np.isfinite(per_role.loc["all", "rating_difference_p"])
     assert "no role-level inference" in per_role.loc["engineer", "note"]
@@ -208,10 +271,23 @@ def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
     assert {"lbp_v8_diff", "lbp_v20_diff", "lbp_v143_diff", "lbp_v240_diff"} <= set(clinician.index)
     assert clinician["n_sets"].max() == 8 and {"pearson_r", "pearson_ci_low", "log_a"} <= set(clinician)
     with_ratings = tmp_path / "with_ratings"
-    assert report_main([str(sweep), "--out", str(with_ratings), "--ratings", str(analysis / "ratings.csv"),
-                        "--role", "clinician", "--log-fit"]) == 0
+    assert (
+        report_main(
+            [
+                str(sweep),
+                "--out",
+                str(with_ratings),
+                "--ratings",
+                str(analysis / "ratings.csv"),
+                "--role",
+                "clinician",
+                "--log-fit",
+            ]
+        )
+        == 0
+    )
     same = pd.read_csv(with_ratings / "metrics_vs_ratings.csv").set_index("metric")
-    assert same.loc["lbp_v8", "pearson_r"] == pytest.approx(clinician.loc["lbp_v8", "pearson_r"])
+    assert same.loc["lbp_v8_diff", "pearson_r"] == pytest.approx(clinician.loc["lbp_v8_diff", "pearson_r"])
     assert (with_ratings / "figures" / "metrics_vs_ratings.png").is_file()
 
 

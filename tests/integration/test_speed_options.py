@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fetal_dcgan.data.datamodule import ShuffledBatches
 from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.models.dcgan import DCGAN
-from fetal_dcgan.train import train
+from fetal_dcgan.pipeline import train
 
 from helpers import TINY, compose_config
 
@@ -38,8 +38,14 @@ def test_shuffled_batches_serve_every_image_once_an_epoch_in_a_new_order():
 def _one_step(option: str) -> tuple[torch.Tensor, ...]:
     """Generated images, discriminator loss and its gradients for one fixed batch."""
     torch.manual_seed(0)
-    model = DCGAN(image_size=32, nz=16, ngf=8, ndf=8, channels_last=option == "channels_last",
-                  compile="default" if option == "compile" else None)
+    model = DCGAN(
+        image_size=32,
+        nz=16,
+        ngf=8,
+        ndf=8,
+        channels_last=option == "channels_last",
+        compile="default" if option == "compile" else None,
+    )
     model.configure_model()
     real = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     z = torch.randn(8, 16, generator=torch.Generator().manual_seed(2))
@@ -51,18 +57,22 @@ def _one_step(option: str) -> tuple[torch.Tensor, ...]:
     return fake.float().detach(), loss.detach(), *[p.grad for p in model.discriminator.parameters()]
 
 
-@pytest.mark.parametrize("option, tolerance", [
-    ("channels_last", 1e-5),
-    ("compile", 1e-4),  # fused kernels round differently
-    ("bf16", 0.15),     # bf16 activations: images off by 0.6 %, weight gradients by up to 10 % (in norm)
-])
+@pytest.mark.parametrize(
+    "option, tolerance",
+    [
+        ("channels_last", 1e-5),
+        ("compile", 1e-4),  # fused kernels round differently
+        ("bf16", 0.15),  # bf16 activations: images off by 0.6 %, weight gradients by up to 10 % (in norm)
+    ],
+)
 def test_speed_options_compute_what_the_plain_networks_compute(option, tolerance):
     for plain, fast in zip(_one_step("plain"), _one_step(option)):
         assert torch.linalg.vector_norm(fast - plain) / torch.linalg.vector_norm(plain) < tolerance
 
 
-@pytest.mark.parametrize("option", ["model.channels_last=true", "model.compile=default",
-                                    "trainer.precision=bf16-mixed"])
+@pytest.mark.parametrize(
+    "option", ["model.channels_last=true", "model.compile=default", "trainer.precision=bf16-mixed"]
+)
 def test_speed_options_train_end_to_end_with_plain_checkpoints(tmp_path, option):
     record = train(compose_config(tmp_path, FAST + [option]))
     assert record["last_metrics"]["status_psnr"] == "ok"

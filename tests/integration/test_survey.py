@@ -27,8 +27,10 @@ from fetal_dcgan.survey.storage import Storage
 from helpers import make_hc18, noise_image, write_image
 
 CHROMIUM = Path("/usr/bin/chromium")
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian package chromium is not installed "
-                                    "(apt-get install chromium; .ci/run does this)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian package chromium is not installed (apt-get install chromium; .ci/run does this)",
+)
 
 
 def make_sources(root: Path) -> tuple[Path, Path]:
@@ -45,8 +47,24 @@ def make_sources(root: Path) -> tuple[Path, Path]:
 @pytest.fixture()
 def study(tmp_path) -> Path:
     real, sweep = make_sources(tmp_path)
-    assert survey_main(["build", "--real", str(real), "--fake", str(sweep), "--n-real", "4", "--n-fake", "4",
-                        "--out", str(tmp_path / "study")]) == 0
+    assert (
+        survey_main(
+            [
+                "build",
+                "--real",
+                str(real),
+                "--fake",
+                str(sweep),
+                "--n-real",
+                "4",
+                "--n-fake",
+                "4",
+                "--out",
+                str(tmp_path / "study"),
+            ]
+        )
+        == 0
+    )
     return tmp_path / "study"
 
 
@@ -82,6 +100,7 @@ def truth_of(study: Path) -> dict[str, str]:
 
 
 # -- deck ----------------------------------------------------------------------------------
+
 
 def test_deck_is_blinded_balanced_and_keyed(study, tmp_path):
     key = read_key(study)
@@ -135,10 +154,26 @@ def test_paper_design_is_68_images_3_from_each_of_19_sets(tmp_path):
     for run in range(5):
         for epoch in (300, 500, 800, 1000):
             for i in range(4):
-                write_image(tmp_path / "sweep" / str(run) / "samples" / f"epoch={epoch:04d}" / f"{i:04d}.png",
-                            noise_image(10_000 + 100 * run + epoch + i, (32, 32)))
-    assert survey_main(["build", "--real", str(real), "--fake", str(tmp_path / "sweep"), "--design", "paper",
-                        "--out", str(tmp_path / "study")]) == 0
+                write_image(
+                    tmp_path / "sweep" / str(run) / "samples" / f"epoch={epoch:04d}" / f"{i:04d}.png",
+                    noise_image(10_000 + 100 * run + epoch + i, (32, 32)),
+                )
+    assert (
+        survey_main(
+            [
+                "build",
+                "--real",
+                str(real),
+                "--fake",
+                str(tmp_path / "sweep"),
+                "--design",
+                "paper",
+                "--out",
+                str(tmp_path / "study"),
+            ]
+        )
+        == 0
+    )
     key = read_key(tmp_path / "study")
     synthetic = [(r["run"], r["epoch"]) for r in key if r["truth"] == "synthetic"]
     assert len(key) == 68 and len(synthetic) == 57 and sum(r["truth"] == "real" for r in key) == 11
@@ -148,6 +183,7 @@ def test_paper_design_is_68_images_3_from_each_of_19_sets(tmp_path):
 
 
 # -- the page in a real browser --------------------------------------------------------------
+
 
 def rate_in_browser(page, url: str, rater: str, role: str, years: str, answer) -> list[str]:
     """Go through the whole deck as one rater; ``answer(image_id)`` -> (choice, rating, by_keyboard)."""
@@ -183,17 +219,23 @@ def test_two_raters_complete_the_study_in_chromium(study, server):
 
     truth = truth_of(study)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         try:
             expert = browser.new_context().new_page()
             requests_seen = []
             expert.on("request", lambda r: requests_seen.append(r.url))
-            order_a, pages_a = rate_in_browser(expert, server.url, "dr-a", "clinician", "10",
-                                               lambda i: (truth[i], 5 if truth[i] == "real" else 2, False))
+            order_a, pages_a = rate_in_browser(
+                expert,
+                server.url,
+                "dr-a",
+                "clinician",
+                "10",
+                lambda i: (truth[i], 5 if truth[i] == "real" else 2, False),
+            )
             novice = browser.new_context().new_page()
-            order_b, _ = rate_in_browser(novice, server.url, "eng b", "engineer", "1",
-                                         lambda i: ("real", 3, True))
+            order_b, _ = rate_in_browser(novice, server.url, "eng b", "engineer", "1", lambda i: ("real", 3, True))
             assert novice.get_by_test_id("done").inner_text() == "Thank you"
         finally:
             browser.close()
@@ -234,6 +276,7 @@ def test_two_raters_complete_the_study_in_chromium(study, server):
 
 # -- security and robustness (real HTTP server) --------------------------------------------------
 
+
 def csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
@@ -241,8 +284,9 @@ def csrf(html: str) -> str:
 def start_session(url: str, rater: str) -> requests.Session:
     s = requests.Session()
     page = s.get(url + "/", timeout=10).text
-    r = s.post(url + "/start", data={"csrf_token": csrf(page), "rater": rater, "role": "engineer", "years": "2"},
-               timeout=10)
+    r = s.post(
+        url + "/start", data={"csrf_token": csrf(page), "rater": rater, "role": "engineer", "years": "2"}, timeout=10
+    )
     assert r.status_code == 200 and "Image 1 of 8" in r.text
     return s
 
@@ -257,9 +301,16 @@ def answer_next(s: requests.Session, url: str, choice="real", rating="3", **over
 def test_path_traversal_and_unknown_images_are_not_served(study, server):
     some_id = read_key(study)[0]["id"]
     assert requests.get(f"{server.url}/image/{some_id}", timeout=10).headers["Content-Type"] == "image/png"
-    for path in ("/image/../private/key.csv", "/image/..%2Fprivate%2Fkey.csv", "/image/%2e%2e%2fstudy.json",
-                 "/private/key.csv", "/images/" + some_id + ".png", "/image/" + "0" * 16, "/ratings.sqlite",
-                 "/image/" + some_id + ".png"):
+    for path in (
+        "/image/../private/key.csv",
+        "/image/..%2Fprivate%2Fkey.csv",
+        "/image/%2e%2e%2fstudy.json",
+        "/private/key.csv",
+        "/images/" + some_id + ".png",
+        "/image/" + "0" * 16,
+        "/ratings.sqlite",
+        "/image/" + some_id + ".png",
+    ):
         r = requests.get(server.url + path, timeout=10)
         assert r.status_code == 404 and "key" not in r.text.lower().replace("keys:", ""), path
 
@@ -276,8 +327,17 @@ def test_admin_and_export_need_the_token(study, server):
 def test_csrf_invalid_input_and_duplicates(study, server):
     storage = Storage(study / "ratings.sqlite")
     s = start_session(server.url, "r1")
-    bad = [dict(csrf_token=None), dict(csrf_token="forged"), dict(rating="0"), dict(rating="6"), dict(rating="x"),
-           dict(choice=None), dict(choice="maybe"), dict(image="0123456789abcdef"), dict(rating=None)]
+    bad = [
+        dict(csrf_token=None),
+        dict(csrf_token="forged"),
+        dict(rating="0"),
+        dict(rating="6"),
+        dict(rating="x"),
+        dict(choice=None),
+        dict(choice="maybe"),
+        dict(image="0123456789abcdef"),
+        dict(rating=None),
+    ]
     messages = []
     for override in bad:
         r = answer_next(s, server.url, **override)
@@ -288,15 +348,27 @@ def test_csrf_invalid_input_and_duplicates(study, server):
     # Without a session nobody can write, and a rater field in the form is ignored.
     other = requests.Session()
     page = other.get(server.url + "/", timeout=10).text
-    r = other.post(server.url + "/answer", data={"csrf_token": csrf(page), "image": read_key(study)[0]["id"],
-                                                  "choice": "real", "rating": "3", "rater": "r1"}, timeout=10)
+    r = other.post(
+        server.url + "/answer",
+        data={
+            "csrf_token": csrf(page),
+            "image": read_key(study)[0]["id"],
+            "choice": "real",
+            "rating": "3",
+            "rater": "r1",
+        },
+        timeout=10,
+    )
     assert r.status_code == 400 and storage.answers() == []
     # A resubmitted answer replaces the first.
     page = s.get(server.url + "/rate", timeout=10).text
     image = re.search(r'name="image" value="([0-9a-f]{16})"', page).group(1)
     for rating in ("2", "4"):
-        s.post(server.url + "/answer", data={"csrf_token": csrf(page), "image": image, "choice": "synthetic",
-                                             "rating": rating}, timeout=10)
+        s.post(
+            server.url + "/answer",
+            data={"csrf_token": csrf(page), "image": image, "choice": "synthetic", "rating": rating},
+            timeout=10,
+        )
     answers = storage.answers()
     assert len(answers) == 1 and answers[0]["rating"] == 4 and answers[0]["rater"] == "r1"
 
@@ -336,6 +408,7 @@ def test_server_restart_mid_study_loses_nothing(study):
 
 # -- analysis --------------------------------------------------------------------------------
 
+
 def test_agreement_statistics_match_reference_libraries():
     from sklearn.metrics import cohen_kappa_score
     from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
@@ -358,11 +431,29 @@ def test_metrics_against_ratings_per_set_and_role(tmp_path):
     for run in ("0", "1", "2"):
         for epoch in (2, 4):
             for i in range(4):
-                write_image(tmp_path / "sweep" / run / "samples" / f"epoch={epoch:04d}" / f"{i:04d}.png",
-                            noise_image(1000 * int(run) + 10 * epoch + i, (32, 32)))
+                write_image(
+                    tmp_path / "sweep" / run / "samples" / f"epoch={epoch:04d}" / f"{i:04d}.png",
+                    noise_image(1000 * int(run) + 10 * epoch + i, (32, 32)),
+                )
     study = tmp_path / "study"
-    assert survey_main(["build", "--real", str(real), "--fake", str(tmp_path / "sweep"), "--n-real", "4",
-                        "--n-fake", "24", "--out", str(study)]) == 0
+    assert (
+        survey_main(
+            [
+                "build",
+                "--real",
+                str(real),
+                "--fake",
+                str(tmp_path / "sweep"),
+                "--n-real",
+                "4",
+                "--n-fake",
+                "24",
+                "--out",
+                str(study),
+            ]
+        )
+        == 0
+    )
     storage, key = Storage(study / "ratings.sqlite"), read_key(study)
     rng = np.random.default_rng(1)
     for rater, role in (("x", "clinician"), ("y", "engineer"), ("z", "engineer")):
@@ -372,20 +463,40 @@ def test_metrics_against_ratings_per_set_and_role(tmp_path):
     sets = pd.DataFrame([{"run": r, "epoch": e} for r in ("0", "1", "2") for e in (2, 4)])
     results = sets.assign(fid=rng.random(6) * 100, lbp_l1=rng.random(6))
     results.to_csv(tmp_path / "results.csv", index=False)
-    assert survey_main(["analyze", str(study), "--metrics", str(tmp_path / "results.csv"), "--log-fit",
-                        "--out", str(tmp_path / "analysis")]) == 0
+    assert (
+        survey_main(
+            [
+                "analyze",
+                str(study),
+                "--metrics",
+                str(tmp_path / "results.csv"),
+                "--log-fit",
+                "--out",
+                str(tmp_path / "analysis"),
+            ]
+        )
+        == 0
+    )
     relations = pd.read_csv(tmp_path / "analysis" / "metrics_vs_ratings.csv")
     assert set(relations.role) == {"all", "clinician", "engineer"}
     answers = pd.DataFrame(storage.answers()).merge(pd.DataFrame(key), left_on="image", right_on="id")
     clinician = answers[(answers.truth == "synthetic") & (answers.role == "clinician")]
-    means = clinician.assign(epoch=clinician.epoch.astype(int)).groupby(["run", "epoch"], as_index=False)[
-        "rating"].mean().merge(results, on=["run", "epoch"])
+    means = (
+        clinician.assign(epoch=clinician.epoch.astype(int))
+        .groupby(["run", "epoch"], as_index=False)["rating"]
+        .mean()
+        .merge(results, on=["run", "epoch"])
+    )
     row = relations[(relations.role == "clinician") & (relations.metric == "fid")].iloc[0]
     expected = stats.pearsonr(means["rating"], means["fid"])
     assert row.n_sets == 6 and row.pearson_r == pytest.approx(expected.statistic)
     assert row.pearson_p == pytest.approx(expected.pvalue)
-    z, half = np.arctanh(expected.statistic), 1.96 / np.sqrt(6 - 3)  # Fisher z, by hand
-    assert row.pearson_ci_low == pytest.approx(np.tanh(z - half), abs=1e-3)
+    # 2 sets from each of 3 runs: the intervals resample runs, and the note says the p-values assume independence
+    from fetal_dcgan.report.ratings import clustered_ci
+
+    ci = clustered_ci(means["rating"].to_numpy(), means["fid"].to_numpy(), means["run"].to_numpy(), 2000, 0)
+    assert row.n_runs == 3 and (row.pearson_ci_low, row.pearson_ci_high) == pytest.approx(ci["pearson"])
+    assert (row.spearman_ci_low, row.spearman_ci_high) == pytest.approx(ci["spearman"]) and "resample runs" in row.note
     assert row.spearman_rho == pytest.approx(stats.spearmanr(means["rating"], means["fid"]).statistic)
     assert row.spearman_ci_low <= row.spearman_rho <= row.spearman_ci_high
     slope, intercept = np.polyfit(np.log(means["rating"]), means["fid"], 1)

@@ -16,15 +16,20 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fetal_dcgan.callbacks.snapshot import write_sample_set
 from fetal_dcgan.models.dcgan import DCGAN
-from fetal_dcgan.train import train
+from fetal_dcgan.pipeline import train
 
 from helpers import REPO, TINY, TINY_ANY_SOURCE, compose_config, noise_image, write_image
 
 
-
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fetal_dcgan.train", *args], cwd=cwd, env=os.environ.copy(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fetal_dcgan.train", *args],
+        cwd=cwd,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def sample_files(run: Path, epoch: int) -> list[Path]:
@@ -42,7 +47,9 @@ def test_short_run_leaves_checkpoints_tensorboard_and_samples(tmp_path):
             assert img.mode == "L" and img.size == (32, 32)
     assert not list((run / "samples").glob(".*"))  # no temporary folders left
     # Same latents for every snapshot: sets differ, but only because the weights do.
-    assert not np.array_equal(np.asarray(Image.open(sample_files(run, 2)[0])), np.asarray(Image.open(sample_files(run, 3)[0])))
+    assert not np.array_equal(
+        np.asarray(Image.open(sample_files(run, 2)[0])), np.asarray(Image.open(sample_files(run, 3)[0]))
+    )
     resolved = (run / "config.yaml").read_text()
     assert "${" not in resolved and f"output_dir: {run}" in resolved
     subset = (run / "subset.txt").read_text().splitlines()
@@ -67,8 +74,11 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
     settings = TINY + ["trainer.max_epochs=4", "checkpoint_every=2"]
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(compose_config(run, settings + ["+callbacks.crash._target_=helpers.CrashAtEpoch",
-                                              "+callbacks.crash.epoch=3"]))
+        train(
+            compose_config(
+                run, settings + ["+callbacks.crash._target_=helpers.CrashAtEpoch", "+callbacks.crash.epoch=3"]
+            )
+        )
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     # Saved after epoch 2; 3 batches an epoch, and Lightning counts both optimizers' steps.
     steps_per_epoch = 3 * 2
@@ -86,23 +96,35 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path):
 def test_a_resumed_run_with_stabilisers_continues_exactly(tmp_path):
     """Weights, EMA, ADA's p, the optimizers and the RNG states come back from last.ckpt: the
     resumed run ends where an uninterrupted one does, bit for bit."""
-    settings = TINY + ["trainer.max_epochs=4", "checkpoint_every=2", "sampling.epochs=[]", "metrics.names=[psnr]",
-                       "model.ema_decay=0.9", "model.r1_gamma=0.1", "model.r1_every=2",
-                       "model.diffaugment=[brightness,translation,cutout]", "model.ada_target=0.6",
-                       "model.ada_images=200"]
+    settings = TINY + [
+        "trainer.max_epochs=4",
+        "checkpoint_every=2",
+        "sampling.epochs=[]",
+        "metrics.names=[psnr]",
+        "model.ema_decay=0.9",
+        "model.r1_gamma=0.1",
+        "model.r1_every=2",
+        "model.diffaugment=[brightness,translation,cutout]",
+        "model.ada_target=0.6",
+        "model.ada_images=200",
+    ]
     train(compose_config(tmp_path / "straight", settings))
     interrupted = tmp_path / "interrupted"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(compose_config(interrupted, settings + ["+callbacks.crash._target_=helpers.CrashAtEpoch",
-                                                      "+callbacks.crash.epoch=3"]))
+        train(
+            compose_config(
+                interrupted, settings + ["+callbacks.crash._target_=helpers.CrashAtEpoch", "+callbacks.crash.epoch=3"]
+            )
+        )
     train(compose_config(interrupted, settings))
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)
     assert a["global_step"] == b["global_step"] == 4 * 3 * 2
     assert a["state_dict"].keys() == b["state_dict"].keys() and "ada.p" in a["state_dict"]
     assert any(k.startswith("generator_ema.") for k in a["state_dict"])
-    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), \
-        [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])][:5]
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), [
+        k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])
+    ][:5]
 
 
 def test_equal_kimg_epochs_snapshot_at_the_same_images_seen_for_every_n_and_resume_exactly(tmp_path):
@@ -111,8 +133,13 @@ def test_equal_kimg_epochs_snapshot_at_the_same_images_seen_for_every_n_and_resu
     interrupted between its snapshots ends as an uninterrupted one, bit for bit."""
     import pandas as pd
 
-    settings = TINY + ["data.epoch_kimg=0.04", "trainer.max_epochs=4", "checkpoint_every=2", "sampling.epochs=[2]",
-                       "metrics.names=[psnr]"]
+    settings = TINY + [
+        "data.epoch_kimg=0.04",
+        "trainer.max_epochs=4",
+        "checkpoint_every=2",
+        "sampling.epochs=[2]",
+        "metrics.names=[psnr]",
+    ]
     rows = {}
     for n in (12, 40):
         train(compose_config(tmp_path / str(n), settings + [f"data.n={n}"]))
@@ -120,8 +147,12 @@ def test_equal_kimg_epochs_snapshot_at_the_same_images_seen_for_every_n_and_resu
         assert rows[n]["kimg"].tolist() == [0.08, 0.16] and rows[n]["step"].tolist() == [6, 12]
     interrupted = tmp_path / "interrupted"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(compose_config(interrupted, settings + ["data.n=12", "+callbacks.crash._target_=helpers.CrashAtEpoch",
-                                                      "+callbacks.crash.epoch=3"]))
+        train(
+            compose_config(
+                interrupted,
+                settings + ["data.n=12", "+callbacks.crash._target_=helpers.CrashAtEpoch", "+callbacks.crash.epoch=3"],
+            )
+        )
     assert torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)["images_seen"] == 80
     train(compose_config(interrupted, settings + ["data.n=12"]))
     a = torch.load(tmp_path / "12" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -133,6 +164,7 @@ def test_equal_kimg_epochs_snapshot_at_the_same_images_seen_for_every_n_and_resu
 
 def test_explicit_ckpt_path_must_exist(tmp_path):
     from fetal_dcgan.errors import ConfigError
+
     with pytest.raises(ConfigError, match="ckpt_path=.*does not exist"):
         train(compose_config(tmp_path, TINY + [f"ckpt_path={tmp_path / 'missing.ckpt'}"]))
 
@@ -178,8 +210,15 @@ def test_multirun_over_n_gives_nested_subsets_of_their_own_per_replicate(tmp_pat
     import pandas as pd
 
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "data.n=10,20", "seed=0,1", f"hydra.sweep.dir={sweep}", *TINY, "trainer.max_epochs=2",
-                     "metrics.names=[psnr]")
+    result = run_cli(
+        "-m",
+        "data.n=10,20",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        *TINY,
+        "trainer.max_epochs=2",
+        "metrics.names=[psnr]",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     subsets, references = {}, set()
     for job in ("0", "1", "2", "3"):  # n=10 seed 0, n=10 seed 1, n=20 seed 0, n=20 seed 1
@@ -210,8 +249,10 @@ def _hc18_without_scans(tmp_path: Path) -> Path:
 BAD_INPUTS = {
     "missing data directory": (lambda t: ["data=folder", f"data.root={t / 'nowhere'}"], "does not exist"),
     "empty data directory": (lambda t: ["data=folder", f"data.root={t}"], "No images found"),
-    "hc18 without training images": (lambda t: ["data=hc18", f"data.root={_hc18_without_scans(t)}"],
-                                     "No HC18 training_set images"),
+    "hc18 without training images": (
+        lambda t: ["data=hc18", f"data.root={_hc18_without_scans(t)}"],
+        "No HC18 training_set images",
+    ),
     "corrupt image": (lambda t: ["data=folder", f"data.root={_corrupt_folder(t)}"], "broken.png"),
     "n larger than the dataset": (lambda t: ["data.n=49"], "dataset of 48 images"),
     "n below one": (lambda t: ["data.n=0"], "data.n=0"),
@@ -219,9 +260,14 @@ BAD_INPUTS = {
     "snapshot after the last epoch": (lambda t: ["sampling.epochs=[2,9]"], "sampling.epochs [9] fall outside"),
     "unknown compile mode": (lambda t: ["model.compile=fast"], "model.compile='fast'"),
     "gpu memory share above 1": (lambda t: ["gpu_memory_fraction=2"], "gpu_memory_fraction=2: give a share"),
-    **({} if torch.cuda.is_available() else {
-        "gpu asked for without one": (lambda t: ["trainer=gpu"], "trainer=gpu, but PyTorch sees no CUDA GPU"),
-        "metrics on a missing gpu": (lambda t: ["metrics.device=cuda"], "metrics.device=cuda, but PyTorch")}),
+    **(
+        {}
+        if torch.cuda.is_available()
+        else {
+            "gpu asked for without one": (lambda t: ["trainer=gpu"], "trainer=gpu, but PyTorch sees no CUDA GPU"),
+            "metrics on a missing gpu": (lambda t: ["metrics.device=cuda"], "metrics.device=cuda, but PyTorch"),
+        }
+    ),
     "unknown option": (lambda t: ["data.nn=5"], "Could not override 'data.nn'"),
 }
 
@@ -269,20 +315,34 @@ def test_training_is_reproducible_and_learns(tmp_path):
 
 
 BAD_VALUES = [  # (override, the key the message must name)
-    ("data.fit=stretch", "data.fit"), ("data.image_size=48", "data.image_size"), ("data.n=0", "data.n"),
-    ("data.reference_n=0", "data.reference_n"), ("data.batch_size=0", "data.batch_size"),
-    ("data.augment.interpolation=cubic", "data.augment.interpolation"), ("data.augment.degrees=-5", "data.augment.degrees"),
-    ("data.group_by=patient", "data.group_by"), ("data.reference=both", "data.reference"),
-    ("model.nz=0", "model.nz"), ("model.lr=-1", "model.lr"), ("model.beta1=1.5", "model.beta1"),
-    ("model.real_label=0", "model.real_label"), ("model.compile=fast", "model.compile"),
-    ("sampling.batchnorm=bogus", "sampling.batchnorm"), ("sampling.n_images=0", "sampling.n_images"),
-    ("sampling.batch_size=0", "sampling.batch_size"), ("callbacks.image_grid.every_n_epochs=0", "every_n_epochs"),
-    ("metrics.names=[psnr,fidd]", "metrics.names"), ("metrics.ci_resamples=-1", "metrics.ci_resamples"),
-    ("metrics.kid.subset_size=1", "metrics.kid.subset_size"), ("metrics.device=tpu", "metrics.device"),
-    ("metrics.fid.ci_share=2", "metrics.fid.ci_share"), ("metrics.prdc.k=0", "metrics.prdc.k"),
+    ("data.fit=stretch", "data.fit"),
+    ("data.image_size=48", "data.image_size"),
+    ("data.n=0", "data.n"),
+    ("data.reference_n=0", "data.reference_n"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("data.augment.interpolation=cubic", "data.augment.interpolation"),
+    ("data.augment.degrees=-5", "data.augment.degrees"),
+    ("data.group_by=patient", "data.group_by"),
+    ("data.reference=both", "data.reference"),
+    ("model.nz=0", "model.nz"),
+    ("model.lr=-1", "model.lr"),
+    ("model.beta1=1.5", "model.beta1"),
+    ("model.real_label=0", "model.real_label"),
+    ("model.compile=fast", "model.compile"),
+    ("sampling.batchnorm=bogus", "sampling.batchnorm"),
+    ("sampling.n_images=0", "sampling.n_images"),
+    ("sampling.batch_size=0", "sampling.batch_size"),
+    ("callbacks.image_grid.every_n_epochs=0", "every_n_epochs"),
+    ("metrics.names=[psnr,fidd]", "metrics.names"),
+    ("metrics.ci_resamples=-1", "metrics.ci_resamples"),
+    ("metrics.kid.subset_size=1", "metrics.kid.subset_size"),
+    ("metrics.device=tpu", "metrics.device"),
+    ("metrics.fid.ci_share=2", "metrics.fid.ci_share"),
+    ("metrics.prdc.k=0", "metrics.prdc.k"),
     ("metrics.diversity.duplicate_psnr_db=0", "metrics.diversity.duplicate_psnr_db"),
     ("metrics.memorisation.quantile=0", "metrics.memorisation.quantile"),
-    ("trainer.max_epochs=0", "trainer.max_epochs"), ("checkpoint_every=0", "checkpoint_every"),
+    ("trainer.max_epochs=0", "trainer.max_epochs"),
+    ("checkpoint_every=0", "checkpoint_every"),
 ]
 
 

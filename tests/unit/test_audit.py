@@ -95,8 +95,13 @@ def test_ms_ssim_matches_pytorch_msssim():
     a = (base * 255).round().to(torch.uint8)
     b = ((base + 0.2 * torch.rand(6, 1, 192, 192, generator=gen)).clamp(0, 1) * 255).round().to(torch.uint8)
     ours = ms_ssim_pairs(a, b)
-    theirs = ms_ssim(a.float() / 255, b.float() / 255, data_range=1.0, size_average=False,
-                     weights=[w / 0.6305 for w in (0.0448, 0.2856, 0.3001)])  # renormalised to sum 1
+    theirs = ms_ssim(
+        a.float() / 255,
+        b.float() / 255,
+        data_range=1.0,
+        size_average=False,
+        weights=[w / 0.6305 for w in (0.0448, 0.2856, 0.3001)],
+    )  # renormalised to sum 1
     torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)  # blur and pooling differ in float32 detail
     assert sum(ms_ssim_betas(64)) == pytest.approx(1) and len(ms_ssim_betas(64)) == 3
     assert ms_ssim_betas(32) == pytest.approx((0.0448 / 0.3304, 0.2856 / 0.3304))
@@ -120,11 +125,38 @@ def test_evaluate_with_train_reports_the_audit(phantom, tmp_path):
         for i, image in enumerate(images[:, 0].numpy()):
             Image.fromarray(image).save(tmp_path / name / f"{i:04d}.png")
     out = tmp_path / "scores.json"
-    assert evaluate_main(["--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--train",
-                          str(tmp_path / "train"), "--out", str(out)]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--real",
+                str(tmp_path / "real"),
+                "--fake",
+                str(tmp_path / "fake"),
+                "--train",
+                str(tmp_path / "train"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     scores = json.loads(out.read_text())
-    for key in ("ms_ssim_fake", "ms_ssim_real", "duplicate_rate", "collapse", "copy_ratio", "precision", "recall",
-                "density", "coverage", "relative_fd", "lbp_l1_ci", "fd_random_ci", "precision_ci", "recall_ci"):
+    for key in (
+        "ms_ssim_fake",
+        "ms_ssim_real",
+        "duplicate_rate",
+        "collapse",
+        "copy_ratio",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "relative_fd",
+        "lbp_l1_ci",
+        "fd_random_ci",
+        "precision_ci",
+        "recall_ci",
+    ):
         assert key in scores, key  # training's default metrics; FRD is asked for by name (see below)
     assert len(scores["precision_ci"]) == 2 and "frd" not in scores["status"]
     sheet = tmp_path / "scores_closest_to_training.png"
@@ -150,8 +182,11 @@ def test_frd_is_frd_score_on_the_same_images(phantom, tmp_path):
 def test_fid_and_kid_intervals_cover_their_estimates(phantom):
     from test_metrics import TinyFeatures
 
-    s = MetricSuite(["fid", "kid"], feature_extractor=TinyFeatures(), kid={"subsets": 20},
-                    ci_resamples=80).score(phantom[:100], phantom[150:250]).scalars
+    s = (
+        MetricSuite(["fid", "kid"], feature_extractor=TinyFeatures(), kid={"subsets": 20}, ci_resamples=80)
+        .score(phantom[:100], phantom[150:250])
+        .scalars
+    )
     assert s["fid_ci_low"] <= s["fid"] <= s["fid_ci_high"] and s["fid_ci_low"] < s["fid_ci_high"]
     assert s["kid_mean_ci_low"] <= s["kid_mean"] <= s["kid_mean_ci_high"]
 

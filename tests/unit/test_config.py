@@ -59,8 +59,17 @@ def test_the_default_study_holds_the_reference_out_and_resamples_the_subsets(tmp
     assert kimg.data.epoch_kimg == 10 and kimg.trainer.max_epochs * kimg.data.epoch_kimg == 300
 
 
-STABILISER_DEFAULTS = {"loss": "bce", "d_norm": "batch", "minibatch_std": False, "r1_gamma": 0.0, "ema_decay": 0.0,
-                       "diffaugment": [], "ada_target": None, "lr_g": None, "lr_d": None}
+STABILISER_DEFAULTS = {
+    "loss": "bce",
+    "d_norm": "batch",
+    "minibatch_std": False,
+    "r1_gamma": 0.0,
+    "ema_decay": 0.0,
+    "diffaugment": [],
+    "ada_target": None,
+    "lr_g": None,
+    "lr_d": None,
+}
 STABILISERS = sorted(p.stem for p in (Path(CONF_DIR) / "stabiliser").glob("*.yaml"))
 
 
@@ -79,6 +88,7 @@ def test_each_stabiliser_changes_only_what_it_names(tmp_path, stabiliser):
 
 def test_paper64_sweeps_training_set_size():
     from hydra import compose, initialize_config_dir
+
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=paper64"], return_hydra_config=True)
     assert cfg.hydra.sweeper.params["data.n"] == "100,300,500,800,999"
@@ -90,7 +100,11 @@ def test_data_sources_compose(tmp_path, source):
     cfg = compose_config(tmp_path, [f"data={source}", *root])
     assert cfg.data.source == source
     dm = instantiate(cfg.data)
-    assert dm.image_size == 64 and dm.fit == "pad" and dm.augment == {"hflip": True, "degrees": 10, "interpolation": "nearest"}
+    assert (
+        dm.image_size == 64
+        and dm.fit == "pad"
+        and dm.augment == {"hflip": True, "degrees": 10, "interpolation": "nearest"}
+    )
 
 
 def test_image_size_drives_the_model(tmp_path):

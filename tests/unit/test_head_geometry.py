@@ -14,10 +14,11 @@ from skimage.measure import label, regionprops
 
 from fetal_dcgan.anatomy.annotations import annotated_set, read_filled_mask
 from fetal_dcgan.anatomy.ellipse import PlausibleRange, fit_ellipses, hc_pixels, perimeter_mm, pixel_mm_at
-from fetal_dcgan.data.phantom import PHANTOM_CSV, PhantomSpec, materialise, ramanujan, render_image_and_head
+from fetal_dcgan.data.phantom import PHANTOM_CSV, PhantomSpec, materialise, render_image_and_head
 from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.data.subsets import held_out_split
 from fetal_dcgan.errors import DataError
+from fetal_dcgan.imaging.ellipse import ramanujan
 from fetal_dcgan.metrics.anatomy import compare, scaled_w1
 
 
@@ -25,8 +26,14 @@ def _random_ellipses(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     masks = np.zeros((n, 1, size, size))
     for i in range(n):
-        rr, cc = draw_ellipse(rng.uniform(24, 40), rng.uniform(24, 40), rng.uniform(6, 12), rng.uniform(13, 20),
-                              shape=(size, size), rotation=rng.uniform(-1.5, 1.5))
+        rr, cc = draw_ellipse(
+            rng.uniform(24, 40),
+            rng.uniform(24, 40),
+            rng.uniform(6, 12),
+            rng.uniform(13, 20),
+            shape=(size, size),
+            rotation=rng.uniform(-1.5, 1.5),
+        )
         masks[i, 0, rr, cc] = 1
     return masks
 
@@ -125,8 +132,13 @@ def test_held_out_split_keeps_each_fetus_on_one_side():
 
 def _measured(hc: np.ndarray, ratio: float = 0.8, plausible=None) -> dict:
     a = hc / (2 * np.pi) * 64
-    return {"hc_per_width": hc, "a": a, "b": ratio * a, "angle": np.zeros_like(hc),
-            "plausible": np.ones(len(hc), bool) if plausible is None else plausible}
+    return {
+        "hc_per_width": hc,
+        "a": a,
+        "b": ratio * a,
+        "angle": np.zeros_like(hc),
+        "plausible": np.ones(len(hc), bool) if plausible is None else plausible,
+    }
 
 
 def test_distances_are_scaled_w1_and_need_enough_heads():
@@ -138,7 +150,8 @@ def test_distances_are_scaled_w1_and_need_enough_heads():
     from scipy.stats import wasserstein_distance
 
     assert scaled_w1(real[:50], real[50:], 10) == pytest.approx(
-        wasserstein_distance(real[:50], real[50:]) / np.std(real[50:], ddof=1))
+        wasserstein_distance(real[:50], real[50:]) / np.std(real[50:], ddof=1)
+    )
     few = _measured(real[:20], plausible=np.arange(20) < 5)
     scores = compare(few, _measured(real[200:]), min_heads=10)
     assert scores["skull_found_rate"] == 0.25 and math.isnan(scores["hc_w1"])

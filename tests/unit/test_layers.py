@@ -46,15 +46,18 @@ def layer_of(module: str) -> int:
 def imports(root: Path, package: str) -> dict[str, set[str]]:
     """{module: the package's modules it imports}, every import statement counted;
     ``from a.b import c`` is an edge to ``a.b.c`` when that is a module, else to ``a.b``."""
-    paths = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
-             for p in sorted((root / package).rglob("*.py"))}
+    paths = {
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in sorted((root / package).rglob("*.py"))
+    }
     graph = {}
     for module, path in paths.items():
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in paths else node.module
-                             for a in node.names)
+                found.update(
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in paths else node.module for a in node.names
+                )
             elif isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
         graph[module] = {m for m in found if m == package or m.startswith(package + ".")}
@@ -64,15 +67,19 @@ def imports(root: Path, package: str) -> dict[str, set[str]]:
 def violations(graph: dict[str, set[str]], layer=layer_of) -> list[str]:
     """Upward imports, imports between entry points, and cycles."""
     top = len(LAYERS)
-    found = [f"{a} imports {b}, a layer above it" for a, targets in graph.items() for b in targets
-             if layer(b) > layer(a) or (layer(a) == layer(b) == top and a != b)]
+    found = [
+        f"{a} imports {b}, a layer above it"
+        for a, targets in graph.items()
+        for b in targets
+        if layer(b) > layer(a) or (layer(a) == layer(b) == top and a != b)
+    ]
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(module: str, path: list[str]) -> None:
         state[module] = 1
         for target in sorted(t for t in graph[module] if t in graph and t != module):  # itself: a __main__ block
             if state.get(target) == 1:
-                found.append("cycle: " + " -> ".join(path[path.index(target):] + [target]))
+                found.append("cycle: " + " -> ".join(path[path.index(target) :] + [target]))
             elif target not in state:
                 visit(target, path + [target])
         state[module] = 2
@@ -89,11 +96,17 @@ def test_imports_point_down_and_never_in_a_circle():
 
 def test_the_checker_rejects_an_upward_import_and_a_cycle(tmp_path):
     package = tmp_path / "fetal_dcgan"
-    for name, source in {"__init__": "", "errors": "", "data/__init__": "",
-                         "data/datamodule": "from fetal_dcgan.metrics import diversity\n",
-                         "metrics/__init__": "", "metrics/diversity": "from fetal_dcgan.metrics import psnr\n",
-                         "metrics/psnr": "import fetal_dcgan.metrics.diversity\n",
-                         "train": "", "evaluate": "from fetal_dcgan.train import main\n"}.items():
+    for name, source in {
+        "__init__": "",
+        "errors": "",
+        "data/__init__": "",
+        "data/datamodule": "from fetal_dcgan.metrics import diversity\n",
+        "metrics/__init__": "",
+        "metrics/diversity": "from fetal_dcgan.metrics import psnr\n",
+        "metrics/psnr": "import fetal_dcgan.metrics.diversity\n",
+        "train": "",
+        "evaluate": "from fetal_dcgan.train import main\n",
+    }.items():
         (package / f"{name}.py").parent.mkdir(parents=True, exist_ok=True)
         (package / f"{name}.py").write_text(source)
     found = violations(imports(tmp_path, "fetal_dcgan"))

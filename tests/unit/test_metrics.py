@@ -16,13 +16,14 @@ from torch import nn
 from torchmetrics.image.fid import _compute_fid
 from torchmetrics.image.kid import poly_mmd
 
+from fetal_dcgan.imaging.psnr import pairwise_psnr
 from fetal_dcgan.metrics import METRICS, MetricSuite
 from fetal_dcgan.metrics.features import FID_WEIGHTS_FILE, extract_features
 from fetal_dcgan.metrics.fid import frechet_distance
 from fetal_dcgan.metrics.kid import kernel_inception_distance
 from fetal_dcgan.metrics.lbp import chi2_distance, lbp, lbp_codes, lbp_histograms
 from fetal_dcgan.metrics.mutual_info import pairwise_mutual_information
-from fetal_dcgan.metrics.psnr import pairwise_psnr, psnr
+from fetal_dcgan.metrics.psnr import psnr
 
 
 def varied_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -112,7 +113,7 @@ def test_mi_of_an_image_with_itself_is_its_entropy():
 
 @pytest.mark.parametrize("shape", [(32, 32), (7, 5), (1, 9), (64, 48)])
 def test_lbp_codes_match_scikit_image_exactly(shape):
-    images = varied_images(12, size=max(shape), seed=3)[:, :, :shape[0], :shape[1]]
+    images = varied_images(12, size=max(shape), seed=3)[:, :, : shape[0], : shape[1]]
     codes = lbp_codes(images).numpy()
     for i, image in enumerate(images[:, 0].numpy()):
         np.testing.assert_array_equal(codes[i], local_binary_pattern(image, P=8, R=1, method="default"))
@@ -170,8 +171,10 @@ def test_kid_std_is_a_real_spread_for_sets_of_800():
     _, clamped = kernel_inception_distance(fake, real, subsets=20, subset_size=1000)
     assert clamped < 1e-12  # what the old default gave
     suite = MetricSuite(["kid"], feature_extractor=TinyFeatures(), kid={"subsets": 10}, ci_resamples=0)
-    result = suite.score(torch.randint(0, 256, (800, 1, 16, 16), dtype=torch.uint8),
-                         torch.randint(0, 200, (800, 1, 16, 16), dtype=torch.uint8))
+    result = suite.score(
+        torch.randint(0, 256, (800, 1, 16, 16), dtype=torch.uint8),
+        torch.randint(0, 200, (800, 1, 16, 16), dtype=torch.uint8),
+    )
     assert result.scalars["kid_std"] > 0
 
 
@@ -187,8 +190,9 @@ def test_kid_matches_torch_fidelity_subset_for_subset():
     mean, std = kernel_inception_distance(fake, real, subsets=7, subset_size=20, seed=3)
     assert (mean, std) == pytest.approx((theirs[KEY_METRIC_KID_MEAN], theirs[KEY_METRIC_KID_STD]), rel=1e-10)
     resample = np.random.default_rng(0).integers(0, 40, 40)
-    theirs = kid_features_to_metric(fake[torch.from_numpy(resample)], real, kid_subsets=5, kid_subset_size=20,
-                                    rng_seed=3, verbose=False)
+    theirs = kid_features_to_metric(
+        fake[torch.from_numpy(resample)], real, kid_subsets=5, kid_subset_size=20, rng_seed=3, verbose=False
+    )
     ours = kid_from_kernels(PolynomialKernels(fake, real), resample, 5, 20, 3)
     assert ours == pytest.approx((theirs[KEY_METRIC_KID_MEAN], theirs[KEY_METRIC_KID_STD]), rel=1e-10)
 
@@ -276,6 +280,7 @@ def test_unknown_metric_and_mismatched_sets():
 
 def test_mi_blocks_cover_every_pair(monkeypatch):
     import fetal_dcgan.metrics.mutual_info as mutual_info
+
     full = pairwise_mutual_information(FAKE, REAL)
     monkeypatch.setattr(mutual_info, "BLOCK_PAIRS", 32 * 32 * 2)  # blocks of 1 synthetic x 2 reference images
     blocked = pairwise_mutual_information(FAKE, REAL)
@@ -285,6 +290,7 @@ def test_mi_blocks_cover_every_pair(monkeypatch):
 def test_mi_on_a_gpu_uses_torch_and_agrees_with_the_numpy_path(monkeypatch):
     """The torch sort-and-count that runs on a GPU, exercised on the CPU, in small blocks."""
     import fetal_dcgan.metrics.mutual_info as mutual_info
+
     numpy_path = mutual_info.joint_entropies(FAKE.flatten(1).numpy(), REAL.flatten(1).numpy())
     monkeypatch.setattr(mutual_info, "DEVICE_BLOCK_PAIRS", 32 * 32 * 3)  # blocks of 1 x 3 images, one ragged
     torch_path = mutual_info.joint_entropies_torch(FAKE.flatten(1), REAL.flatten(1))
@@ -312,4 +318,5 @@ def test_frechet_reference_agrees_with_torch_fidelity():
     assert reference(real) == pytest.approx(0, abs=1e-9)
     wide = torch.randn(300, 256, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert FrechetReference(wide[:150])(wide[150:] * 1.2) == pytest.approx(
-        frechet_distance(wide[150:] * 1.2, wide[:150]), rel=1e-6)  # rank-deficient covariances (n < d)
+        frechet_distance(wide[150:] * 1.2, wide[:150]), rel=1e-6
+    )  # rank-deficient covariances (n < d)

@@ -53,8 +53,15 @@ def test_one_training_step_changes_both_networks(tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = torch.rand(8, 1, 32, 32) * 2 - 1
     loader = torch.utils.data.DataLoader(data, batch_size=8)
-    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, loader)
     after = model.state_dict()
     for prefix in ("generator.", "discriminator."):

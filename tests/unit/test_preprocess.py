@@ -22,9 +22,9 @@ def test_pad_keeps_aspect_and_letterboxes_black():
     out = fit_square(img, 64, "pad")
     assert out.shape == (64, 64)
     rows = np.flatnonzero(out.max(axis=1))
-    assert out[:rows[0]].max() == 0 and out[rows[-1] + 1:].max() == 0
+    assert out[: rows[0]].max() == 0 and out[rows[-1] + 1 :].max() == 0
     assert len(rows) == 32  # 100x50 -> 64x32: aspect kept
-    assert (out[rows[0]:rows[-1] + 1] == 200).all()
+    assert (out[rows[0] : rows[-1] + 1] == 200).all()
 
 
 def test_crop_fills_square_from_centre():
@@ -62,7 +62,7 @@ def test_rotation_matches_scipy_and_fills_corners_black():
     img = ndimage.gaussian_filter(rng.random((64, 64)), 2).astype(np.float32) + 0.5
     x = torch.from_numpy(img)[None, None]
     yy, xx = np.mgrid[:64, :64]
-    disc = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 < 26 ** 2
+    disc = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 < 26**2
     for degrees, flip in [(10, False), (-7, False), (25, True)]:
         angle, mirror = torch.tensor([math.radians(degrees)]), torch.tensor([flip])
         out = flip_rotate(x, angle, mirror, "bilinear")[0, 0].numpy()
@@ -110,8 +110,8 @@ def test_batched_augmentation_equals_per_image_augmentation():
     flips = torch.arange(16) % 3 == 0
     batched = flip_rotate(x, angles, flips, "bilinear")
     for i in range(16):
-        single = flip_rotate(x[i:i + 1], angles[i:i + 1], flips[i:i + 1], "bilinear")
-        torch.testing.assert_close(batched[i:i + 1], single, rtol=0, atol=1e-6)
+        single = flip_rotate(x[i : i + 1], angles[i : i + 1], flips[i : i + 1], "bilinear")
+        torch.testing.assert_close(batched[i : i + 1], single, rtol=0, atol=1e-6)
         src = x[i, 0].numpy()[:, ::-1] if flips[i] else x[i, 0].numpy()
         ref = ndimage.rotate(src, math.degrees(float(angles[i])), reshape=False, order=1, mode="constant", cval=0.0)
         inner = (slice(6, -6), slice(6, -6))

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from fetal_dcgan.report.ratings import clustered_ci
 from fetal_dcgan.survey.agreement import bootstrap_over_images, cohen_kappa, pair_indices
 from fetal_dcgan.survey.readers import auc, d_prime, mixed_effect, per_rater, per_role, wilson
+
 from helpers import simulate_ratings
 
 
@@ -25,7 +26,10 @@ def test_auc_d_prime_and_wilson_against_their_definitions():
     assert math.isfinite(d_prime(30, 30, 0, 40))  # perfect rates stay finite (log-linear correction)
     z, k, n = stats.norm.ppf(0.975), 32, 57
     p = k / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    centre, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)),
+    )
     assert wilson(k, n) == pytest.approx((centre - half, centre + half))
     assert wilson(32, 57)[0] < 0.5 < wilson(32, 57)[1]  # 56 % of 57: not distinguishable from chance
 
@@ -66,8 +70,15 @@ def test_a_known_effect_is_recovered_across_raters():
 def test_rater_level_models_keep_their_error_rate_under_the_null():
     """300 studies with no real/synthetic difference: each model rejects about 5 % at 0.05
     (Monte-Carlo SE 1.3 %)."""
-    p = np.array([[mixed_effect(simulate_ratings(1000 + s, raters=3, effect=0.0), outcome)["p"]
-                   for outcome in ("rating", "called_real")] for s in range(300)])
+    p = np.array(
+        [
+            [
+                mixed_effect(simulate_ratings(1000 + s, raters=3, effect=0.0), outcome)["p"]
+                for outcome in ("rating", "called_real")
+            ]
+            for s in range(300)
+        ]
+    )
     rates = (p < 0.05).mean(0)
     assert ((0.02 < rates) & (rates < 0.09)).all(), rates
 

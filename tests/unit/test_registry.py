@@ -25,8 +25,11 @@ def test_a_key_cannot_be_declared_by_two_metrics():
 
 
 def _string_literals(path: Path) -> set[str]:
-    return {node.value for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Constant)
-            and isinstance(node.value, str)}
+    return {
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
 
 
 #: Literals that spell a key's name but mean something else.
@@ -51,8 +54,9 @@ def test_the_key_table_in_the_docs_is_the_registry():
     docs = (ROOT / "docs" / "metrics.md").read_text()
     start, end = "<!-- keys: python -m fetal_dcgan.metrics.registry -->\n", "<!-- /keys -->"
     assert start in docs and end in docs, "docs/metrics.md lost its generated key table"
-    assert docs.split(start)[1].split(end)[0] == registry.markdown_table(), \
+    assert docs.split(start)[1].split(end)[0] == registry.markdown_table(), (
         "docs/metrics.md is out of date: paste the output of python -m fetal_dcgan.metrics.registry"
+    )
 
 
 def test_lightnings_folders_in_the_config_are_the_run_layout(tmp_path):
@@ -80,8 +84,13 @@ def test_figures_are_drawn_for_the_suites_metrics_and_a_failing_one_is_skipped(t
     registry.register_figure("psnr", "broken")(broken)
     registry.register_figure("lbp", "count")(drawn)
     suite = MetricSuite(["psnr", "lbp"], cache_dir=None)
-    written = suite.figures(torch.zeros(3, 1, 8, 8, dtype=torch.uint8), None, MetricsResult(),
-                            lambda name: tmp_path / f"x_{name}.png")
+    written = suite.figures(
+        torch.zeros(3, 1, 8, 8, dtype=torch.uint8), None, MetricsResult(), lambda name: tmp_path / f"x_{name}.png"
+    )
     assert written == [tmp_path / "x_count.png"] and (tmp_path / "x_count.png").read_text() == "3"
-    assert MetricSuite(["psnr"], cache_dir=None).figures(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), None,
-                                                         MetricsResult(), lambda n: tmp_path / n) == []
+    assert (
+        MetricSuite(["psnr"], cache_dir=None).figures(
+            torch.zeros(1, 1, 8, 8, dtype=torch.uint8), None, MetricsResult(), lambda n: tmp_path / n
+        )
+        == []
+    )

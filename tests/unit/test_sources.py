@@ -12,6 +12,7 @@ from fetal_dcgan.errors import DataError
 
 from helpers import TRAIN_NAMES, make_hc18, noise_image, write_image
 
+
 @pytest.mark.parametrize("doubled", [True, False])
 def test_hc18_uses_exactly_the_training_scans(tmp_path, doubled):
     train = make_hc18(tmp_path, doubled=doubled)
@@ -45,7 +46,12 @@ def test_folder_reads_every_format_recursively(tmp_path):
     write_image(tmp_path / ".hidden" / "f.png", gray)
     files = folder_images(tmp_path)
     assert [f.relative_to(tmp_path).as_posix() for f in files] == [
-        "a.png", "e16.png", "sub/b.jpg", "sub/c.BMP", "sub/deeper/d.tif"]
+        "a.png",
+        "e16.png",
+        "sub/b.jpg",
+        "sub/c.BMP",
+        "sub/deeper/d.tif",
+    ]
     np.testing.assert_array_equal(read_gray(tmp_path / "e16.png"), gray)  # 16-bit scaled by 255/65535
     np.testing.assert_array_equal(read_gray(tmp_path / "sub" / "c.BMP"), gray)  # RGB -> luma
     np.testing.assert_array_equal(read_gray(tmp_path / "sub" / "deeper" / "d.tif"), gray)
@@ -97,6 +103,7 @@ def test_garbage_file_is_named(tmp_path):
 
 def test_identical_images_are_reported(tmp_path, caplog):
     from fetal_dcgan.data.datamodule import UltrasoundDataModule
+
     for i in range(4):
         write_image(tmp_path / f"{i}.png", noise_image(i))
     write_image(tmp_path / "3_copy.png", noise_image(3))
@@ -120,14 +127,16 @@ def test_repeat_scans_of_a_fetus_stay_on_one_side(tmp_path, caplog):
 
     make_hc18(tmp_path)
     for seed in range(8):
-        dm = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, n=2, reference_n=2, seed=seed,
-                                  reference="disjoint")
+        dm = UltrasoundDataModule(
+            source="hc18", root=str(tmp_path), image_size=32, n=2, reference_n=2, seed=seed, reference="disjoint"
+        )
         with caplog.at_level("WARNING"):
             dm.setup()
         train, reference = {fetus_id(p) for p in dm.train_files}, {fetus_id(p) for p in dm.reference_files}
         assert not train & reference and dm.reference_in_training == 0 and len(dm.held_out) == 2
-    independent = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, n=6, reference_n=4,
-                                       reference="independent")
+    independent = UltrasoundDataModule(
+        source="hc18", root=str(tmp_path), image_size=32, n=6, reference_n=4, reference="independent"
+    )
     independent.setup()
     assert independent.reference_in_training == 4 and len(independent.held_out) == 0
 
@@ -145,16 +154,18 @@ def test_held_out_reference_from_hc18_test_split_or_whole_fetuses(tmp_path):
         UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, reference_n=3).setup()
     references = set()
     for seed in range(4):  # replicates draw their own subsets; the reference stays, and no fetus is on both sides
-        dm = UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, reference_n=2, seed=seed,
-                                  reference_split="train")
+        dm = UltrasoundDataModule(
+            source="hc18", root=str(tmp_path), image_size=32, reference_n=2, seed=seed, reference_split="train"
+        )
         dm.setup()
         train, reference = {fetus_id(p) for p in dm.train_files}, {fetus_id(p) for p in dm.reference_files}
         assert not train & reference and dm.reference_in_training == 0
         references.add(tuple(map(str, dm.reference_files)))
     assert len(references) == 1
     with pytest.raises(DataError, match=r"data.n=7 but only \d+ of the 6 images remain.*lower data.n to at most"):
-        UltrasoundDataModule(source="hc18", root=str(tmp_path), image_size=32, reference_n=2, n=7,
-                             reference_split="train").setup()
+        UltrasoundDataModule(
+            source="hc18", root=str(tmp_path), image_size=32, reference_n=2, n=7, reference_split="train"
+        ).setup()
 
 
 def test_phantom_test_split_continues_the_pool(tmp_path):
@@ -162,24 +173,28 @@ def test_phantom_test_split_continues_the_pool(tmp_path):
     from fetal_dcgan.data.phantom import PhantomSpec, render_image
 
     phantom = {"n_images": 6, "n_test": 3, "height": 54, "width": 80}
-    dm = UltrasoundDataModule(source="phantom", phantom=phantom, image_size=32, reference_n=3, n=4,
-                              cache_dir=str(tmp_path), batch_size=2)
+    dm = UltrasoundDataModule(
+        source="phantom", phantom=phantom, image_size=32, reference_n=3, n=4, cache_dir=str(tmp_path), batch_size=2
+    )
     dm.setup()
     assert dm.reference_in_training == 0 and len(dm.reference) == 3 and len(dm.held_out) == 3
     assert [p.name for p in dm.reference_files] == ["phantom_0006.png", "phantom_0007.png", "phantom_0008.png"]
-    np.testing.assert_array_equal(np.asarray(Image.open(dm.reference_files[0])),
-                                  render_image(PhantomSpec(9, 0, 54, 80), 6))  # image 6 of a larger phantom
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(dm.reference_files[0])), render_image(PhantomSpec(9, 0, 54, 80), 6)
+    )  # image 6 of a larger phantom
 
 
 def test_near_identical_images_are_reported(tmp_path, caplog):
     from fetal_dcgan.data.datamodule import UltrasoundDataModule
+
     for i in range(4):
         write_image(tmp_path / f"{i}.png", noise_image(i))
     near = noise_image(2).astype(int)
     near[0, 0] = (near[0, 0] + 3) % 256  # one pixel off: a different file, the same image
     write_image(tmp_path / "2_resaved.png", near.astype(np.uint8))
-    dm = UltrasoundDataModule(source="folder", root=str(tmp_path), image_size=32, reference_n=2, fit="squash",
-                              near_copy_db=40.0)
+    dm = UltrasoundDataModule(
+        source="folder", root=str(tmp_path), image_size=32, reference_n=2, fit="squash", near_copy_db=40.0
+    )
     with caplog.at_level("WARNING"):
         dm.setup()
     assert "1 pairs of different images are near-identical" in caplog.text and "2.png ~ 2_resaved.png" in caplog.text

@@ -19,8 +19,15 @@ from fetal_dcgan.models.networks import Discriminator, MinibatchStdDev
 def _fit(model: DCGAN, steps: int, callbacks=(), seed: int = 0) -> None:
     L.seed_everything(seed, verbose=False)
     data = torch.rand(16, 1, 32, 32) * 2 - 1
-    trainer = L.Trainer(accelerator="cpu", max_steps=2 * steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=2 * steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
     trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=8))
 
 
@@ -34,14 +41,22 @@ def test_spectral_norm_bounds_every_layers_top_singular_value():
     for conv in convs:
         assert torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2) == pytest.approx(1.0, abs=0.02)
     plain = Discriminator(32, ndf=8, norm="batch")
-    assert max(torch.linalg.matrix_norm(c.weight.detach().flatten(1), ord=2) for c in plain.modules()
-               if isinstance(c, nn.Conv2d)) != pytest.approx(1.0, abs=0.02)
+    assert max(
+        torch.linalg.matrix_norm(c.weight.detach().flatten(1), ord=2)
+        for c in plain.modules()
+        if isinstance(c, nn.Conv2d)
+    ) != pytest.approx(1.0, abs=0.02)
 
 
 def test_dcgan_initialisation_reaches_spectrally_normalised_weights():
     model = DCGAN(image_size=32, nz=8, ngf=4, ndf=4, d_norm="spectral", init_std=0.02)
-    originals = torch.cat([m.parametrizations.weight.original.flatten() for m in model.discriminator.modules()
-                           if isinstance(m, nn.Conv2d)])
+    originals = torch.cat(
+        [
+            m.parametrizations.weight.original.flatten()
+            for m in model.discriminator.modules()
+            if isinstance(m, nn.Conv2d)
+        ]
+    )
     assert abs(originals.std() - 0.02) < 2e-3
 
 
@@ -109,8 +124,10 @@ def test_ema_weights_are_the_hand_computed_average():
     _fit(model, steps=4, callbacks=[recorder])
     expected = dict(recorder.generators[0])  # the first update copies the weights
     for state in recorder.generators[1:]:
-        expected = {k: decay * expected[k] + (1 - decay) * state[k] if state[k].is_floating_point() else expected[k]
-                    for k in state}
+        expected = {
+            k: decay * expected[k] + (1 - decay) * state[k] if state[k].is_floating_point() else expected[k]
+            for k in state
+        }
     averaged = model.generator_ema.module.state_dict()
     for name, value in expected.items():
         if value.is_floating_point():
@@ -154,7 +171,9 @@ def test_diffaugment_operations_do_what_they_say_and_pass_gradients():
     zeros = (cut == 0).flatten(1).sum(1)
     assert zeros.max() == 64 and zeros.min() >= 16  # an 8 x 8 square, partly outside the image at most
     moved = diff_augment(ones, ["translation"])
-    assert ((moved == 0) | (moved == 1)).all() and (moved == 0).any() and (moved == 1).flatten(1).sum(1).min() >= 14 * 14
+    assert (
+        ((moved == 0) | (moved == 1)).all() and (moved == 0).any() and (moved == 1).flatten(1).sum(1).min() >= 14 * 14
+    )
     diff_augment(x, ["brightness", "contrast", "translation", "cutout"]).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert torch.equal(diff_augment(ones, ["cutout"], p=0.0), ones)
@@ -180,14 +199,33 @@ def test_ada_needs_operations():
 
 def test_an_old_plain_dcgan_checkpoint_still_loads(tmp_path):
     model = DCGAN(image_size=32, nz=8, ngf=4, ndf=4)
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, torch.utils.data.DataLoader(torch.rand(8, 1, 32, 32) * 2 - 1, batch_size=8))
     path = tmp_path / "old.ckpt"
     trainer.save_checkpoint(path)
     checkpoint = torch.load(path, weights_only=False)
-    old_hparams = ("image_size", "nz", "ngf", "ndf", "lr", "lr_g", "lr_d", "beta1", "beta2", "real_label",
-                   "init_std", "channels_last", "compile")
+    old_hparams = (
+        "image_size",
+        "nz",
+        "ngf",
+        "ndf",
+        "lr",
+        "lr_g",
+        "lr_d",
+        "beta1",
+        "beta2",
+        "real_label",
+        "init_std",
+        "channels_last",
+        "compile",
+    )
     checkpoint["hyper_parameters"] = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in old_hparams}
     torch.save(checkpoint, path)
     loaded = DCGAN.load_from_checkpoint(path)

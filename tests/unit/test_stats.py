@@ -25,10 +25,19 @@ def constructed(seeds: int, effect: float = 5.0, n_levels=(100, 999), images: in
         run_effect = rng.normal()  # each run has its own level: epochs of a run share it
         for epoch in EPOCHS:
             fid = 10 + run_effect - effect * (n == n_levels[-1]) + 0.3 * rng.normal()
-            rows.append({"run": str(i), "epoch": epoch, "n": n, "seed": seed, "fid": fid,
-                         "psnr_mean": 12 + rng.normal()})
-            per_image += [{"run": str(i), "epoch": epoch, "n": n, "image": f"{j:04d}.png",
-                           "psnr_best": 12 + rng.normal() + 0.5 * (n == n_levels[-1])} for j in range(images)]
+            rows.append(
+                {"run": str(i), "epoch": epoch, "n": n, "seed": seed, "fid": fid, "psnr_mean": 12 + rng.normal()}
+            )
+            per_image += [
+                {
+                    "run": str(i),
+                    "epoch": epoch,
+                    "n": n,
+                    "image": f"{j:04d}.png",
+                    "psnr_best": 12 + rng.normal() + 0.5 * (n == n_levels[-1]),
+                }
+                for j in range(images)
+            ]
     return pd.DataFrame(rows), pd.DataFrame(per_image)
 
 
@@ -39,9 +48,22 @@ def run_stats(results, per_image, factors=("n",)):
 def test_run_level_test_finds_a_true_difference_and_matches_scipy():
     results, per_image = constructed(seeds=3)
     tests, _ = run_stats(results, per_image)
-    assert set(tests.columns) >= {"metric", "factor", "epoch", "design", "unit", "test", "n_groups",
-                                  "replicates_per_group", "statistic", "p_value", "p_adjusted", "effect_size",
-                                  "effect_size_name", "note"}
+    assert set(tests.columns) >= {
+        "metric",
+        "factor",
+        "epoch",
+        "design",
+        "unit",
+        "test",
+        "n_groups",
+        "replicates_per_group",
+        "statistic",
+        "p_value",
+        "p_adjusted",
+        "effect_size",
+        "effect_size_name",
+        "note",
+    }
     for epoch in EPOCHS:
         row = tests[(tests.metric == "fid") & (tests.design == "runs") & (tests.epoch == epoch)].iloc[0]
         groups = [g["fid"].to_numpy() for _, g in results[results.epoch == epoch].groupby("n")]
@@ -70,7 +92,9 @@ def test_blocked_design_is_the_split_plot_between_run_test():
     f = ms["C(n)"] / ms["C(n):C(subject)"]
     assert row.statistic == pytest.approx(f, rel=1e-9)
     assert row.p_value == pytest.approx(stats.f.sf(f, table.df["C(n)"], table.df["C(n):C(subject)"]), rel=1e-9)
-    assert row.effect_size == pytest.approx(table.sum_sq["C(n)"] / (table.sum_sq["C(n)"] + table.sum_sq["C(n):C(subject)"]))
+    assert row.effect_size == pytest.approx(
+        table.sum_sq["C(n)"] / (table.sum_sq["C(n)"] + table.sum_sq["C(n):C(subject)"])
+    )
 
 
 def test_one_run_per_cell_gives_no_run_level_p_value_but_the_labelled_paper_analysis():
@@ -110,8 +134,9 @@ def test_two_stage_bootstrap_resamples_runs_then_images():
     a = {str(r): rng.normal(level, 0.1, 200) for r, level in enumerate((0.0, 1.0, 2.0))}
     b = {str(r): rng.normal(level, 0.1, 200) for r, level in enumerate((0.2, 1.2, 2.2))}
     low, high = cliffs_delta_ci(a, b, 300, seed=1)
-    pooled_low, pooled_high = cliffs_delta_ci({"": np.concatenate(list(a.values()))},
-                                              {"": np.concatenate(list(b.values()))}, 300, seed=1)
+    pooled_low, pooled_high = cliffs_delta_ci(
+        {"": np.concatenate(list(a.values()))}, {"": np.concatenate(list(b.values()))}, 300, seed=1
+    )
     assert high - low > 3 * (pooled_high - pooled_low)
     assert low < 0 < high  # three runs a level cannot tell a 0.2 shift beside a spread of 1 between runs
 
@@ -122,8 +147,7 @@ def test_primary_family_is_the_run_level_omnibus_tests_only():
     primary = tests[tests.family == "primary"]
     assert set(primary.design) == {"runs", "runs-blocked-by-epoch"} and (primary.unit == "run").all()
     p = primary.p_value.dropna()
-    assert len(p) == 10 and np.allclose(primary.p_adjusted.dropna(), multipletests(p, method="fdr_bh")[1],
-                                        rtol=1e-12)
+    assert len(p) == 10 and np.allclose(primary.p_adjusted.dropna(), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
     paper = tests[tests.design == "paper-epochs-as-replicates"]
     assert paper.p_value.notna().all() and paper.p_adjusted.isna().all() and paper.family.str.contains("outside").all()
     friedman = tests[(tests.metric == "fid") & (tests.factor == "epoch") & (tests.family == "primary")].iloc[0]
@@ -132,7 +156,7 @@ def test_primary_family_is_the_run_level_omnibus_tests_only():
     ranks = wide.rank(axis=1).to_numpy()
     m, k = ranks.shape
     s = ((ranks.sum(0) - m * (k + 1) / 2) ** 2).sum()
-    assert friedman.effect_size == pytest.approx(12 * s / (m ** 2 * (k ** 3 - k)))  # Kendall's W
+    assert friedman.effect_size == pytest.approx(12 * s / (m**2 * (k**3 - k)))  # Kendall's W
 
 
 def test_post_hoc_only_after_a_significant_omnibus_holm_within_it():
@@ -164,8 +188,13 @@ def test_verdicts_differs_equivalent_undetermined():
     assert (rows.loc["fid"].verdict == "differs").all()  # a shift of 5 run SDs, 3 runs a level
     assert (rows.loc["psnr_mean"].verdict == "equivalent").all()  # noise SD 1 against a margin of 10
     for seeds in (1, 2):  # no true effect, margins about the SD: too few runs to settle either way
-        few, _ = sweep_statistics(*constructed(seeds=seeds, effect=0.0), ["fid", "psnr_mean"], [], ["n"],
-                                  margins={"fid": (1.0, "test"), "psnr_mean": (0.5, "test")})
+        few, _ = sweep_statistics(
+            *constructed(seeds=seeds, effect=0.0),
+            ["fid", "psnr_mean"],
+            [],
+            ["n"],
+            margins={"fid": (1.0, "test"), "psnr_mean": (0.5, "test")},
+        )
         assert (few[few.family == "primary"].verdict == "undetermined").all()
 
 
@@ -183,8 +212,10 @@ def test_power_and_equivalence_equal_statsmodels():
     sigma = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / (9 - 3))
     assert row.mde_units == pytest.approx(row.mde * sigma)
     assert row.power_at_margin == pytest.approx(power.power(1.5 / (sigma * math.sqrt(6)), 9, 0.05, k_groups=3))
-    expected = max(ttost_ind(a, b, -1.5, 1.5, usevar="unequal")[0] for a, b in
-                   ((groups[0], groups[1]), (groups[0], groups[2]), (groups[1], groups[2])))
+    expected = max(
+        ttost_ind(a, b, -1.5, 1.5, usevar="unequal")[0]
+        for a, b in ((groups[0], groups[1]), (groups[0], groups[2]), (groups[1], groups[2]))
+    )
     assert row.equivalence_p == pytest.approx(expected) and row.margin_source == "x"
     assert power.power(0.4, 15, 0.05, k_groups=5) == pytest.approx(0.142, abs=1e-3)  # the 5 x 3 design's power
 
