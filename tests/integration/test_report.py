@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from fetal_dcgan.errors import UserError
@@ -26,11 +27,12 @@ from helpers import REPO
 
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory) -> Path:
-    """`python -m fetal_dcgan.train -m experiment=smoke` once for this module (4 runs x 2 snapshots)."""
+    """`python -m fetal_dcgan.train -m experiment=smoke` once for this module (4 runs x 2 snapshots),
+    as a user types it: into the preset's own folder, multirun/smoke."""
     root = tmp_path_factory.mktemp("smoke")
     env = {**os.environ, "FETAL_DCGAN_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "fetal_dcgan.train", "-m", "experiment=smoke", f"hydra.sweep.dir={root / 'sweep'}"],
+        [sys.executable, "-m", "fetal_dcgan.train", "-m", "experiment=smoke"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -38,7 +40,17 @@ def smoke_sweep(tmp_path_factory) -> Path:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return root / "sweep"
+    return root / "multirun" / "smoke"
+
+
+def test_the_smoke_preset_sweeps_into_its_own_folder(smoke_sweep):
+    runs = sorted((p for p in smoke_sweep.iterdir() if (p / "finished.json").is_file()), key=lambda p: int(p.name))
+    assert [r.name for r in runs] == ["0", "1", "2", "3"]
+    overrides = [yaml.safe_load((r / ".hydra" / "overrides.yaml").read_text()) for r in runs]
+    assert overrides[0] == ["data.n=20", "seed=0", "experiment=smoke"]
+    for run in runs:
+        assert len(list((run / "samples" / "epoch=0004").glob("*.png"))) == 16
+        assert (run / "metrics.csv").read_text().count("\n") == 3  # header + epochs 2 and 4
 
 
 @pytest.fixture(scope="module")

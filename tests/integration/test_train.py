@@ -15,6 +15,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fetal_dcgan.callbacks.snapshot import write_sample_set
+from fetal_dcgan.errors import UserError
 from fetal_dcgan.models.dcgan import DCGAN
 from fetal_dcgan.pipeline import train
 
@@ -272,18 +273,30 @@ BAD_INPUTS = {
 }
 
 
+#: Cases that go through ``python -m fetal_dcgan.train`` (a process each, about 5 s).
+CLI_CASES = ("corrupt image", "unknown option", "missing data directory")
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_fails_clearly_and_writes_no_results(tmp_path, case):
+    """Each bad input is refused with its message before anything is written; a few cases
+    go through the command line (exit status 2, the message on stderr, no traceback), the
+    others call the same ``train(cfg)`` in this process."""
     make_args, message = BAD_INPUTS[case]
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     run = tmp_path / "run"
     args = make_args(data_dir)
     tiny = TINY if any(a.startswith("data.n") or a.startswith("data.image") for a in args) else TINY_ANY_SOURCE
-    result = run_cli(*tiny, f"hydra.run.dir={run}", *args)
-    assert result.returncode == (1 if case == "unknown option" else 2), result.stderr[-2000:]  # 1: Hydra's own
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    if case in CLI_CASES:
+        result = run_cli(*tiny, f"hydra.run.dir={run}", *args)
+        assert result.returncode == (1 if case == "unknown option" else 2), result.stderr[-2000:]  # 1: Hydra's own
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    else:
+        with pytest.raises(UserError) as refused:
+            train(compose_config(run, [*tiny, *args]))
+        assert message in str(refused.value)
     for result_like in ("samples", "checkpoints", "subset.txt", "config.yaml", "tensorboard"):
         assert not (run / result_like).exists(), result_like
 
