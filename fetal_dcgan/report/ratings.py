@@ -106,12 +106,12 @@ def clustered_ci(
     labels = np.arange(len(x)) if clusters is None else pd.factorize(np.asarray(clusters))[0]
     members = [np.flatnonzero(labels == c) for c in range(labels.max() + 1)]
     draws = np.random.default_rng(seed).integers(0, len(members), (resamples, len(members)))
-    pearson, spearman = np.empty(resamples), np.empty(resamples)
-    if all(len(m) == 1 for m in members):  # one set a cluster: one matrix of resamples
-        index = np.array([m[0] for m in members])[draws]
+    if len({len(m) for m in members}) == 1:  # clusters of one size (a run's snapshots): one matrix of resamples
+        index = np.stack(members)[draws].reshape(resamples, -1)
         pearson = _pearson_rows(x[index], y[index])
         spearman = _pearson_rows(stats.rankdata(x[index], axis=1), stats.rankdata(y[index], axis=1))
     else:
+        pearson, spearman = np.empty(resamples), np.empty(resamples)
         for i, row in enumerate(draws):
             index = np.concatenate([members[c] for c in row])[None]
             pearson[i] = _pearson_rows(x[index], y[index])[0]

@@ -83,11 +83,15 @@ def test_rater_level_models_keep_their_error_rate_under_the_null():
     assert ((0.02 < rates) & (rates < 0.09)).all(), rates
 
 
-def test_correlation_cis_resample_runs():
+@pytest.mark.parametrize("dropped", [None, 5])  # equal runs (one matrix), and one run a set short (a loop)
+def test_correlation_cis_resample_runs(dropped):
     rng = np.random.default_rng(2)
     runs = np.repeat(np.arange(6), 4)
     x = rng.normal(size=24) + np.repeat(rng.normal(size=6), 4)
     y = x + rng.normal(size=24)
+    if dropped is not None:
+        keep = np.arange(24) != dropped
+        runs, x, y = runs[keep], x[keep], y[keep]
     found = clustered_ci(x, y, runs, resamples=300, seed=5)
     draws = np.random.default_rng(5).integers(0, 6, (300, 6))
     expected = []
