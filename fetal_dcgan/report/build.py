@@ -16,7 +16,7 @@ from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.margins import MARGINS_FILE, read_margins
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
 from fetal_dcgan.report.stats import DESIGNS, OUTSIDE, PRIMARY, REPLICATE_SOURCES, cell_summary, sweep_statistics
-from fetal_dcgan.report.verdicts import DIFFERS, EQUIVALENT, UNDETERMINED
+from fetal_dcgan.report.verdicts import ALPHA, DIFFERS, EQUIVALENT, UNDETERMINED
 from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
 
@@ -77,7 +77,7 @@ def stats_markdown(tests: pd.DataFrame, pairs: pd.DataFrame) -> str:
     parts = [
         "# Does each metric differ across the sweep's factors?\n",
         answer_text(tests) + "\n",
-        f"Verdicts: `{DIFFERS}` (adjusted omnibus p < 0.05), `{EQUIVALENT}` (adjusted TOST p < 0.05 within "
+        f"Verdicts: `{DIFFERS}` (adjusted omnibus p < {ALPHA}), `{EQUIVALENT}` (adjusted TOST p < {ALPHA} within "
         f"+-`margin`), `{UNDETERMINED}` (neither: `power_at_margin` is the design's power against a "
         "margin-sized difference, `mde` the effect it detects with 80 % power, as Cohen's f and in the "
         "metric's units). A non-significant test never means no difference.\n",
@@ -140,7 +140,7 @@ def answers(tests: pd.DataFrame) -> list[tuple[str, str]]:
         if primary.empty:
             continue
         tested = primary[primary["p_value"].notna()]
-        paper = rows[(rows["family"] == OUTSIDE) & (rows["p_value"] < 0.05)]
+        paper = rows[(rows["family"] == OUTSIDE) & (rows["p_value"] < ALPHA)]
         aside = (
             f" The paper's analysis (snapshots as replicates, unadjusted) would call {paper['metric'].nunique()} "
             "metrics different."

@@ -26,7 +26,10 @@ from fetal_dcgan.errors import UserError
 #: Columns of a ratings CSV: one row per rating of a synthetic image. ``role``, ``rater``
 #: and ``called_real`` (1/0) are optional; ``survey analyze`` writes all of them.
 RATING_COLUMNS = ("run", "epoch", "image", "rating")
-ROLES = ("all", "clinician", "engineer")
+#: A rater's role in a rating study (the rating page's choices, the database's CHECK, the
+#: report's filter); ``ROLES`` adds "all" for every rater at once.
+RATER_ROLES = ("clinician", "engineer", "other")
+ROLES = ("all", *RATER_ROLES)
 RELATION_COLUMNS = (
     "metric",
     "role",

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from fetal_dcgan.errors import cli_status
+from fetal_dcgan.report.ratings import ROLES
+from fetal_dcgan.survey.deck import DECK_DESIGNS
 from fetal_dcgan.survey.layout import StudyLayout
 
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument(
         "--design",
         default="balanced",
-        choices=("balanced", "paper"),
+        choices=DECK_DESIGNS,
         help="balanced: --n-real real and --n-fake synthetic images spread over the sets; paper: "
         "the paper's 68 (3 from each of 19 sets, 11 real)",
     )
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument(
         "--role",
         default=None,
-        choices=("all", "clinician", "engineer"),
+        choices=ROLES,
         help="relate metrics to this role's ratings only (default: all, then each role present)",
     )
     analyze.add_argument("--log-fit", action="store_true", help="also fit metric = a ln(rating) + b (paper's Fig. 2)")

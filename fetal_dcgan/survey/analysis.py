@@ -19,7 +19,7 @@ import pandas as pd
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.report.collect import load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
-from fetal_dcgan.report.ratings import metrics_vs_ratings, rating_figure
+from fetal_dcgan.report.ratings import RATER_ROLES, metrics_vs_ratings, rating_figure
 from fetal_dcgan.survey.agreement import bootstrap_over_images, cohen_kappa, fleiss_kappa, pair_indices
 from fetal_dcgan.survey.deck import read_key
 from fetal_dcgan.survey.layout import StudyLayout
@@ -185,7 +185,7 @@ def analyze(
     ]
     if metrics:
         results, columns = _load_results(Path(metrics))
-        roles = [role] if role else ["all", *sorted(set(answers["role"]) & {"clinician", "engineer"})]
+        roles = [role] if role else ["all", *(r for r in RATER_ROLES if r in set(answers["role"]))]
         relations, sets = role_relations(rating_rows(answers), results, columns, log_fit, roles)
         paths["relations"] = out / "metrics_vs_ratings.csv"
         atomic_write_text(relations.to_csv(index=False), paths["relations"])

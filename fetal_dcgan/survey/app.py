@@ -37,12 +37,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from fetal_dcgan.survey.deck import deck_ids
 from fetal_dcgan.survey.layout import StudyLayout
-from fetal_dcgan.survey.storage import ROLES, Storage
+from fetal_dcgan.survey.storage import CHOICES, RATING_SCALE, ROLES, Storage
 
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
 RATER_ID = re.compile(r"^[\w .@-]{1,64}$")
-CHOICES = ("real", "synthetic")
-RATINGS = ("1", "2", "3", "4", "5")
+RATINGS = tuple(str(r) for r in range(RATING_SCALE[0], RATING_SCALE[1] + 1))
 MAX_YEARS = 80
 EXPORT_COLUMNS = ["rater", "role", "years", "image", "choice", "rating", "answered", "seconds"]
 
@@ -80,7 +79,7 @@ def read_answer(form, known: set[str]) -> tuple[str, str, int]:
     if choice not in CHOICES:
         raise InvalidInput("Choose Real or Synthetic before submitting.")
     if rating not in RATINGS:
-        raise InvalidInput("Rate the image quality from 1 to 5 before submitting.")
+        raise InvalidInput(f"Rate the image quality from {RATINGS[0]} to {RATINGS[-1]} before submitting.")
     return image, choice, int(rating)
 
 

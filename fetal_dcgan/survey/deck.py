@@ -72,7 +72,7 @@ def _balanced_counts(total: int, sizes: list[int]) -> list[int]:
 
 #: The paper's deck: 3 images from each of 19 synthetic sets and 11 real images (68 in all).
 PAPER_DECK = {"sets": 19, "per_set": 3, "n_real": 11}
-DESIGNS = ("balanced", "paper")
+DECK_DESIGNS = ("balanced", "paper")
 
 
 def _paper_counts(sets: list[SyntheticSet], rng: np.random.Generator) -> list[int]:
@@ -109,7 +109,7 @@ def build_deck(
             f"{out} already exists and is not empty: choose a new study folder (a deck is never "
             "rebuilt over collected ratings)."
         )
-    if design not in DESIGNS:
+    if design not in DECK_DESIGNS:
         raise UserError(f"--design {design!r}: use balanced or paper.")
     rng = np.random.default_rng(seed)
     real_files = folder_images(real)

@@ -12,24 +12,35 @@ import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-SCHEMA = """
+from fetal_dcgan.report.ratings import RATER_ROLES
+
+ROLES = RATER_ROLES
+#: The two answers a rater gives an image: real or synthetic, and a quality rating on this scale.
+CHOICES = ("real", "synthetic")
+RATING_SCALE = (1, 5)
+
+
+def _listed(values) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS raters (
     rater TEXT PRIMARY KEY,
-    role TEXT NOT NULL CHECK (role IN ('clinician', 'engineer', 'other')),
+    role TEXT NOT NULL CHECK (role IN ({_listed(ROLES)})),
     years REAL NOT NULL CHECK (years >= 0),
     started REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS answers (
     rater TEXT NOT NULL REFERENCES raters(rater),
     image TEXT NOT NULL,
-    choice TEXT NOT NULL CHECK (choice IN ('real', 'synthetic')),
-    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    choice TEXT NOT NULL CHECK (choice IN ({_listed(CHOICES)})),
+    rating INTEGER NOT NULL CHECK (rating BETWEEN {RATING_SCALE[0]} AND {RATING_SCALE[1]}),
     answered REAL NOT NULL,
     seconds REAL,
     PRIMARY KEY (rater, image)
 );
 """
-ROLES = ("clinician", "engineer", "other")
 
 
 class Storage:

@@ -310,9 +310,9 @@ def test_real_vs_real_margins_give_equivalence_tests(report, tmp_path):
 
     sweep = tmp_path / "sweep"
     shutil.copytree(report["sweep"], sweep)
-    assert baselines_main(["--margins", str(sweep), "--draws", "3"]) == 0
+    assert baselines_main(["--margins", str(sweep), "--draws", "2"]) == 0
     margins = json.loads((sweep / "margins.json").read_text())
-    assert (margins["set_size"], margins["drawn_size"], margins["reference_n"], margins["draws"]) == (16, 16, 24, 3)
+    assert (margins["set_size"], margins["drawn_size"], margins["reference_n"], margins["draws"]) == (16, 16, 24, 2)
     lbp = margins["metrics"]["lbp_l1"]
     assert lbp["margin"] == pytest.approx(1.959964 * math.sqrt(2) * lbp["sd"]) and lbp["sd"] > 0
     assert report_main([str(sweep), "--out", str(tmp_path / "out")]) == 0
