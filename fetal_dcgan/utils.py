@@ -12,9 +12,13 @@ from fetal_dcgan.errors import ConfigError
 
 
 def default_cache_dir() -> str:
-    """The cache folder of commands that do not compose the Hydra config: ``FETAL_DCGAN_CACHE``,
-    else the default of ``conf/paths/default.yaml``."""
-    return os.environ.get("FETAL_DCGAN_CACHE", "~/.cache/fetal_dcgan")
+    """The cache folder of commands that do not compose the Hydra config: ``paths.cache_dir``
+    of ``conf/paths/default.yaml`` (``FETAL_DCGAN_CACHE``, else the default written there)."""
+    from omegaconf import OmegaConf
+
+    from fetal_dcgan.config import CONF_DIR
+
+    return str(OmegaConf.load(CONF_DIR / "paths" / "default.yaml").cache_dir)
 
 
 def atomic_save(obj, path: str | Path) -> None:

@@ -116,3 +116,12 @@ def test_image_size_drives_the_model(tmp_path):
 def test_trainer_options_compose(tmp_path, trainer):
     cfg = compose_config(tmp_path, [f"trainer={trainer}"])
     assert cfg.trainer.accelerator == trainer
+
+
+def test_commands_without_hydra_share_the_configured_cache(tmp_path, monkeypatch):
+    from fetal_dcgan.utils import default_cache_dir
+
+    monkeypatch.delenv("FETAL_DCGAN_CACHE", raising=False)
+    assert default_cache_dir() == compose_config(tmp_path).paths.cache_dir == "~/.cache/fetal_dcgan"
+    monkeypatch.setenv("FETAL_DCGAN_CACHE", str(tmp_path / "cache"))
+    assert default_cache_dir() == str(tmp_path / "cache")
