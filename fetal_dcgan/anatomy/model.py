@@ -18,6 +18,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lightning as L
@@ -152,7 +153,7 @@ class MeasurementModel:
     meta: dict
     path: Path
 
-    @property
+    @cached_property
     def trained_on(self) -> frozenset[str]:
         """Digests of the images the network learned from (``image_digests``)."""
         path = self.path / TRAINED_ON

@@ -183,9 +183,12 @@ class UltrasoundDataModule(L.LightningDataModule):
         train_idx = pool[training_indices(len(pool), self.n, self.seed, pool_groups)]
         self.train_files = [self.files[i] for i in train_idx]
         self.train_images = images[torch.from_numpy(train_idx)]
-        labels = groups if groups is not None else [str(p) for p in self.files]
-        self.train_groups = torch.from_numpy(np.unique([labels[i] for i in train_idx], return_inverse=True)[1])
+        labels = np.asarray(groups if groups is not None else [str(p) for p in self.files], dtype=object)
+        self.train_groups = torch.from_numpy(np.unique(labels[train_idx].astype(str), return_inverse=True)[1])
+        # Reference images of fetuses the generator never trains on: the memorisation audit's yardstick.
+        unseen = np.arange(len(ref_idx))  # another split: other fetuses
         if reference_files is self.files:
+            unseen = np.flatnonzero(~np.isin(labels[ref_idx], labels[train_idx]))
             self.reference_files, self.reference = [self.files[i] for i in ref_idx], images[torch.from_numpy(ref_idx)]
         else:
             self.reference_files = [reference_files[i] for i in ref_idx]
@@ -193,7 +196,7 @@ class UltrasoundDataModule(L.LightningDataModule):
                 self.reference_files, self.image_size, self.fit, self.cache_dir, resize=self.resize
             )
         self.reference_in_training = len(set(map(str, self.reference_files)) & set(map(str, self.train_files)))
-        self.held_out = self.reference[torch.from_numpy(self._unseen_fetuses(groups, train_idx))]
+        self.held_out = self.reference[torch.from_numpy(unseen)]
         log.info(
             "Data: %d images from %s; training on %d, reference set of %d (%s; %d of them training images), "
             "%dx%d px (fit=%s, resize=%s).",
@@ -242,15 +245,6 @@ class UltrasoundDataModule(L.LightningDataModule):
                 len(ref),
             )
         return np.arange(size), self.files, ref
-
-    def _unseen_fetuses(self, groups: list | None, train_idx: np.ndarray) -> np.ndarray:
-        """Indices of reference images whose fetus is not in training: the memorisation audit's yardstick."""
-        labels = np.asarray(groups if groups is not None else [str(p) for p in self.files], dtype=object)
-        if self.reference_files and self.reference_files[0] not in set(self.files):
-            return np.arange(len(self.reference_files))  # another split: other fetuses
-        index = {str(p): i for i, p in enumerate(self.files)}
-        ref_labels = labels[[index[str(p)] for p in self.reference_files]]
-        return np.flatnonzero(~np.isin(ref_labels, labels[train_idx]))
 
     def _report_duplicates(self, images: torch.Tensor) -> None:
         """Log identical and near-identical images (PSNR >= ``near_copy_db`` at the training

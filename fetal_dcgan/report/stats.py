@@ -491,6 +491,7 @@ def sweep_statistics(
     tests, candidates = [], []
     epochs = sorted(results["epoch"].dropna().unique())
     between = [f for f in factors if f != "epoch"]  # epochs are within-run, never between runs
+    confounded = {factor: confounding(results, factor) for factor in factors}
     for metric in (m for m in metrics if m in results):
         margin, source = (margins or {}).get(metric, (math.nan, MISSING_MARGIN))
         info = {"margin": margin, "margin_source": source}
@@ -510,11 +511,10 @@ def sweep_statistics(
             continue
         for factor in factors:
             rows, found = _factor_rows(results, metric, factor, between, epochs, info, alpha)
-            confounded = confounding(results, factor)
             candidates += [(len(tests) + position, *rest, metric, factor) for position, *rest in found]
-            tests += [_note(r, confounded) for r in rows]
+            tests += [_note(r, confounded[factor]) for r in rows]
             tests.append(
-                _note(_paper_design(results, metric, factor, {"metric": metric, "factor": factor}), confounded)
+                _note(_paper_design(results, metric, factor, {"metric": metric, "factor": factor}), confounded[factor])
             )
     pairs = []
     for metric in (m for m in image_metrics if m in per_image):

@@ -13,6 +13,7 @@ spread of the metric at the study's set size (``python -m fetal_dcgan.baselines
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -33,6 +34,7 @@ def power_f(f: float, df_num: float, df_denom: float, alpha: float) -> float:
     return float(FTestPowerF2().power(f * f, df_num, df_denom, alpha))
 
 
+@lru_cache(maxsize=256)  # every metric of a design shares its degrees of freedom
 def minimum_detectable_f(df_num: float, df_denom: float, alpha: float, power: float = POWER) -> float:
     """Cohen's f that the F test detects with ``power``."""
     if df_denom <= 0:

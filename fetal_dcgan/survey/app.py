@@ -92,21 +92,20 @@ class Study:
     ids: list[str]
     admin_token: str
     title: str
+    known: frozenset[str]
 
     @classmethod
     def load(cls, folder: str | Path) -> Study:
         layout = StudyLayout(folder).check()
+        ids = deck_ids(layout.root)
         return cls(
             layout,
             Storage(layout.ratings),
-            deck_ids(layout.root),
+            ids,
             layout.admin_token.read_text().strip(),
             json.loads(layout.facts.read_text()).get("title", "Image rating study"),
+            frozenset(ids),
         )
-
-    @property
-    def known(self) -> set[str]:
-        return set(self.ids)
 
 
 pages = Blueprint("rating", __name__)
