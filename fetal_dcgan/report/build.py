@@ -340,7 +340,7 @@ def _page(
         + "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>" for f, text in answers(tests))
         + "</ul>"
         + "<p class='note'>Run-level tests (the training run is the replicate). "
-        + html.escape(FAMILIES)
+        + html.escape(FAMILIES.replace("`", ""))
         + " Verdicts: differs, equivalent within a margin (TOST), or undetermined with the design's power; "
         "the tables below give every test with its effect size. Replicates: " + html.escape(REPLICATE_SOURCES) + ".</p>"
     )
