@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m fetal_dcgan.bench {train,metrics,sweep,phases} [--json]``.
+"""Benchmarks: ``python -m fetal_dcgan.bench {train,metrics,suite,sweep,phases} [--json]``.
 
 ``train`` runs the same DCGAN steps twice in one process: as a bare PyTorch loop on
 in-memory tensors, and through the project's real training path (the phantom datamodule
@@ -29,6 +29,7 @@ from fetal_dcgan.data.sources import phantom_images
 from fetal_dcgan.imaging.psnr import pairwise_psnr
 from fetal_dcgan.metrics.lbp import lbp_histograms
 from fetal_dcgan.metrics.mutual_info import pairwise_mutual_information
+from fetal_dcgan.models.dcgan import COMPILE_MODES
 from fetal_dcgan.utils import default_cache_dir
 
 
@@ -110,6 +111,61 @@ def bench_metrics(
             "nmi": max_rel(nmi[index], ref_nmi),
         },
         "lbp_histograms_identical": bool(np.array_equal(hist_fake[:lbp_images], np.stack(ref_hist))),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def random_inception_weights(path: Path) -> Path:
+    """A file of random weights for torch-fidelity's FID Inception, so that FID and KID can be
+    timed where the real weights cannot be downloaded: the same network and arithmetic, with
+    meaningless values."""
+    from unittest import mock
+
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    with mock.patch("torch.load"), mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict"):
+        network = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path="random")
+    torch.save(network.state_dict(), path)
+    return path
+
+
+def bench_suite(overrides: list[str], n_fake: int, train_anatomy: bool) -> dict:
+    """The configured metric suite (``conf/metrics``, on its device) on one synthetic set of the
+    configured data, per metric: the first set a run scores (reference statistics computed) and
+    a later one (statistics cached). The synthetic set is the pool's last images with noise, so
+    memorisation values mean nothing here; only times do. ``train_anatomy``: train (or find)
+    the head-measurement model first, timed, so ``anatomy`` is scored."""
+    from hydra.utils import instantiate
+
+    cfg = compose_config(overrides)
+    datamodule = instantiate(cfg.data, n=None)
+    datamodule.setup("fit")
+    anatomy_seconds = None
+    if train_anatomy and "anatomy" in cfg.metrics.names:
+        from fetal_dcgan.anatomy.model import train_model
+
+        start = time.perf_counter()
+        train_model(cfg)
+        anatomy_seconds = round(time.perf_counter() - start, 1)
+    pool = datamodule.train_images
+    noise = torch.randint(-12, 13, pool[-n_fake:].shape, generator=torch.Generator().manual_seed(0))
+    fake = (pool[-n_fake:].int() + noise).clamp(0, 255).to(torch.uint8)
+    suite = instantiate(cfg.metrics)
+    scored = {}
+    for label in ("first_set", "later_set"):
+        result = suite.score(fake, datamodule.reference, pool, datamodule.held_out, datamodule.train_groups)
+        scored[label] = {k: round(v, 2) for k, v in result.seconds.items()}
+        scored[label]["total"] = round(sum(result.seconds.values()), 2)
+    return {
+        "overrides": overrides,
+        "image_size": int(cfg.data.image_size),
+        "n_fake": len(fake),
+        "n_real": len(datamodule.reference),
+        "device": suite.device,
+        "anatomy_model_seconds": anatomy_seconds,
+        "seconds": scored,
+        "status": result.status,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "torch_threads": torch.get_num_threads(),
     }
@@ -304,14 +360,19 @@ def bench_sweep(
     }
 
 
-def sweep_phases(sweep_dir: str | Path) -> dict:
+def sweep_phases(sweep_dir: str | Path, full_epochs: int | None = None, full_sets: int | None = None) -> dict:
     """Per-phase seconds summed over a real sweep's finished runs (their ``finished.json``),
-    for timing the actual command, e.g. ``-m experiment=paper64 trainer=gpu jobs=shared_gpu``."""
-    from fetal_dcgan.runs import read_finished
+    for timing the actual command, e.g. ``-m experiment=paper64 trainer=gpu jobs=shared_gpu``.
+    With ``full_epochs`` and ``full_sets``, each run is also extrapolated linearly to that many
+    epochs and scored sets (training time per epoch and scoring time per set held), and the
+    grid's wall time to the longest such run (the runs side by side, as ``jobs=shared_gpu``)."""
+    from fetal_dcgan.runs import RunLayout, read_csv, read_finished, run_setting
 
-    records = [r for r in map(read_finished, sorted(Path(sweep_dir).glob("*/"))) if r]
-    if not records:
+    runs = [(d, read_finished(d)) for d in sorted(Path(sweep_dir).glob("*/"))]
+    runs = [(d, r) for d, r in runs if r]
+    if not runs:
         raise SystemExit(f"error: no finished runs (*/finished.json) under {sweep_dir}: run the sweep first.")
+    records = [r for _, r in runs]
     phases = {
         phase: round(sum(r["seconds"].get(phase, 0.0) for r in records), 1)
         for phase in ("training", "sampling", "metrics", "fit")
@@ -320,51 +381,94 @@ def sweep_phases(sweep_dir: str | Path) -> dict:
     for record in records:
         for name, seconds in record.get("metric_seconds", {}).items():
             metrics[name] = metrics.get(name, 0.0) + seconds
-    return {
+    result = {
         "sweep_dir": str(sweep_dir),
         "runs": len(records),
         "seconds_summed_over_runs": phases,
         "metric_seconds_summed_over_runs": {k: round(v, 1) for k, v in metrics.items()},
         "longest_run_seconds": round(max(r["seconds"].get("fit", 0.0) for r in records), 1),
     }
+    if full_epochs and full_sets:
+        result["extrapolated"] = _extrapolate(
+            [(run_setting(d, "data.n"), len(read_csv(RunLayout(d).metrics_csv)), r) for d, r in runs],
+            full_epochs,
+            full_sets,
+        )
+    return result
+
+
+def _extrapolate(runs: list[tuple[int | None, int, dict]], full_epochs: int, full_sets: int) -> dict:
+    """Each run (its n, its scored sets, its record) at ``full_epochs`` and ``full_sets``, in seconds."""
+    per_run = []
+    for n, sets, record in runs:
+        seconds = record["seconds"]
+        training = seconds.get("training", 0.0) * full_epochs / record["max_epochs"]
+        scoring = (seconds.get("sampling", 0.0) + seconds.get("metrics", 0.0)) * full_sets / max(sets, 1)
+        per_run.append(
+            {
+                "n": n,
+                "epochs": record["max_epochs"],
+                "sets": sets,
+                "training_s": round(training, 1),
+                "sampling_and_metrics_s": round(scoring, 1),
+            }
+        )
+    return {
+        "full_epochs": full_epochs,
+        "full_sets": full_sets,
+        "per_run": per_run,
+        "wall_s_side_by_side": round(max(r["training_s"] + r["sampling_and_metrics_s"] for r in per_run), 1),
+    }
+
+
+#: Named speed options for ``bench train --variants``: each one's settings over 32-bit NCHW eager.
+VARIANTS = {
+    "fp32": {},
+    "bf16": {"precision": "bf16-mixed"},
+    "channels_last": {"channels_last": True},
+    "bf16_channels_last": {"precision": "bf16-mixed", "channels_last": True},
+    "compile": {"compile": "default"},
+    "bf16_compile": {"precision": "bf16-mixed", "compile": "default"},
+}
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, nargs="+", default=[64], help="one or more sizes, each measured")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40, help="timed steps, after warm-up steps")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", choices=("default", "reduce-overhead", "max-autotune"), default=None)
+    parser.add_argument("--compile", choices=COMPILE_MODES[1:], default=None)
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, help="measure each of these named options instead of the flags"
+    )
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--json", action="store_true", help="print JSON only (one line a measurement)")
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    result = bench_train(
-        args.image_size,
-        args.batch_size,
-        args.steps,
-        args.warmup,
-        args.accelerator,
-        args.cache_dir,
-        args.precision,
-        args.channels_last,
-        args.compile,
+    plain = {"precision": "32-true", "channels_last": False, "compile": None}
+    flags = {"precision": args.precision, "channels_last": args.channels_last, "compile": args.compile}
+    settings = [{**plain, **VARIANTS[v]} for v in args.variants] if args.variants else [flags]
+    for image_size in args.image_size:
+        for options in settings:
+            result = bench_train(
+                image_size, args.batch_size, args.steps, args.warmup, args.accelerator, args.cache_dir, **options
+            )
+            print(json.dumps(result) if args.json else _train_summary(result), flush=True)
+
+
+def _train_summary(result: dict) -> str:
+    return (
+        f"DCGAN{result['image_size']}, batch {result['batch_size']}, nz {result['nz']}, ngf {result['ngf']}, "
+        f"ndf {result['ndf']}, {result['accelerator']}, {result['precision']}, "
+        f"channels_last={result['channels_last']}, compile={result['compile']}, {result['steps']} timed steps:\n"
+        f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s\n"
+        f"  fetal_dcgan training   {result['images_per_s']:8.1f} images/s   ratio {result['ratio']:.3f}\n"
+        f"  peak RSS {result['peak_rss_mb']:.0f} MB"
     )
-    if args.json:
-        print(json.dumps(result))
-        return
-    print(
-        f"DCGAN{args.image_size}, batch {args.batch_size}, nz {result['nz']}, ngf {result['ngf']}, "
-        f"ndf {result['ndf']}, {args.accelerator}, {args.precision}, channels_last={args.channels_last}, "
-        f"compile={args.compile}, {args.steps} timed steps:"
-    )
-    print(f"  bare PyTorch loop      {result['bare_images_per_s']:8.1f} images/s")
-    print(f"  fetal_dcgan training   {result['images_per_s']:8.1f} images/s   ratio {result['ratio']:.3f}")
-    print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -409,10 +513,12 @@ def _run_sweep(args: argparse.Namespace) -> None:
 
 def _phases_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_dir")
+    parser.add_argument("--full-epochs", type=int, help="extrapolate each run to this many epochs ...")
+    parser.add_argument("--full-sets", type=int, help="... and this many scored sets")
 
 
 def _run_phases(args: argparse.Namespace) -> None:
-    print(json.dumps(sweep_phases(args.sweep_dir)))
+    print(json.dumps(sweep_phases(args.sweep_dir, args.full_epochs, args.full_sets)))
 
 
 def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
@@ -446,6 +552,37 @@ def _run_metrics(args: argparse.Namespace) -> None:
     print(f"  peak RSS {result['peak_rss_mb']:.0f} MB")
 
 
+def _suite_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", help="training's Hydra overrides, e.g. experiment=paper64")
+    parser.add_argument("--n-fake", type=int, default=800)
+    parser.add_argument("--train-anatomy", action="store_true", help="train (or find) the anatomy model first")
+    parser.add_argument(
+        "--random-inception",
+        action="store_true",
+        help="time FID/KID with random Inception weights (values meaningless)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _run_suite(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = args.random_inception and random_inception_weights(Path(tmp, "random-inception.pth"))
+        overrides = args.overrides + ([f"metrics.features.weights_path={weights}"] if weights else [])
+        result = bench_suite(overrides, args.n_fake, args.train_anatomy)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['n_fake']} synthetic vs {result['n_real']} reference images, {result['image_size']} px, "
+        f"metrics on {result['device']}:"
+    )
+    for label, seconds in result["seconds"].items():
+        print(f"  {label:<10} " + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()))
+    if result["anatomy_model_seconds"] is not None:
+        print(f"  head-measurement model trained or found in {result['anatomy_model_seconds']} s")
+    print("  not ok: " + (", ".join(f"{k}: {v}" for k, v in result["status"].items() if v != "ok") or "none"))
+
+
 #: Each subcommand: its help, the arguments it takes and what it runs.
 COMMANDS = {
     "train": ("bare PyTorch loop vs the project's training path, same settings", _train_arguments, _run_train),
@@ -456,6 +593,7 @@ COMMANDS = {
         _run_phases,
     ),
     "metrics": ("all-pairs PSNR, MI/NMI and LBPv against scikit-image/scikit-learn", _metrics_arguments, _run_metrics),
+    "suite": ("the configured metric suite on one synthetic set, per metric", _suite_arguments, _run_suite),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from fetal_dcgan.bench import main
 
@@ -35,12 +36,21 @@ def test_bench_phases_sums_a_sweeps_finished_runs(tmp_path, capsys):
                 }
             )
         )
+        (tmp_path / str(i) / "config.yaml").write_text(f"data:\n  n: {100 * (i + 1)}\n")
+        (tmp_path / str(i) / "metrics.csv").write_text("epoch\n2\n4\n")  # two scored sets
     (tmp_path / "2").mkdir()  # an unfinished run is not counted
-    assert main(["phases", str(tmp_path)]) == 0
+    assert main(["phases", str(tmp_path), "--full-epochs", "1000", "--full-sets", "4"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["runs"] == 2 and result["longest_run_seconds"] == 30.0
     assert result["seconds_summed_over_runs"] == {"training": 34.0, "sampling": 2.0, "metrics": 4.0, "fit": 40.0}
     assert result["metric_seconds_summed_over_runs"] == {"mi": 3.0, "psnr": 1.0}
+    # training per epoch x 1000 epochs; (sampling + metrics) per set x 4 sets; the runs side by side
+    extrapolated = result["extrapolated"]
+    assert [(r["n"], r["training_s"], r["sampling_and_metrics_s"]) for r in extrapolated["per_run"]] == [
+        (100, 1750.0, 6.0),
+        (200, 6750.0, 6.0),
+    ]
+    assert extrapolated["wall_s_side_by_side"] == 6756.0
     with pytest.raises(SystemExit, match="no finished runs"):
         main(["phases", str(tmp_path / "2")])
 
@@ -53,3 +63,13 @@ def test_bench_metrics_agrees_with_the_reference_libraries(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["pairs"] == 300 and result["lbp_histograms_identical"]
     assert max(result["max_rel_diff"].values()) < 1e-9
+
+
+@pytest.mark.slow  # a 95 MB file
+def test_random_inception_weights_build_fids_network(tmp_path):
+    from fetal_dcgan.bench import random_inception_weights
+    from fetal_dcgan.metrics.features import InceptionFeatures, extract_features
+
+    network = InceptionFeatures(random_inception_weights(tmp_path / "random.pth"))
+    features = extract_features(network, torch.randint(0, 256, (3, 1, 32, 32), dtype=torch.uint8))
+    assert features.shape == (3, 2048) and torch.isfinite(features).all()
