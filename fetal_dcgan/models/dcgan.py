@@ -20,6 +20,12 @@ from fetal_dcgan.models.diffaugment import AdaptiveProbability, diff_augment
 from fetal_dcgan.models.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from fetal_dcgan.models.networks import Discriminator, Generator, init_dcgan_weights
 
+#: torch.compile modes a run may use. The CUDA-graph modes (reduce-overhead, max-autotune) are
+#: refused: a training step calls the discriminator twice, and the second replay overwrites
+#: the first call's outputs before the loss reads them (docs/performance.md, "GPU figures").
+COMPILE_MODES = (None, "default", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
 
 class DCGAN(L.LightningModule):
     """Generator and discriminator trained with manual optimization on logits.
@@ -56,8 +62,13 @@ class DCGAN(L.LightningModule):
         compile: str | None = None,
     ):
         super().__init__()
-        if compile not in (None, "default", "reduce-overhead", "max-autotune"):
-            raise ConfigError(f"model.compile={compile!r}: use null, default, reduce-overhead or max-autotune.")
+        if compile in CUDA_GRAPH_MODES:
+            raise ConfigError(
+                f"model.compile={compile} replays CUDA graphs, which overwrite the discriminator's first outputs "
+                "of a step with its second: use model.compile=default (or max-autotune-no-cudagraphs)."
+            )
+        if compile not in COMPILE_MODES:
+            raise ConfigError(f"model.compile={compile!r}: use null, default or max-autotune-no-cudagraphs.")
         if loss == "wgan-gp" and d_norm == "batch":
             raise ConfigError(
                 "model.loss=wgan-gp with model.d_norm=batch: the gradient penalty is per image and "

@@ -304,7 +304,8 @@ def test_psnr_and_lbp_on_a_device_match_the_cpu_results():
         assert codes.device.type == "meta" and codes.shape == (len(FAKE), 32, 32)
         assert pairwise_psnr(FAKE.to("meta"), REAL.to("meta")).shape == (len(FAKE), len(REAL))
         return
-    assert psnr(FAKE, REAL, device=device)["scalars"] == psnr(FAKE, REAL)["scalars"]
+    # float64 sums in another order: equal to the last few bits
+    assert psnr(FAKE, REAL, device=device)["scalars"] == pytest.approx(psnr(FAKE, REAL)["scalars"], rel=1e-12)
     np.testing.assert_array_equal(lbp_histograms(FAKE, device=device), lbp_histograms(FAKE))
 
 

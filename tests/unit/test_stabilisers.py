@@ -237,3 +237,9 @@ def test_an_old_plain_dcgan_checkpoint_still_loads(tmp_path):
 def test_compile_refuses_a_gradient_penalty():
     with pytest.raises(ConfigError, match="double backward"):
         DCGAN(image_size=32, r1_gamma=0.1, compile="default")
+
+
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_compile_refuses_cuda_graphs_which_overwrite_the_discriminators_outputs(mode):
+    with pytest.raises(ConfigError, match="model.compile=default"):
+        DCGAN(image_size=32, compile=mode)
