@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fetal_dcgan.data.preprocess import FIT_MODES, read_image_set
+from fetal_dcgan.data.preprocess import FIT_MODES, preprocessing, read_image_set
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError, cli_status
 from fetal_dcgan.metrics import METRICS, MetricsResult, MetricSuite
 from fetal_dcgan.metrics.registry import key_names
-from fetal_dcgan.runs import preprocessing, run_setting
+from fetal_dcgan.runs import run_setting
 from fetal_dcgan.utils import atomic_write_text
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from pathlib import Path
 
-from fetal_dcgan.errors import UserError
 from fetal_dcgan.utils import atomic_write_text
 
 #: Columns of metrics.csv and per_image.csv that describe the run and the snapshot, not the set.
@@ -29,6 +27,11 @@ class RunLayout:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+
+    def is_run(self) -> bool:
+        """Training started here: Hydra recorded the job, or training wrote its resolved config
+        (a run made without Hydra has only the latter; one that failed its checks, the former)."""
+        return self.config.is_file() or self.hydra_config.is_file()
 
     @property
     def config(self) -> Path:
@@ -134,22 +137,22 @@ def write_finished(
     return record
 
 
-def objective(record: dict | None, metric: str | None) -> float | None:
-    """The value a sweeper optimises: ``metric`` at the last snapshot (NaN if missing)."""
-    if not metric:
-        return None
-    value = (record or {}).get("last_metrics", {}).get(metric, "nan")
-    try:
-        return float(value)
-    except ValueError:
-        return math.nan
+def find_runs(root: str | Path) -> list[Path]:
+    """The runs at or under ``root``, in sweep order (job numbers compared as numbers)."""
+    root = Path(root)
+    if RunLayout(root).is_run():
+        return [root]
+    names = (RunLayout.CONFIG, RunLayout(".").hydra_config.as_posix())
+    runs = {marker.parent for name in names for marker in root.glob(f"**/{name}")}
+    runs = {run.parent if run.name == ".hydra" else run for run in runs}
+    return sorted(runs, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
 
 
 def run_of(folder: Path) -> Path | None:
     """The run directory a folder belongs to: the run itself or one of its ``samples/epoch=NNNN``."""
     folder = Path(folder)
     for candidate in (folder, folder.parent.parent):
-        if RunLayout(candidate).config.is_file():
+        if RunLayout(candidate).is_run():
             return candidate
     return None
 
@@ -160,40 +163,5 @@ def run_setting(folder: Path, key: str):
     from omegaconf import OmegaConf
 
     run = run_of(folder)
-    return None if run is None else OmegaConf.select(OmegaConf.load(RunLayout(run).config), key, default=None)
-
-
-def preprocessing(
-    folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit", size_flag: str = "--resize"
-) -> tuple[str, int | None, str]:
-    """How real images must be prepared to match synthetic sets: ``data.fit`` and
-    ``data.image_size`` from the runs' ``config.yaml``, which options given by hand must
-    agree with; for folders that are not runs, the options as given (fit: pad by default).
-    Returns (fit, size, where they came from)."""
-    import yaml
-
-    found = {}
-    for run in {run_of(f) for f in folders} - {None}:  # a config.yaml's folder is its own run
-        data = (yaml.safe_load(RunLayout(run).config.read_text()) or {}).get("data", {})
-        found[run] = (data.get("fit"), data.get("image_size"))
-    if len(set(found.values())) > 1:
-        raise UserError(
-            "The synthetic sets were trained with different preprocessing: "
-            + "; ".join(f"{run}: fit={f}, image_size={s}" for run, (f, s) in sorted(found.items()))
-            + ". Use sets of one "
-            "preprocessing at a time."
-        )
-    if not found:
-        return fit or "pad", size, "as given"  # pad: data.fit's default
-    run_fit, run_size = next(iter(found.values()))
-    for flag, given, wanted, key in (
-        (fit_flag, fit, run_fit, "data.fit"),
-        (size_flag, size, run_size, "data.image_size"),
-    ):
-        if given is not None and given != wanted:
-            raise UserError(
-                f"{flag} {given} differs from the run's {key}={wanted} (in "
-                f"{RunLayout(next(iter(found))).config}): real images must be prepared as the generator's "
-                f"training images were. Drop {flag} or give {flag} {wanted}."
-            )
-    return run_fit, run_size, f"from {RunLayout(next(iter(found))).config}"
+    config = None if run is None else RunLayout(run).config
+    return OmegaConf.select(OmegaConf.load(config), key, default=None) if config and config.is_file() else None

@@ -7,6 +7,7 @@ returns the metric a sweeper optimises.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 
 import hydra
@@ -14,9 +15,19 @@ from omegaconf import DictConfig
 
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.pipeline import train
-from fetal_dcgan.runs import objective
 
 log = logging.getLogger(__name__)
+
+
+def objective(record: dict | None, metric: str | None) -> float | None:
+    """The value a sweeper optimises: ``metric`` at the last snapshot (NaN if missing)."""
+    if not metric:
+        return None
+    value = (record or {}).get("last_metrics", {}).get(metric, "nan")
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

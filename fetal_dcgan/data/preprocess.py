@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from fetal_dcgan.errors import ConfigError, DataError
+from fetal_dcgan.errors import ConfigError, DataError, UserError
+from fetal_dcgan.runs import RunLayout, run_of
 from fetal_dcgan.utils import atomic_save, check_image_size
 
 #: Bump when reading or resizing changes, so cached tensors are rebuilt.
@@ -165,3 +166,40 @@ def load_images(
     if cache is not None:
         atomic_save(images, cache)
     return images
+
+
+def preprocessing(
+    folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit", size_flag: str = "--resize"
+) -> tuple[str, int | None, str]:
+    """How real images must be prepared to match synthetic sets: ``data.fit`` and
+    ``data.image_size`` from the runs' ``config.yaml``, which options given by hand must
+    agree with; for folders that are not runs, the options as given (fit: pad by default).
+    Returns (fit, size, where they came from)."""
+    import yaml
+
+    found = {}
+    for run in {run_of(f) for f in folders} - {None}:  # a config.yaml's folder is its own run
+        if RunLayout(run).config.is_file():  # a run that stopped before training wrote it has no settings
+            data = (yaml.safe_load(RunLayout(run).config.read_text()) or {}).get("data", {})
+            found[run] = (data.get("fit"), data.get("image_size"))
+    if len(set(found.values())) > 1:
+        raise UserError(
+            "The synthetic sets were trained with different preprocessing: "
+            + "; ".join(f"{run}: fit={f}, image_size={s}" for run, (f, s) in sorted(found.items()))
+            + ". Use sets of one "
+            "preprocessing at a time."
+        )
+    if not found:
+        return fit or "pad", size, "as given"  # pad: data.fit's default
+    run_fit, run_size = next(iter(found.values()))
+    for flag, given, wanted, key in (
+        (fit_flag, fit, run_fit, "data.fit"),
+        (size_flag, size, run_size, "data.image_size"),
+    ):
+        if given is not None and given != wanted:
+            raise UserError(
+                f"{flag} {given} differs from the run's {key}={wanted} (in "
+                f"{RunLayout(next(iter(found))).config}): real images must be prepared as the generator's "
+                f"training images were. Drop {flag} or give {flag} {wanted}."
+            )
+    return run_fit, run_size, f"from {RunLayout(next(iter(found))).config}"

@@ -1,6 +1,6 @@
 """Find the runs of a sweep and gather what they wrote into tables.
 
-A run is a folder holding ``.hydra/config.yaml``; its ``metrics.csv`` rows become rows of
+A run is a folder training started in (``RunLayout.is_run``); its ``metrics.csv`` rows become rows of
 ``results`` (one per run x snapshot) with the run's id, its swept overrides and status.
 Cells that failed or never scored a snapshot are kept in ``runs`` with their status, so
 a report says what is missing instead of silently dropping it.
@@ -16,7 +16,7 @@ import yaml
 
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.metrics import registry
-from fetal_dcgan.runs import RUN_COLUMNS, RunLayout
+from fetal_dcgan.runs import RUN_COLUMNS, RunLayout, find_runs
 
 #: Columns that describe a cell rather than measure it.
 CONFIG_COLUMNS = ("run", *RUN_COLUMNS)
@@ -69,14 +69,6 @@ class Sweep:
         return axes
 
 
-def _run_dirs(root: Path) -> list[Path]:
-    if RunLayout(root).hydra_config.is_file():
-        return [root]
-    pattern = "**/" + RunLayout(".").hydra_config.relative_to(".").as_posix()
-    runs = [p.parent.parent for p in root.glob(pattern)]
-    return sorted(runs, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
-
-
 def _overrides(run_dir: Path) -> dict[str, str]:
     path = RunLayout(run_dir).overrides
     items = yaml.safe_load(path.read_text()) if path.is_file() else []
@@ -91,10 +83,10 @@ def load_sweep(root: str | Path) -> Sweep:
             f"{root} does not exist: give the sweep folder that `python -m fetal_dcgan.train -m` "
             "wrote, e.g. multirun/smoke."
         )
-    run_dirs = _run_dirs(root)
+    run_dirs = find_runs(root)
     if not run_dirs:
         raise UserError(
-            f"{root} is not a sweep: no run folders with .hydra/config.yaml were found under it. "
+            f"{root} is not a sweep: no run folders ({RunLayout.CONFIG} or .hydra/) were found under it. "
             "Give the folder that `python -m fetal_dcgan.train -m ...` printed (multirun/...)."
         )
     runs, results, per_image = [], [], []

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fetal_dcgan.data.preprocess import fit_square, read_gray
+from fetal_dcgan.data.preprocess import fit_square, preprocessing, read_gray
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.runs import RunLayout, preprocessing
+from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.survey.layout import StudyLayout
 from fetal_dcgan.survey.storage import Storage
 
