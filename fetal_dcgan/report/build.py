@@ -13,6 +13,7 @@ from fetal_dcgan.metrics.lbp import REFERENCE_VECTOR, SYNTHETIC_VECTOR
 from fetal_dcgan.report import figures
 from fetal_dcgan.report.collect import Sweep, load_sweep, natural_order
 from fetal_dcgan.report.html import image_tag, render, table
+from fetal_dcgan.report.layout import ReportLayout
 from fetal_dcgan.report.margins import MARGINS_FILE, read_margins
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
 from fetal_dcgan.report.stats import DESIGNS, OUTSIDE, PRIMARY, REPLICATE_SOURCES, cell_summary, sweep_statistics
@@ -249,62 +250,69 @@ def build_report(
     rated = read_ratings(Path(ratings)) if ratings else None
     if rated is not None:
         per_set(rated, role)  # a bad file or role fails before any work
-    out = Path(out) if out else sweep.root / "report"
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    paths = {
-        "results": out / "results.csv",
-        "per_image": out / "per_image.csv",
-        "stats": out / "stats.csv",
-        "pairwise": out / "pairwise.csv",
-        "cells": out / "cells.csv",
-        "stats_md": out / "stats.md",
-        "html": out / "report.html",
-    }
-    atomic_write_text(sweep.results.to_csv(index=False), paths["results"])
-    atomic_write_text(sweep.per_image.to_csv(index=False), paths["per_image"])
-    cells = cell_summary(sweep.results, sweep.varied_axes, sweep.metric_columns)
-    atomic_write_text(cells.to_csv(index=False), paths["cells"])
-    tests, pairs = statistics(sweep, resamples, margin_table)
-    atomic_write_text(tests.to_csv(index=False), paths["stats"])
-    atomic_write_text(pairs.to_csv(index=False), paths["pairwise"])
-    atomic_write_text(stats_markdown(tests, pairs), paths["stats_md"])
-
-    lbp_sets = _lbp_sets(sweep)
-    figs = {
-        "metrics against n": figures.metric_lines(sweep.results, "n", "epoch", out / "figures" / "metric_vs_n.png"),
-        "metrics against epoch": figures.metric_lines(
-            sweep.results, "epoch", "n", out / "figures" / "metric_vs_epoch.png"
-        ),
-        "metrics against images seen (kimg)": figures.metric_lines(
-            sweep.results, "kimg", "n", out / "figures" / "metric_vs_kimg.png"
-        ),
-        "LBP vectors (fractions)": figures.lbp_vectors(lbp_sets, out / "figures" / "lbp_vectors.png"),
-        "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
-            lbp_sets, out / "figures" / "lbp_differences.png"
-        ),
-        "training losses": figures.loss_curves(_loss_curves(sweep), out / "figures" / "losses.png"),
-    }
-    figs["samples by cell (the first run of each, last epoch)"] = figures.cell_sheet(
-        _cell_samples(sweep), out / "figures" / "samples_by_cell.png"
-    )
-    grids = []
-    for row in sweep.results.itertuples():
-        layout = RunLayout(sweep.runs.set_index("run").loc[row.run, "path"])
-        files = sorted(layout.samples(int(row.epoch)).glob("*.png"))
-        grid = figures.sample_grid(files, out / "figures" / "grids" / f"run={row.run}_epoch={int(row.epoch):04d}.png")
-        if grid:
-            grids.append((f"run {row.run} · n={row.n} · epoch {row.epoch}", grid))
+    layout = ReportLayout(out or sweep.root / "report")
+    layout.figures.mkdir(parents=True, exist_ok=True)
+    tests, pairs, cells = _write_tables(sweep, layout, resamples, margin_table)
+    figs = _draw_figures(sweep, layout)
+    paths = layout.files()
     relations = pd.DataFrame()
     if rated is not None:
         relations, sets = metrics_vs_ratings(sweep.results, rated, sweep.metric_columns, role, log_fit)
-        paths["ratings"] = out / "metrics_vs_ratings.csv"
-        atomic_write_text(relations.to_csv(index=False), paths["ratings"])
-        figs["metrics against ratings"] = rating_figure(sets, relations, out / "figures" / "metrics_vs_ratings.png")
-
-    atomic_write_text(_page(sweep, tests, pairs, cells, figs, grids, relations), paths["html"])
+        atomic_write_text(relations.to_csv(index=False), layout.ratings)
+        paths["ratings"] = layout.ratings
+        figs["metrics against ratings"] = rating_figure(sets, relations, layout.figure("metrics_vs_ratings"))
+    page = _page(sweep, tests, pairs, cells, figs, _draw_grids(sweep, layout), relations)
+    atomic_write_text(page, layout.file("html"))
     paths.update({f"figure {k}": v for k, v in figs.items() if v})
-    log.info("Report of %d runs written to %s", len(sweep.runs), out)
+    log.info("Report of %d runs written to %s", len(sweep.runs), layout.root)
     return paths
+
+
+def _write_tables(
+    sweep: Sweep, layout: ReportLayout, resamples: int, margin_table: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """results, per_image, cells, stats, pairwise and stats.md; returns (tests, pairs, cells)."""
+    atomic_write_text(sweep.results.to_csv(index=False), layout.file("results"))
+    atomic_write_text(sweep.per_image.to_csv(index=False), layout.file("per_image"))
+    cells = cell_summary(sweep.results, sweep.varied_axes, sweep.metric_columns)
+    atomic_write_text(cells.to_csv(index=False), layout.file("cells"))
+    tests, pairs = statistics(sweep, resamples, margin_table)
+    atomic_write_text(tests.to_csv(index=False), layout.file("stats"))
+    atomic_write_text(pairs.to_csv(index=False), layout.file("pairwise"))
+    atomic_write_text(stats_markdown(tests, pairs), layout.file("stats_md"))
+    return tests, pairs, cells
+
+
+def _draw_figures(sweep: Sweep, layout: ReportLayout) -> dict[str, Path | None]:
+    """The sweep's figures by caption (None where a figure has nothing to show)."""
+    lbp_sets = _lbp_sets(sweep)
+    return {
+        "metrics against n": figures.metric_lines(sweep.results, "n", "epoch", layout.figure("metric_vs_n")),
+        "metrics against epoch": figures.metric_lines(sweep.results, "epoch", "n", layout.figure("metric_vs_epoch")),
+        "metrics against images seen (kimg)": figures.metric_lines(
+            sweep.results, "kimg", "n", layout.figure("metric_vs_kimg")
+        ),
+        "LBP vectors (fractions)": figures.lbp_vectors(lbp_sets, layout.figure("lbp_vectors")),
+        "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
+            lbp_sets, layout.figure("lbp_differences")
+        ),
+        "training losses": figures.loss_curves(_loss_curves(sweep), layout.figure("losses")),
+        "samples by cell (the first run of each, last epoch)": figures.cell_sheet(
+            _cell_samples(sweep), layout.figure("samples_by_cell")
+        ),
+    }
+
+
+def _draw_grids(sweep: Sweep, layout: ReportLayout) -> list[tuple[str, Path]]:
+    """A sample grid of every scored set, with its caption."""
+    grids = []
+    paths = sweep.runs.set_index("run")["path"]
+    for row in sweep.results.itertuples():
+        files = sorted(RunLayout(paths[row.run]).samples(int(row.epoch)).glob("*.png"))
+        grid = figures.sample_grid(files, layout.grid(row.run, int(row.epoch)))
+        if grid:
+            grids.append((f"run {row.run} · n={row.n} · epoch {row.epoch}", grid))
+    return grids
 
 
 def _page(
