@@ -52,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     logging.getLogger("fetal_dcgan").setLevel(logging.INFO)  # ours; libraries only warn
+    from fetal_dcgan.anatomy.model import BundleLayout
     from fetal_dcgan.config import compose_config
 
     try:
         cfg = compose_config(argv[1:])
         if argv[0] == "list":
-            found = sorted(Path(cfg.anatomy.cache_dir).expanduser().glob("*/model.json"))
+            found = sorted(Path(cfg.anatomy.cache_dir).expanduser().glob(f"*/{BundleLayout.META}"))
             print("\n".join(str(p.parent) for p in found))
             metas = [json.loads(p.read_text()) for p in found]
             print(accuracy_table(metas) if metas else f"No models in {cfg.anatomy.cache_dir}.")

@@ -141,8 +141,44 @@ def head_probabilities(net: torch.nn.Module, images: torch.Tensor, device: str, 
     )
 
 
-#: The bundle's list of the images it trained on, one digest a line.
-TRAINED_ON = "trained_on.txt"
+class BundleLayout:
+    """Where a model bundle keeps each thing; ``meta`` (model.json) is written last and marks
+    the bundle complete."""
+
+    META = "model.json"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+
+    @classmethod
+    def of(cls, path: str | Path) -> BundleLayout:
+        """The bundle a folder or its model.json belongs to."""
+        path = Path(path).expanduser()
+        return cls(path.parent if path.name == cls.META else path)
+
+    @property
+    def meta(self) -> Path:
+        return self.root / self.META
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "weights.pt"
+
+    @property
+    def trained_on(self) -> Path:
+        """The images the network learned from, one digest a line."""
+        return self.root / "trained_on.txt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    def is_complete(self) -> bool:
+        return self.meta.is_file()
 
 
 @dataclass
@@ -156,7 +192,7 @@ class MeasurementModel:
     @cached_property
     def trained_on(self) -> frozenset[str]:
         """Digests of the images the network learned from (``image_digests``)."""
-        path = self.path / TRAINED_ON
+        path = BundleLayout(self.path).trained_on
         return frozenset(path.read_text().split()) if path.is_file() else frozenset()
 
     def unseen(self, images: torch.Tensor) -> torch.Tensor:
@@ -194,18 +230,16 @@ class MeasurementModel:
 
 def load_model(path: str | Path) -> MeasurementModel:
     """A bundle from its folder (or its model.json)."""
-    folder = Path(path).expanduser()
-    folder = folder.parent if folder.name == "model.json" else folder
-    meta_path = folder / "model.json"
-    if not meta_path.is_file():
+    bundle = BundleLayout.of(path)
+    if not bundle.is_complete():
         raise FileNotFoundError(
-            f"{folder} is not a complete head-measurement model (no model.json): train one with "
+            f"{bundle.root} is not a complete head-measurement model (no {BundleLayout.META}): train one with "
             "python -m fetal_dcgan.anatomy train."
         )
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(bundle.meta.read_text())
     net = build_unet(**meta["network"])
-    net.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
-    return MeasurementModel(net.eval(), meta, folder)
+    net.load_state_dict(torch.load(bundle.weights, map_location="cpu", weights_only=True))
+    return MeasurementModel(net.eval(), meta, bundle.root)
 
 
 def find_model(
@@ -215,7 +249,7 @@ def find_model(
     preferring one trained on ``source``; None when there is none."""
     root = Path(models_dir).expanduser()
     candidates = []
-    for meta_path in root.glob("*/model.json"):
+    for meta_path in root.glob(f"*/{BundleLayout.META}"):
         meta = json.loads(meta_path.read_text())
         current = meta.get("version") == MODEL_VERSION
         if current and meta["image_size"] == image_size and (fit is None or meta["fit"] == fit):
@@ -326,10 +360,10 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
     settings = OmegaConf.to_container(a, resolve=True)
     settings = {k: settings[k] for k in MODEL_SETTINGS}
     key = bundle_key(images, masks, settings, fit, datamodule.group_by)
-    folder = Path(a.cache_dir).expanduser() / key
-    if (folder / "model.json").is_file():
-        log.info("Head-measurement model found in the cache: %s", folder)
-        return load_model(folder)
+    bundle = BundleLayout(Path(a.cache_dir) / key)
+    if bundle.is_complete():
+        log.info("Head-measurement model found in the cache: %s", bundle.root)
+        return load_model(bundle.root)
 
     train_idx, held_idx = held_out_split(len(files), a.held_out, a.seed, groups_of(files, datamodule.group_by))
     log.info(
@@ -342,6 +376,17 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
         len(train_idx),
         len(held_idx),
     )
+    start = time.perf_counter()
+    net = _fit(a, images, masks, train_idx, held_idx, bundle)
+    about = {"key": key, "source": datamodule.source, "image_size": size, "fit": fit, "settings": settings}
+    about["train_seconds"] = time.perf_counter() - start
+    held_out = (images[held_idx], masks[held_idx], _subset(annotated, held_idx))
+    _write_bundle(bundle, net, a, images[train_idx], masks[train_idx], held_out, about)
+    return load_model(bundle.root)
+
+
+def _fit(a: DictConfig, images, masks, train_idx: np.ndarray, held_idx: np.ndarray, bundle: BundleLayout):
+    """The U-Net trained with Lightning (resuming an interrupted bundle); returns it on the CPU."""
     L.seed_everything(a.seed, workers=True)
     module = HeadSegmenter(a.channels, a.strides, a.num_res_units, a.lr, a.augment.hflip, a.augment.degrees)
     t_idx, h_idx = torch.from_numpy(train_idx), torch.from_numpy(held_idx)
@@ -352,47 +397,57 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
         generator=torch.Generator().manual_seed(a.seed),
     )
     held_loader = DataLoader(TensorDataset(images[h_idx], masks[h_idx]), batch_size=256)
-    checkpoints = folder / "checkpoints"
     trainer = L.Trainer(
         max_epochs=a.epochs,
         accelerator=a.accelerator,
         devices=1,
         deterministic=True,
-        default_root_dir=folder,
+        default_root_dir=bundle.root,
         log_every_n_steps=5,
-        logger=L.pytorch.loggers.TensorBoardLogger(folder, name="tensorboard", version=""),
-        callbacks=[L.pytorch.callbacks.ModelCheckpoint(checkpoints, save_last=True, save_top_k=0)],
+        logger=L.pytorch.loggers.TensorBoardLogger(bundle.root, name="tensorboard", version=""),
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(bundle.checkpoints, save_last=True, save_top_k=0)],
     )
-    last = checkpoints / "last.ckpt"
+    last = bundle.last_checkpoint
     if last.is_file():
         log.info("Resuming the head-measurement model from %s", last)
-    start = time.perf_counter()
     trainer.fit(module, train_loader, held_loader, ckpt_path=last if last.is_file() else None)
-    seconds = time.perf_counter() - start
+    return module.net.cpu().eval()
 
-    net = module.net.cpu().eval()
+
+def _write_bundle(
+    bundle: BundleLayout,
+    net: torch.nn.Module,
+    a: DictConfig,
+    train_images: torch.Tensor,
+    train_masks: torch.Tensor,
+    held_out: tuple[torch.Tensor, torch.Tensor, AnnotatedSet],
+    about: dict,
+) -> None:
+    """Weights, the trained-on digests and, last, model.json with the plausible ranges (from
+    the training heads) and the accuracy (on the held-out heads)."""
+    size, fit = about["image_size"], about["fit"]
     ranges = PlausibleRange.of(
-        fit_ellipses(masks[t_idx].float() / 255), size, a.plausible.margin, a.plausible.min_fit_iou
+        fit_ellipses(train_masks.float() / 255), size, a.plausible.margin, a.plausible.min_fit_iou
     )
-    probs = head_probabilities(net, images[h_idx], "cpu")
-    scores = accuracy(probs, masks[h_idx], _subset(annotated, held_idx), size, fit, ranges, a.threshold, a.min_pixels)
-    atomic_save(net.state_dict(), folder / "weights.pt")
-    atomic_write_text("\n".join(image_digests(images[t_idx])) + "\n", folder / TRAINED_ON)
+    held_images, held_masks, held_annotated = held_out
+    probs = head_probabilities(net, held_images, "cpu")
+    scores = accuracy(probs, held_masks, held_annotated, size, fit, ranges, a.threshold, a.min_pixels)
+    atomic_save(net.state_dict(), bundle.weights)
+    atomic_write_text("\n".join(image_digests(train_images)) + "\n", bundle.trained_on)
     meta = {
         "version": MODEL_VERSION,
-        "key": key,
-        "source": datamodule.source,
+        "key": about["key"],
+        "source": about["source"],
         "image_size": size,
         "fit": fit,
         "network": {"channels": list(a.channels), "strides": list(a.strides), "num_res_units": a.num_res_units},
         "threshold": a.threshold,
         "min_pixels": a.min_pixels,
         "plausible": ranges.to_dict(),
-        "n_train": len(train_idx),
-        "n_held_out": len(held_idx),
-        "train_seconds": seconds,
-        "settings": settings,
+        "n_train": len(train_images),
+        "n_held_out": len(held_images),
+        "train_seconds": about["train_seconds"],
+        "settings": about["settings"],
         "accuracy": scores,
     }
-    atomic_write_text(json.dumps(meta, indent=1), folder / "model.json")  # last: marks the bundle complete
-    return load_model(folder)
+    atomic_write_text(json.dumps(meta, indent=1), bundle.meta)  # last: marks the bundle complete
