@@ -28,8 +28,8 @@ from scipy import ndimage
 
 from fetal_dcgan.imaging.ellipse import ramanujan
 
-#: Bump whenever the drawing code changes, so cached phantoms are regenerated.
-PHANTOM_VERSION = 2  # 2: head annotations written beside the images
+#: Bump whenever the drawing code or the files written change, so cached phantoms are regenerated.
+PHANTOM_VERSION = 2
 
 
 @dataclass(frozen=True)
