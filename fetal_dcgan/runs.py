@@ -20,13 +20,25 @@ from fetal_dcgan.utils import atomic_write_text
 RUN_COLUMNS = ("epoch", "step", "kimg", "n", "image_size", "lr", "seed", "reference_in_training")
 
 
-class RunLayout:
+class TrainingFolder:
+    """A folder Lightning trains in: its checkpoints, and the last one to resume from."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+
+class RunLayout(TrainingFolder):
     """Where a run keeps each thing."""
 
     CONFIG = "config.yaml"  # the resolved config the run was trained with
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
 
     def is_run(self) -> bool:
         """Training started here: Hydra recorded the job, or training wrote its resolved config
@@ -68,14 +80,6 @@ class RunLayout:
     @property
     def log(self) -> Path:
         return self.root / "train.log"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.ckpt"
 
     @property
     def tensorboard(self) -> Path:

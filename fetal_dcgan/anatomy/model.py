@@ -39,6 +39,7 @@ from fetal_dcgan.data.sources import groups_of
 from fetal_dcgan.data.subsets import held_out_split
 from fetal_dcgan.errors import ConfigError
 from fetal_dcgan.imaging.digests import image_digests, images_digest
+from fetal_dcgan.runs import TrainingFolder
 from fetal_dcgan.utils import atomic_save, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -141,14 +142,11 @@ def head_probabilities(net: torch.nn.Module, images: torch.Tensor, device: str, 
     )
 
 
-class BundleLayout:
+class BundleLayout(TrainingFolder):
     """Where a model bundle keeps each thing; ``meta`` (model.json) is written last and marks
     the bundle complete."""
 
     META = "model.json"
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser()
 
     @classmethod
     def of(cls, path: str | Path) -> BundleLayout:
@@ -168,14 +166,6 @@ class BundleLayout:
     def trained_on(self) -> Path:
         """The images the network learned from, one digest a line."""
         return self.root / "trained_on.txt"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.ckpt"
 
     def is_complete(self) -> bool:
         return self.meta.is_file()
