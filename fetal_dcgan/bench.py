@@ -30,6 +30,7 @@ from fetal_dcgan.imaging.psnr import pairwise_psnr
 from fetal_dcgan.metrics.lbp import lbp_histograms
 from fetal_dcgan.metrics.mutual_info import pairwise_mutual_information
 from fetal_dcgan.models.dcgan import COMPILE_MODES
+from fetal_dcgan.runs import PHASES, FinishedRun, RunLayout, read_csv, read_finished, run_setting
 from fetal_dcgan.utils import default_cache_dir
 
 
@@ -343,8 +344,8 @@ def bench_sweep(
             record = train(cfg)
             phases["total"] += time.perf_counter() - start
             for phase in ("training", "sampling", "metrics"):
-                phases[phase] += record["seconds"][phase]
-            for name, seconds in record["metric_seconds"].items():
+                phases[phase] += record.phase(phase)
+            for name, seconds in record.metric_seconds.items():
                 by_metric[name] = by_metric.get(name, 0.0) + seconds
     return {
         "sizes": sizes,
@@ -366,27 +367,22 @@ def sweep_phases(sweep_dir: str | Path, full_epochs: int | None = None, full_set
     With ``full_epochs`` and ``full_sets``, each run is also extrapolated linearly to that many
     epochs and scored sets (training time per epoch and scoring time per set held), and the
     grid's wall time to the longest such run (the runs side by side, as ``jobs=shared_gpu``)."""
-    from fetal_dcgan.runs import RunLayout, read_csv, read_finished, run_setting
-
     runs = [(d, read_finished(d)) for d in sorted(Path(sweep_dir).glob("*/"))]
     runs = [(d, r) for d, r in runs if r]
     if not runs:
         raise SystemExit(f"error: no finished runs (*/finished.json) under {sweep_dir}: run the sweep first.")
     records = [r for _, r in runs]
-    phases = {
-        phase: round(sum(r["seconds"].get(phase, 0.0) for r in records), 1)
-        for phase in ("training", "sampling", "metrics", "fit")
-    }
+    phases = {phase: round(sum(r.phase(phase) for r in records), 1) for phase in PHASES}
     metrics: dict[str, float] = {}
     for record in records:
-        for name, seconds in record.get("metric_seconds", {}).items():
+        for name, seconds in record.metric_seconds.items():
             metrics[name] = metrics.get(name, 0.0) + seconds
     result = {
         "sweep_dir": str(sweep_dir),
         "runs": len(records),
         "seconds_summed_over_runs": phases,
         "metric_seconds_summed_over_runs": {k: round(v, 1) for k, v in metrics.items()},
-        "longest_run_seconds": round(max(r["seconds"].get("fit", 0.0) for r in records), 1),
+        "longest_run_seconds": round(max(r.phase("fit") for r in records), 1),
     }
     if full_epochs and full_sets:
         result["extrapolated"] = _extrapolate(
@@ -397,17 +393,16 @@ def sweep_phases(sweep_dir: str | Path, full_epochs: int | None = None, full_set
     return result
 
 
-def _extrapolate(runs: list[tuple[int | None, int, dict]], full_epochs: int, full_sets: int) -> dict:
+def _extrapolate(runs: list[tuple[int | None, int, FinishedRun]], full_epochs: int, full_sets: int) -> dict:
     """Each run (its n, its scored sets, its record) at ``full_epochs`` and ``full_sets``, in seconds."""
     per_run = []
     for n, sets, record in runs:
-        seconds = record["seconds"]
-        training = seconds.get("training", 0.0) * full_epochs / record["max_epochs"]
-        scoring = (seconds.get("sampling", 0.0) + seconds.get("metrics", 0.0)) * full_sets / max(sets, 1)
+        training = record.phase("training") * full_epochs / record.max_epochs
+        scoring = (record.phase("sampling") + record.phase("metrics")) * full_sets / max(sets, 1)
         per_run.append(
             {
                 "n": n,
-                "epochs": record["max_epochs"],
+                "epochs": record.max_epochs,
                 "sets": sets,
                 "training_s": round(training, 1),
                 "sampling_and_metrics_s": round(scoring, 1),

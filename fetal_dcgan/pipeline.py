@@ -23,7 +23,7 @@ from fetal_dcgan.callbacks.metrics import SnapshotMetrics
 from fetal_dcgan.callbacks.snapshot import SampleSnapshots
 from fetal_dcgan.checks import check_config
 from fetal_dcgan.errors import ConfigError, UserError
-from fetal_dcgan.runs import RunLayout, last_checkpoint, read_finished, write_finished
+from fetal_dcgan.runs import FinishedRun, RunLayout, last_checkpoint, read_finished, write_finished
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def slurm_job() -> str | None:
     return env.get("SLURM_JOB_ID")
 
 
-def train(cfg: DictConfig) -> dict:
+def train(cfg: DictConfig) -> FinishedRun:
     """Compose the parts from ``cfg``, fit, and return the run's ``finished.json`` record.
 
     Everything is built and the data read and checked before the first file is written
@@ -123,8 +123,8 @@ def train(cfg: DictConfig) -> dict:
     """
     run_dir = Path(cfg.paths.output_dir)
     finished = read_finished(run_dir)
-    if cfg.get("resume") and finished and finished.get("max_epochs") == cfg.trainer.max_epochs:
-        log.info("%s already finished %d epochs: skipping it.", run_dir, finished["max_epochs"])
+    if cfg.get("resume") and finished and finished.max_epochs == cfg.trainer.max_epochs:
+        log.info("%s already finished %d epochs: skipping it.", run_dir, finished.max_epochs)
         return finished
     check_config(cfg)
     check_devices(cfg.trainer.get("accelerator"), cfg.get("metrics", {}).get("device"))

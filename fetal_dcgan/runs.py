@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fetal_dcgan.utils import atomic_write_text
@@ -117,9 +118,29 @@ def last_metrics(run_dir: Path) -> dict:
     return max(rows, key=lambda row: int(row["epoch"])) if rows else {}
 
 
-def read_finished(run_dir: Path) -> dict | None:
+#: The phases a finished record times: ``fit`` in all, and within it sampling, metrics and the rest.
+PHASES = ("training", "sampling", "metrics", "fit")
+
+
+@dataclass
+class FinishedRun:
+    """``finished.json``, written last: a run that has it is complete. ``seconds``: wall time
+    of the last session's ``PHASES``; ``metric_seconds``: of each metric within ``metrics``;
+    ``last_metrics``: the last snapshot's row of metrics.csv."""
+
+    finished_at: str
+    max_epochs: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    metric_seconds: dict[str, float] = field(default_factory=dict)
+    last_metrics: dict[str, float | str] = field(default_factory=dict)
+
+    def phase(self, name: str) -> float:
+        return self.seconds.get(name, 0.0)
+
+
+def read_finished(run_dir: Path) -> FinishedRun | None:
     path = RunLayout(run_dir).finished
-    return json.loads(path.read_text()) if path.is_file() else None
+    return FinishedRun(**json.loads(path.read_text())) if path.is_file() else None
 
 
 def write_finished(
@@ -127,17 +148,16 @@ def write_finished(
     max_epochs: int,
     seconds: dict[str, float] | None = None,
     metric_seconds: dict[str, float] | None = None,
-) -> dict:
-    """Mark the run complete; ``seconds``: wall time of this session's phases, and
-    ``metric_seconds`` of each metric within the metrics phase."""
-    record = {
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "max_epochs": max_epochs,
-        "seconds": {k: round(v, 3) for k, v in (seconds or {}).items()},
-        "metric_seconds": {k: round(v, 3) for k, v in (metric_seconds or {}).items()},
-        "last_metrics": last_metrics(run_dir),
-    }
-    atomic_write_text(json.dumps(record, indent=1), RunLayout(run_dir).finished)
+) -> FinishedRun:
+    """Mark the run complete."""
+    record = FinishedRun(
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        max_epochs=max_epochs,
+        seconds={k: round(v, 3) for k, v in (seconds or {}).items()},
+        metric_seconds={k: round(v, 3) for k, v in (metric_seconds or {}).items()},
+        last_metrics=last_metrics(run_dir),
+    )
+    atomic_write_text(json.dumps(asdict(record), indent=1), RunLayout(run_dir).finished)
     return record
 
 

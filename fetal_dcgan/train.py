@@ -15,17 +15,17 @@ from omegaconf import DictConfig
 
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.pipeline import train
+from fetal_dcgan.runs import FinishedRun
 
 log = logging.getLogger(__name__)
 
 
-def objective(record: dict | None, metric: str | None) -> float | None:
+def objective(record: FinishedRun | None, metric: str | None) -> float | None:
     """The value a sweeper optimises: ``metric`` at the last snapshot (NaN if missing)."""
     if not metric:
         return None
-    value = (record or {}).get("last_metrics", {}).get(metric, "nan")
     try:
-        return float(value)
+        return float(record.last_metrics.get(metric, "nan")) if record else math.nan
     except ValueError:
         return math.nan
 

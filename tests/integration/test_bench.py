@@ -30,6 +30,7 @@ def test_bench_phases_sums_a_sweeps_finished_runs(tmp_path, capsys):
         (tmp_path / str(i) / "finished.json").write_text(
             json.dumps(
                 {
+                    "finished_at": "2026-01-01T00:00:00+0000",
                     "max_epochs": 4,
                     "seconds": {"fit": fit, "training": fit - 3, "sampling": 1.0, "metrics": 2.0},
                     "metric_seconds": {"mi": 1.5, "psnr": 0.5},

@@ -36,7 +36,7 @@ def test_the_gpu_settings_are_valid_without_a_gpu(tmp_path, options):
 @pytest.mark.parametrize("options", GPU_OPTIONS)
 def test_training_on_the_gpu(tmp_path, options):
     record = train(compose_config(tmp_path, gpu_settings(options)))
-    assert record["last_metrics"]["status_psnr"] == "ok"
+    assert record.last_metrics["status_psnr"] == "ok"
     assert len(list((tmp_path / "samples" / "epoch=0003").glob("*.png"))) == 10
 
 

@@ -75,7 +75,7 @@ def test_speed_options_compute_what_the_plain_networks_compute(option, tolerance
 )
 def test_speed_options_train_end_to_end_with_plain_checkpoints(tmp_path, option):
     record = train(compose_config(tmp_path, FAST + [option]))
-    assert record["last_metrics"]["status_psnr"] == "ok"
+    assert record.last_metrics["status_psnr"] == "ok"
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     plain = DCGAN(image_size=32, nz=16, ngf=8, ndf=8).state_dict()
     assert list(state) == list(plain)  # plain parameter names: checkpoints stay interchangeable
