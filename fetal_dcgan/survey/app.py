@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import io
 import json
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -37,13 +36,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from fetal_dcgan.survey.deck import deck_ids
 from fetal_dcgan.survey.layout import StudyLayout
-from fetal_dcgan.survey.storage import CHOICES, RATING_SCALE, ROLES, Storage
+from fetal_dcgan.survey.storage import CHOICES, RATER_FIELDS, RATING_SCALE, Storage
 
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
 RATER_ID = re.compile(r"^[\w .@-]{1,64}$")
 RATINGS = tuple(str(r) for r in range(RATING_SCALE[0], RATING_SCALE[1] + 1))
-MAX_YEARS = 80
-EXPORT_COLUMNS = ["rater", "role", "years", "image", "choice", "rating", "answered", "seconds"]
+EXPORT_COLUMNS = ["rater", *(f.name for f in RATER_FIELDS), "image", "choice", "rating", "answered", "seconds"]
 
 
 class InvalidInput(ValueError):
@@ -55,20 +53,15 @@ def rater_order(rater: str, ids: list[str]) -> list[str]:
     return sorted(ids, key=lambda image: hashlib.sha256(f"{rater}\0{image}".encode()).hexdigest())
 
 
-def read_rater(form) -> tuple[str, str, float]:
-    """The start form's rater id, role and years of experience."""
-    rater, role, years = form.get("rater", "").strip(), form.get("role", ""), form.get("years", "").strip()
+def read_rater(form) -> tuple[str, dict]:
+    """The start form's rater id and a value for each of ``RATER_FIELDS``."""
+    rater = form.get("rater", "").strip()
     if not RATER_ID.match(rater):
         raise InvalidInput("Rater id: 1 to 64 letters, digits, spaces or . @ - _")
-    if role not in ROLES:
-        raise InvalidInput(f"Role: choose one of {', '.join(ROLES)}.")
     try:
-        value = float(years)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value <= MAX_YEARS:  # NaN fails too
-        raise InvalidInput(f"Years of experience: a number from 0 to {MAX_YEARS}.")
-    return rater, role, value
+        return rater, {f.name: f.parse(form.get(f.name, "").strip()) for f in RATER_FIELDS}
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def read_answer(form, known: set[str]) -> tuple[str, str, int]:
@@ -161,16 +154,16 @@ def not_found(exc):
 def start():
     if current_rater():
         return redirect(url_for("rating.rate"))
-    return render_template("start.html", title=study().title, roles=ROLES, n=len(study().ids))
+    return render_template("start.html", title=study().title, fields=RATER_FIELDS, n=len(study().ids))
 
 
 @pages.post("/start")
 def begin():
     try:
-        rater, role, years = read_rater(request.form)
+        rater, fields = read_rater(request.form)
     except InvalidInput as exc:
         return bad_request(str(exc))
-    study().storage.add_rater(rater, role, years)
+    study().storage.add_rater(rater, fields)
     session.clear()
     session["rater"] = rater
     return redirect(url_for("rating.rate"))
@@ -223,6 +216,7 @@ def admin():
         "admin.html",
         title=study().title,
         progress=study().storage.progress(),
+        fields=RATER_FIELDS,
         n=len(study().ids),
         token=request.args.get("token", ""),
     )

@@ -7,14 +7,15 @@ replaces the earlier one instead of adding a second.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fetal_dcgan.report.ratings import RATER_ROLES
 
-ROLES = RATER_ROLES
 #: The two answers a rater gives an image: real or synthetic, and a quality rating on this scale.
 CHOICES = ("real", "synthetic")
 RATING_SCALE = (1, 5)
@@ -24,11 +25,49 @@ def _listed(values) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
+@dataclass(frozen=True)
+class RaterField:
+    """Something a rater says about themself on the start page: a choice among ``choices`` or
+    a number within ``bounds``. Its column and CHECK, the form's input, the check of what was
+    entered and its export column all follow from this declaration."""
+
+    name: str
+    label: str
+    choices: tuple[str, ...] = ()
+    bounds: tuple[float, float] = (0.0, 0.0)
+    step: float = 1.0
+
+    def column(self) -> str:
+        if self.choices:
+            return f"{self.name} TEXT NOT NULL CHECK ({self.name} IN ({_listed(self.choices)}))"
+        return f"{self.name} REAL NOT NULL CHECK ({self.name} BETWEEN {self.bounds[0]:g} AND {self.bounds[1]:g})"
+
+    def parse(self, text: str) -> str | float:
+        """The value entered, or ValueError with a message that names the field and what it takes."""
+        if self.choices:
+            if text not in self.choices:
+                raise ValueError(f"{self.label}: choose one of {', '.join(self.choices)}.")
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not self.bounds[0] <= value <= self.bounds[1]:  # NaN fails too
+            raise ValueError(f"{self.label}: a number from {self.bounds[0]:g} to {self.bounds[1]:g}.")
+        return value
+
+
+#: What every rater is asked before the first image, in the order of the form and the export.
+RATER_FIELDS = (
+    RaterField("role", "Role", choices=RATER_ROLES),
+    RaterField("years", "Years of experience with fetal ultrasound", bounds=(0.0, 80.0), step=0.5),
+)
+_RATER_COLUMNS = ", ".join(f"r.{f.name}" for f in RATER_FIELDS)
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS raters (
     rater TEXT PRIMARY KEY,
-    role TEXT NOT NULL CHECK (role IN ({_listed(ROLES)})),
-    years REAL NOT NULL CHECK (years >= 0),
+    {", ".join(f.column() for f in RATER_FIELDS)},
     started REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS answers (
@@ -60,10 +99,17 @@ class Storage:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
 
-    def add_rater(self, rater: str, role: str, years: float) -> None:
-        """Register a rater; a returning rater keeps their first registration."""
+    def add_rater(self, rater: str, fields: dict) -> None:
+        """Register a rater with a value for each of ``RATER_FIELDS``; a returning rater keeps
+        their first registration."""
+        names = ", ".join(f.name for f in RATER_FIELDS)
+        values = [fields[f.name] for f in RATER_FIELDS]
         with self.connect() as conn:
-            conn.execute("INSERT OR IGNORE INTO raters VALUES (?, ?, ?, ?)", (rater, role, years, time.time()))
+            conn.execute(
+                f"INSERT INTO raters (rater, {names}, started) VALUES (?, {', '.join('?' * len(values))}, ?) "
+                "ON CONFLICT (rater) DO NOTHING",  # a bad value still fails its CHECK
+                (rater, *values, time.time()),
+            )
 
     def rater(self, rater: str) -> dict | None:
         with self.connect() as conn:
@@ -88,7 +134,7 @@ class Storage:
             return [
                 dict(r)
                 for r in conn.execute(
-                    "SELECT a.rater, r.role, r.years, a.image, a.choice, a.rating, a.answered, a.seconds "
+                    f"SELECT a.rater, {_RATER_COLUMNS}, a.image, a.choice, a.rating, a.answered, a.seconds "
                     "FROM answers a JOIN raters r USING (rater) ORDER BY a.rater, a.answered"
                 )
             ]
@@ -98,7 +144,7 @@ class Storage:
             return [
                 dict(r)
                 for r in conn.execute(
-                    "SELECT r.rater, r.role, r.years, COUNT(a.image) AS answered FROM raters r "
+                    f"SELECT r.rater, {_RATER_COLUMNS}, COUNT(a.image) AS answered FROM raters r "
                     "LEFT JOIN answers a USING (rater) GROUP BY r.rater ORDER BY r.started"
                 )
             ]

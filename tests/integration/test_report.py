@@ -264,7 +264,7 @@ def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
     assert json.loads((study / "study.json").read_text())["fit"] == "pad"  # from the runs' config.yaml
     storage, key = Storage(study / "ratings.sqlite"), read_key(study)
     for rater, role in (("c", "clinician"), ("e1", "engineer"), ("e2", "engineer")):
-        storage.add_rater(rater, role, 10)
+        storage.add_rater(rater, {"role": role, "years": 10})
         for i, row in enumerate(key):
             choice = "synthetic" if role == "clinician" else ("real" if i % 2 else "synthetic")
             storage.save_answer(rater, row["id"], choice, 1 + (i * 7 + len(rater)) % 5, 2.0)

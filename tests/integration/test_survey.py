@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +23,7 @@ from fetal_dcgan.survey.agreement import cohen_kappa, fleiss_kappa
 from fetal_dcgan.survey.analysis import analyze
 from fetal_dcgan.survey.app import create_app
 from fetal_dcgan.survey.deck import build_deck, read_key
-from fetal_dcgan.survey.storage import Storage
+from fetal_dcgan.survey.storage import RATER_FIELDS, Storage
 
 from helpers import make_hc18, noise_image, write_image
 
@@ -291,6 +292,21 @@ def start_session(url: str, rater: str) -> requests.Session:
     return s
 
 
+def test_each_rater_field_is_checked_as_declared_and_a_bad_one_stores_nothing(study, server):
+    storage = Storage(study / "ratings.sqlite")
+    bad = {"role": "nurse"}, {"role": ""}, {"years": "-1"}, {"years": "81"}, {"years": "many"}
+    for override in bad:
+        s = requests.Session()
+        form = {"csrf_token": csrf(s.get(server.url + "/", timeout=10).text), "rater": "r9", "role": "engineer"}
+        r = s.post(server.url + "/start", data={**form, "years": "2", **override}, timeout=10)
+        assert r.status_code == 400, override
+        field = next(f for f in RATER_FIELDS if f.name == next(iter(override)))
+        assert re.search(r'role="alert">([^<]+)<', r.text).group(1).startswith(field.label)
+    assert storage.progress() == []
+    with pytest.raises(sqlite3.IntegrityError):  # the database holds the same rule
+        storage.add_rater("r9", {"role": "engineer", "years": 81})
+
+
 def answer_next(s: requests.Session, url: str, choice="real", rating="3", **override) -> requests.Response:
     page = s.get(url + "/rate", timeout=10).text
     image = re.search(r'name="image" value="([0-9a-f]{16})"', page).group(1)
@@ -457,7 +473,7 @@ def test_metrics_against_ratings_per_set_and_role(tmp_path):
     storage, key = Storage(study / "ratings.sqlite"), read_key(study)
     rng = np.random.default_rng(1)
     for rater, role in (("x", "clinician"), ("y", "engineer"), ("z", "engineer")):
-        storage.add_rater(rater, role, 5)
+        storage.add_rater(rater, {"role": role, "years": 5})
         for row in key:
             storage.save_answer(rater, row["id"], rng.choice(["real", "synthetic"]), int(rng.integers(1, 6)), 1.0)
     sets = pd.DataFrame([{"run": r, "epoch": e} for r in ("0", "1", "2") for e in (2, 4)])
