@@ -20,6 +20,7 @@ from torchmetrics.functional.image import multiscale_structural_similarity_index
 from fetal_dcgan.imaging.psnr import psnr_to_the_others
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.rules import int_at_least, number_in
 
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)  # Wang et al.'s first three scale weights
 
@@ -122,6 +123,12 @@ def diversity(fake: dict[str, float], real: dict[str, float], margin: float, dup
             role="diagnostic",
         ),
     ),
+    options={
+        "ms_ssim_pairs": (int_at_least(1), "2000"),
+        "duplicate_psnr_db": (number_in(0, 200, low_open=True), "40"),
+        "collapse_margin": (number_in(0, 1), "0.1"),
+        "collapse_duplicates": (number_in(0, 1), "0.05"),
+    },
 )
 def _diversity(ctx: ScoringContext) -> dict:
     o = ctx.options

@@ -21,6 +21,7 @@ from fetal_dcgan.metrics.bootstrap import bootstrap_ci
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
 from fetal_dcgan.metrics.registry import Key, interval, register_metric
+from fetal_dcgan.rules import int_at_least, or_null
 
 
 class PolynomialKernels:
@@ -98,6 +99,11 @@ def kernel_inception_distance(
         Key("kid_std", "standard deviation of the subsets' MMD^2", role="diagnostic"),
         *interval("kid_mean"),
     ),
+    options={
+        "subsets": (int_at_least(1), "100"),
+        "subset_size": (or_null(int_at_least(2)), "null (half the smaller set)"),
+        "resample_subsets": (int_at_least(1), "10"),
+    },
 )
 def _kid(ctx: ScoringContext) -> dict:
     fake = ctx.features("inception")

@@ -28,6 +28,7 @@ import torch
 from fetal_dcgan.data.augment import flip_rotate, to_unit
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
+from fetal_dcgan.rules import int_at_least, number_in
 
 
 def rotations(degrees: float) -> tuple[float, ...]:
@@ -205,6 +206,10 @@ def memorisation(
             role="diagnostic",
         ),
     ),
+    options={
+        "quantile": (number_in(0, 1, low_open=True), "0.95"),
+        "min_held_out": (int_at_least(2), "20"),
+    },
 )
 def _memorisation(ctx: ScoringContext) -> dict:
     train = ctx.need_train("the memorisation audit")

@@ -15,6 +15,7 @@ from fetal_dcgan.metrics.bootstrap import bootstrap_values, shifted_percentile_i
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
 from fetal_dcgan.metrics.registry import Key, interval, register_metric
+from fetal_dcgan.rules import int_at_least
 
 
 class NeighbourBalls:
@@ -77,6 +78,7 @@ def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int) -> di
         *interval("precision"),
         *interval("recall"),
     ),
+    options={"k": (int_at_least(1), "5")},
 )
 def _prdc(ctx: ScoringContext) -> dict:
     space, k = ctx.best_space(), int(ctx.options["k"])

@@ -11,9 +11,12 @@ register the same way from a module named in ``metrics.modules``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Literal
+
+from fetal_dcgan.rules import Check
 
 if TYPE_CHECKING:
     from fetal_dcgan.metrics.context import ScoringContext
@@ -58,6 +61,7 @@ class Metric:
     keys: tuple[Key, ...]
     compute: Callable[["ScoringContext"], dict]
     figures: tuple[tuple[str, Figure], ...] = ()  # (file-name part, draw) of each picture it offers
+    options: dict[str, Check] = field(default_factory=dict)  # its section of conf/metrics, checked up front
 
     @property
     def headline(self) -> Key:
@@ -85,16 +89,19 @@ def interval(name: str, unit: str = "") -> tuple[Key, Key]:
     )
 
 
-def register_metric(name: str, summary: str, keys: tuple[Key, ...] | list[Key]):
+def register_metric(
+    name: str, summary: str, keys: tuple[Key, ...] | list[Key], options: dict[str, Check] | None = None
+):
     """Decorator: register ``compute(ctx) -> {"scalars", "per_image", "vectors", "status"}``
-    (every part optional) under ``name`` with its declared ``keys``."""
+    (every part optional) under ``name`` with its declared ``keys``, and the rule of each of
+    its ``options`` (``fetal_dcgan.rules``: checked with the rest of the config before a run)."""
 
     def decorate(compute: Callable[["ScoringContext"], dict]) -> Callable:
         taken = {k.name: m.name for m in METRICS.values() if m.name != name for k in m.keys}
         clash = [k.name for k in keys if k.name in taken and k.level == "set"]
         if clash:
             raise ValueError(f"Metric {name!r} declares keys already declared by another metric: {clash}.")
-        METRICS[name] = Metric(name, summary, tuple(keys), compute)
+        METRICS[name] = Metric(name, summary, tuple(keys), compute, options=dict(options or {}))
         return compute
 
     return decorate
@@ -106,9 +113,8 @@ def register_figure(metric: str, name: str):
 
     def decorate(draw: Figure) -> Figure:
         m = METRICS[metric]
-        METRICS[metric] = Metric(
-            m.name, m.summary, m.keys, m.compute, tuple((n, d) for n, d in m.figures if n != name) + ((name, draw),)
-        )
+        figures = tuple((n, d) for n, d in m.figures if n != name) + ((name, draw),)
+        METRICS[metric] = dataclasses.replace(m, figures=figures)
         return draw
 
     return decorate

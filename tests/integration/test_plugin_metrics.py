@@ -25,12 +25,14 @@ from helpers import REPO, TINY, compose_config, folder_of_noise
 TOY_MODULE = '''
 """A toy metric: the gap between the mean grey levels of the two sets."""
 from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.rules import number_in
 
 
 @register_metric("toy", "gap between mean grey levels", (
     Key("toy_gap", "|mean grey level of S - mean grey level of R|", better="lower", unit="grey levels",
         plotted=True),
-    Key("toy_brightness", "mean grey level of the image", level="image")))
+    Key("toy_brightness", "mean grey level of the image", level="image")),
+    options={"scale": (number_in(0, 10, low_open=True), "1.0")})
 def toy(ctx):
     gap = float(ctx.fake.float().mean() - ctx.real.float().mean())
     return {"scalars": {"toy_gap": abs(gap)}, "per_image": {"toy_brightness": ctx.fake.float().mean((1, 2, 3)).numpy()}}
@@ -110,3 +112,13 @@ def test_a_metric_module_that_cannot_be_imported_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="metrics.modules: cannot import 'no_such_module'"):
         train(compose_config(tmp_path / "run", TINY + ["metrics.modules=[no_such_module]"]))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_metrics_declared_options_are_checked_with_the_rest_of_the_config(tmp_path, toy_metric):
+    from fetal_dcgan.checks import check_config
+    from fetal_dcgan.errors import ConfigError
+
+    settings = [*TINY, "metrics.names=[psnr,toy]", "metrics.modules=[toy_metric]"]
+    check_config(compose_config(tmp_path, [*settings, "+metrics.toy.scale=2.0"]))
+    with pytest.raises(ConfigError, match=r"metrics\.toy\.scale=0: use a number in \(0, 10\]"):
+        check_config(compose_config(tmp_path, [*settings, "+metrics.toy.scale=0"]))

@@ -17,7 +17,7 @@ from helpers import REPO
 
 #: The layers, bottom first: a module's layer is that of its first name under fetal_dcgan.
 LAYERS = (
-    ("errors", "config", "utils", "runs"),
+    ("errors", "config", "utils", "rules", "runs"),
     ("imaging",),
     ("data",),
     ("models",),
