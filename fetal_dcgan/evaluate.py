@@ -163,28 +163,32 @@ def evaluate(args: argparse.Namespace) -> dict:
 def metric_suite(args: argparse.Namespace) -> MetricSuite:
     """Training's metric suite (``conf/metrics``) with the command line's options on top."""
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from fetal_dcgan.checks import check_config
     from fetal_dcgan.config import compose_config
     from fetal_dcgan.pipeline import check_devices
 
     options = {
-        "metrics.names": f"[{','.join(args.metrics)}]" if args.metrics else None,
-        "metrics.modules": f"[{','.join(args.modules)}]" if args.modules else None,
-        "metrics.features.weights_path": args.fid_weights and f"'{args.fid_weights}'",
+        "metrics.names": args.metrics,
+        "metrics.modules": args.modules,
+        "metrics.features.weights_path": args.fid_weights and str(args.fid_weights),
         "metrics.device": args.device,
         "metrics.kid.subsets": args.kid_subsets,
         "metrics.kid.subset_size": args.kid_subset_size,
         "metrics.ci_resamples": args.ci_resamples,
-        "paths.cache_dir": args.cache_dir and f"'{args.cache_dir}'",
-        "metrics.anatomy.model_path": args.anatomy_model and f"'{args.anatomy_model}'",
+        "paths.cache_dir": args.cache_dir and str(args.cache_dir),
+        "metrics.anatomy.model_path": args.anatomy_model and str(args.anatomy_model),
         # the memorisation audit checks the rotations this run trained with, and the anatomy
         # metric prefers a measurement model of the run's data and fit
         "data.augment.degrees": run_setting(args.fake, "data.augment.degrees"),
         "data.fit": args.fit or run_setting(args.fake, "data.fit"),
         "metrics.anatomy.source": run_setting(args.fake, "data.source"),
     }
-    cfg = compose_config([f"{key}={value}" for key, value in options.items() if value is not None])
+    cfg = compose_config()
+    for key, value in options.items():  # typed values, set on the composed config: no quoting
+        if value is not None:
+            OmegaConf.update(cfg, key, list(value) if isinstance(value, (list, tuple)) else value, merge=False)
     check_config(cfg)
     check_devices(None, cfg.metrics.device)
     return instantiate(cfg.metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 from fetal_dcgan.evaluate import main as evaluate_main
+from fetal_dcgan.evaluate import metric_suite
 from fetal_dcgan.metrics import METRICS
 
 from helpers import REPO, folder_of_noise, make_hc18, noise_image, write_image
@@ -125,3 +127,24 @@ def test_evaluate_errors_name_the_problem(tmp_path, capsys):
     assert evaluate_main(["--real", str(real), "--fake", str(mixed)]) == 2
     err = capsys.readouterr().err
     assert "Cannot read image" in err and "odd.png" in err
+
+
+def test_command_line_values_reach_the_metric_suite_as_given(tmp_path):
+    """Typed values set on the composed config: a path with a space and a quote, and a 0."""
+    weights = str(tmp_path / "it's here" / "w.pth")
+    args = argparse.Namespace(
+        metrics=["psnr", "kid"],
+        modules=None,
+        fid_weights=weights,
+        device="cpu",
+        kid_subsets=7,
+        kid_subset_size=None,
+        ci_resamples=0,
+        cache_dir=None,
+        anatomy_model=None,
+        fit=None,
+        fake=tmp_path,
+    )
+    suite = metric_suite(args)
+    assert suite.names == ["kid", "psnr"] and suite.ci_resamples == 0 and suite.options["kid"]["subsets"] == 7
+    assert suite.spaces.options["weights_path"] == weights
