@@ -72,6 +72,7 @@ RULES: dict[str, Check] = {
     "metrics.seed": (int_at_least(0), "2020"),
     "metrics.ci_resamples": (int_at_least(0), "200 (0: no intervals)"),
     "metrics.features.batch_size": (int_at_least(1), "64"),
+    "anatomy.inference_batch_size": (int_at_least(1), "256"),
 }
 
 

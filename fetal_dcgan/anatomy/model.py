@@ -127,7 +127,7 @@ class HeadSegmenter(L.LightningModule):
 
 
 @torch.inference_mode()
-def head_probabilities(net: torch.nn.Module, images: torch.Tensor, device: str, batch_size: int = 256) -> torch.Tensor:
+def head_probabilities(net: torch.nn.Module, images: torch.Tensor, device: str, batch_size: int) -> torch.Tensor:
     """Sigmoid of the network on uint8 images (N, 1, S, S), in batches, on the CPU."""
     net = net.to(device).eval()
     return (
@@ -197,13 +197,14 @@ class MeasurementModel:
             tuple(r["area"]), tuple(r["axis_ratio"]), tuple(r["cx"]), tuple(r["cy"]), r["min_fit_iou"]
         )
 
-    def measure(self, images: torch.Tensor, device: str = "cpu") -> dict[str, np.ndarray]:
+    def measure(self, images: torch.Tensor, device: str, batch_size: int) -> dict[str, np.ndarray]:
         """The head ellipse of each uint8 image, whether it is a plausible head, and HC as a
         share of the image width."""
         size = int(self.meta["image_size"])
         if images.shape[-1] != size:
             raise ValueError(f"The measurement model {self.path} measures {size} px images, not {images.shape[-1]} px.")
-        e = fit_ellipses(head_probabilities(self.net, images, device), self.meta["threshold"], self.meta["min_pixels"])
+        probs = head_probabilities(self.net, images, device, batch_size)
+        e = fit_ellipses(probs, self.meta["threshold"], self.meta["min_pixels"])
         e["plausible"] = self.plausible.contains(e, size)
         e["hc_per_width"] = hc_pixels(e) / size
         return e
@@ -386,7 +387,7 @@ def _fit(a: DictConfig, images, masks, train_idx: np.ndarray, held_idx: np.ndarr
         shuffle=True,
         generator=torch.Generator().manual_seed(a.seed),
     )
-    held_loader = DataLoader(TensorDataset(images[h_idx], masks[h_idx]), batch_size=256)
+    held_loader = DataLoader(TensorDataset(images[h_idx], masks[h_idx]), batch_size=a.inference_batch_size)
     trainer = L.Trainer(
         max_epochs=a.epochs,
         accelerator=a.accelerator,
@@ -420,7 +421,7 @@ def _write_bundle(
         fit_ellipses(train_masks.float() / 255), size, a.plausible.margin, a.plausible.min_fit_iou
     )
     held_images, held_masks, held_annotated = held_out
-    probs = head_probabilities(net, held_images, "cpu")
+    probs = head_probabilities(net, held_images, "cpu", a.inference_batch_size)
     scores = accuracy(probs, held_masks, held_annotated, size, fit, ranges, a.threshold, a.min_pixels)
     atomic_save(net.state_dict(), bundle.weights)
     atomic_write_text("\n".join(image_digests(train_images)) + "\n", bundle.trained_on)

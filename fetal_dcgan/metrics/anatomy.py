@@ -27,6 +27,7 @@ from scipy.stats import circstd, wasserstein_distance
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
 from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
+from fetal_dcgan.rules import int_at_least
 
 #: Per-image measurements: the key in per_image.csv and the ellipse field it comes from.
 PER_IMAGE = {
@@ -152,6 +153,7 @@ def measurement_model(options: dict, image_size: int):
         Key("head_fit_iou", "IoU of the segmentation with its fitted ellipse", level="image", role="diagnostic"),
         Key("hc_fraction_real", "HC (share of width) of each plausible head of R", level="vector", role="reference"),
     ),
+    options={"min_heads": (int_at_least(1), "10"), "batch_size": (int_at_least(1), "256")},
 )
 def _anatomy(ctx: ScoringContext) -> dict:
     o = ctx.options
@@ -163,8 +165,9 @@ def _anatomy(ctx: ScoringContext) -> dict:
             "would be measured in sample: train it on this data config (python -m "
             "fetal_dcgan.anatomy train with the run's data settings), which leaves them out"
         )
-    real = ctx.reference("anatomy", lambda: model.measure(ctx.real[unseen], ctx.device), model.meta["key"])
-    fake = model.measure(ctx.fake, ctx.device)
+    batch = int(o["batch_size"])
+    real = ctx.reference("anatomy", lambda: model.measure(ctx.real[unseen], ctx.device, batch), model.meta["key"])
+    fake = model.measure(ctx.fake, ctx.device, batch)
     per_image = {k: fake[field] for k, field in PER_IMAGE.items()}
     per_image.update(
         skull_found=fake["plausible"].astype(float),

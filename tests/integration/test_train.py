@@ -354,6 +354,8 @@ BAD_VALUES = [  # (override, the key the message must name)
     ("metrics.prdc.k=0", "metrics.prdc.k"),
     ("metrics.diversity.duplicate_psnr_db=0", "metrics.diversity.duplicate_psnr_db"),
     ("metrics.memorisation.quantile=0", "metrics.memorisation.quantile"),
+    ("metrics.anatomy.min_heads=0", "metrics.anatomy.min_heads"),
+    ("anatomy.inference_batch_size=0", "anatomy.inference_batch_size"),
     ("trainer.max_epochs=0", "trainer.max_epochs"),
     ("checkpoint_every=0", "checkpoint_every"),
 ]
