@@ -19,7 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from fetal_dcgan.errors import ConfigError, DataError, UserError
-from fetal_dcgan.runs import RunLayout, run_of
+from fetal_dcgan.runs import RunLayout, run_of, run_setting
 from fetal_dcgan.utils import atomic_save, check_image_size
 
 #: Bump when reading or resizing changes, so cached tensors are rebuilt.
@@ -175,13 +175,10 @@ def preprocessing(
     ``data.image_size`` from the runs' ``config.yaml``, which options given by hand must
     agree with; for folders that are not runs, the options as given (fit: pad by default).
     Returns (fit, size, where they came from)."""
-    import yaml
-
     found = {}
     for run in {run_of(f) for f in folders} - {None}:  # a config.yaml's folder is its own run
         if RunLayout(run).config.is_file():  # a run that stopped before training wrote it has no settings
-            data = (yaml.safe_load(RunLayout(run).config.read_text()) or {}).get("data", {})
-            found[run] = (data.get("fit"), data.get("image_size"))
+            found[run] = (run_setting(run, "data.fit"), run_setting(run, "data.image_size"))
     if len(set(found.values())) > 1:
         raise UserError(
             "The synthetic sets were trained with different preprocessing: "
