@@ -56,6 +56,7 @@ def test_bench_phases_sums_a_sweeps_finished_runs(tmp_path, capsys):
         main(["phases", str(tmp_path / "2")])
 
 
+@pytest.mark.slow  # renders the 999-image phantom pool; the metrics' agreement is tested in tests/unit
 def test_bench_metrics_agrees_with_the_reference_libraries(capsys):
     assert (
         main(["metrics", "--n-fake", "20", "--n-real", "15", "--image-size", "32", "--sample-pairs", "10", "--json"])

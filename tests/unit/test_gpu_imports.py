@@ -27,9 +27,12 @@ def listed(name: str) -> dict[str, str | None]:
     return {canonical(p[0].strip()): (p[1].strip() if len(p) > 1 else None) for p in pins}
 
 
+PROVIDERS = metadata.packages_distributions()  # top-level module -> distributions (a slow scan: once)
+
+
 def distribution(module: str) -> str:
     """The installed distribution that provides a module (a Hydra plugin by its own name)."""
-    candidates = [canonical(d) for d in metadata.packages_distributions()[module.split(".")[0]]]
+    candidates = [canonical(d) for d in PROVIDERS[module.split(".")[0]]]
     return candidates[0] if len(candidates) == 1 else canonical(module.split(".")[-1])
 
 
