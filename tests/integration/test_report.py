@@ -220,6 +220,7 @@ def test_failed_cells_and_missing_columns_are_reported_not_fatal(smoke_sweep, tm
     assert len(pd.read_csv(tmp_path / "out" / "results.csv")) == 6
 
 
+@pytest.mark.slow  # a Jupyter kernel executing the walkthrough (make test-all)
 def test_notebook_runs_on_the_sweep(smoke_sweep, tmp_path):
     import nbformat
     from nbclient import NotebookClient
