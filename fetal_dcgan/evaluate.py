@@ -188,7 +188,7 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
     cfg = compose_config()
     for key, value in options.items():  # typed values, set on the composed config: no quoting
         if value is not None:
-            OmegaConf.update(cfg, key, list(value) if isinstance(value, (list, tuple)) else value, merge=False)
+            OmegaConf.update(cfg, key, value, merge=False)
     check_config(cfg)
     check_devices(None, cfg.metrics.device)
     return instantiate(cfg.metrics)

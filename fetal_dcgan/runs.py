@@ -166,9 +166,9 @@ def find_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if RunLayout(root).is_run():
         return [root]
-    names = (RunLayout.CONFIG, RunLayout(".").hydra_config.as_posix())
-    runs = {marker.parent for name in names for marker in root.glob(f"**/{name}")}
-    runs = {run.parent if run.name == ".hydra" else run for run in runs}
+    # one walk: the pattern matches the resolved config and Hydra's .hydra/config.yaml alike
+    markers = root.glob(f"**/{RunLayout.CONFIG}")
+    runs = {m.parent.parent if m.parent.name == ".hydra" else m.parent for m in markers}
     return sorted(runs, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
 
 
