@@ -13,11 +13,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from fetal_dcgan.config import register
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.pipeline import train
 from fetal_dcgan.runs import FinishedRun
 
 log = logging.getLogger(__name__)
+register()  # the declared settings, before @hydra.main composes the config
 
 
 def objective(record: FinishedRun | None, metric: str | None) -> float | None:

@@ -10,13 +10,14 @@ import torch
 
 from fetal_dcgan.errors import ConfigError
 
+#: The project's Hydra config folder.
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
 
 def default_cache_dir() -> str:
     """The cache folder of commands that do not compose the Hydra config: ``paths.cache_dir``
     of ``conf/paths/default.yaml`` (``FETAL_DCGAN_CACHE``, else the default written there)."""
     from omegaconf import OmegaConf
-
-    from fetal_dcgan.config import CONF_DIR
 
     return str(OmegaConf.load(CONF_DIR / "paths" / "default.yaml").cache_dir)
 

@@ -11,9 +11,10 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from fetal_dcgan import config as fetal_config
+from fetal_dcgan import utils as fetal_utils
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = str(fetal_config.CONF_DIR)
+CONF_DIR = str(fetal_utils.CONF_DIR)
 
 #: Overrides that make a real training run take seconds on 2 CPU cores.
 TINY_ANY_SOURCE = [

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             print(accuracy_table(metas) if metas else f"No models in {cfg.anatomy.cache_dir}.")
             return 0
         from fetal_dcgan.anatomy.model import train_model
+        from fetal_dcgan.checks import check_config
 
+        check_config(cfg)
         model = train_model(cfg)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -37,7 +37,6 @@ from fetal_dcgan.data.datamodule import UltrasoundDataModule
 from fetal_dcgan.data.preprocess import load_images
 from fetal_dcgan.data.sources import groups_of
 from fetal_dcgan.data.subsets import held_out_split
-from fetal_dcgan.errors import ConfigError
 from fetal_dcgan.imaging.digests import image_digests, images_digest
 from fetal_dcgan.runs import TrainingFolder
 from fetal_dcgan.utils import atomic_save, atomic_write_text
@@ -233,6 +232,14 @@ def load_model(path: str | Path) -> MeasurementModel:
     return MeasurementModel(net.eval(), meta, bundle.root)
 
 
+def models_dir(folder: str | Path | None = None) -> Path:
+    """Where measurement models are cached: ``folder``, else the anatomy cache under the
+    default cache folder (``conf/anatomy``'s ``cache_dir`` for the default paths)."""
+    from fetal_dcgan.utils import default_cache_dir
+
+    return Path(folder if folder else Path(default_cache_dir()) / "anatomy").expanduser()
+
+
 def find_model(
     models_dir: str | Path, image_size: int, fit: str | None = None, source: str | None = None
 ) -> Path | None:
@@ -338,8 +345,6 @@ def train_model(cfg: DictConfig) -> MeasurementModel:
     """Train (or find in the cache) the measurement model for ``cfg.data`` at its image
     size with the settings ``cfg.anatomy``; returns the loaded bundle."""
     a = cfg.anatomy
-    if not 0 < a.held_out < 1:
-        raise ConfigError(f"anatomy.held_out={a.held_out}: give the held-out share of images, between 0 and 1.")
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data.pop("_target_", None)
     datamodule = UltrasoundDataModule(**data)

@@ -260,7 +260,7 @@ BAD_INPUTS = {
     "unsupported image size": (lambda t: ["data.image_size=100"], "data.image_size=100 is not supported"),
     "snapshot after the last epoch": (lambda t: ["sampling.epochs=[2,9]"], "sampling.epochs [9] fall outside"),
     "unknown compile mode": (lambda t: ["model.compile=fast"], "model.compile='fast'"),
-    "gpu memory share above 1": (lambda t: ["gpu_memory_fraction=2"], "gpu_memory_fraction=2: give a share"),
+    "gpu memory share above 1": (lambda t: ["gpu_memory_fraction=2"], "gpu_memory_fraction=2.0: use"),
     **(
         {}
         if torch.cuda.is_available()

@@ -125,3 +125,40 @@ def test_commands_without_hydra_share_the_configured_cache(tmp_path, monkeypatch
     assert default_cache_dir() == compose_config(tmp_path).paths.cache_dir == "~/.cache/fetal_dcgan"
     monkeypatch.setenv("FETAL_DCGAN_CACHE", str(tmp_path / "cache"))
     assert default_cache_dir() == str(tmp_path / "cache")
+
+
+def test_the_key_table_in_the_docs_is_the_declared_settings():
+    from fetal_dcgan.config import markdown_table
+
+    docs = (Path(CONF_DIR).parent / "docs" / "configuration.md").read_text()
+    start, end = "<!-- keys: python -m fetal_dcgan.config -->\n", "<!-- /keys -->"
+    assert start in docs and end in docs, "docs/configuration.md lost its generated key table"
+    assert docs.split(start)[1].split(end)[0] == markdown_table(), (
+        "docs/configuration.md is out of date: paste the output of python -m fetal_dcgan.config"
+    )
+
+
+def test_every_declared_setting_says_what_it_means_and_every_rule_has_an_example():
+    from fetal_dcgan.config import declared_groups
+    from fetal_dcgan.rules import declared
+
+    for prefix, schema, _ in declared_groups():
+        for key, f in declared(schema, prefix):
+            if f.metadata:
+                assert f.metadata["help"], f"{key} declares no meaning"
+                assert not f.metadata["rule"] or f.metadata["example"], f"{key} has a rule but no example"
+
+
+def test_a_value_of_the_wrong_type_is_refused_as_the_config_is_composed(tmp_path):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="model.lr"):
+        compose_config(tmp_path, ["model.lr=fast"])
+
+
+def test_a_metrics_section_of_no_metric_is_refused(tmp_path):
+    from fetal_dcgan.checks import check_config
+    from fetal_dcgan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="metrics.kdi: not a setting of the metric suite nor a registered metric"):
+        check_config(compose_config(tmp_path, ["+metrics.kdi.subsets=3"]))

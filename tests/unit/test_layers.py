@@ -17,7 +17,7 @@ from helpers import REPO
 
 #: The layers, bottom first: a module's layer is that of its first name under fetal_dcgan.
 LAYERS = (
-    ("errors", "config", "utils", "rules", "runs"),
+    ("errors", "utils", "rules", "runs"),
     ("imaging",),
     ("data",),
     ("models",),
@@ -26,7 +26,7 @@ LAYERS = (
     ("callbacks",),
     ("report",),
     ("survey",),
-    ("pipeline", "checks"),
+    ("pipeline", "checks", "config"),
 )
 #: The commands: `python -m fetal_dcgan.<name>` and every package's `__main__`.
 ENTRY_POINTS = ("train", "evaluate", "bench", "baselines")
