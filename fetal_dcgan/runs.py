@@ -13,6 +13,7 @@ import csv
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from fetal_dcgan.utils import atomic_write_text
@@ -181,11 +182,25 @@ def run_of(folder: Path) -> Path | None:
     return None
 
 
-def run_setting(folder: Path, key: str):
-    """A value (dotted ``key``) of the config.yaml of the run ``folder`` belongs to; None
-    when the folder is not part of a run or the run's config lacks the key."""
-    from omegaconf import OmegaConf
-
+def run_config(folder: Path):
+    """The config.yaml (a DictConfig) of the run ``folder`` belongs to, read once per version
+    of the file; None when the folder is not part of a run or the run has no config yet."""
     run = run_of(folder)
     config = None if run is None else RunLayout(run).config
-    return OmegaConf.select(OmegaConf.load(config), key, default=None) if config and config.is_file() else None
+    return _load_config(str(config), config.stat().st_mtime_ns) if config and config.is_file() else None
+
+
+@lru_cache(maxsize=64)
+def _load_config(path: str, version: int):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(path)
+
+
+def run_setting(folder: Path, key: str):
+    """A value (dotted ``key``) of the config of the run ``folder`` belongs to; None when the
+    folder is not part of a run or the run's config lacks the key."""
+    from omegaconf import OmegaConf
+
+    config = run_config(folder)
+    return None if config is None else OmegaConf.select(config, key, default=None)

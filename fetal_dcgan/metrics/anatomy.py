@@ -18,7 +18,9 @@ accuracy, which the status names.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from scipy.stats import circstd, wasserstein_distance
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
 from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
-from fetal_dcgan.rules import int_at_least
+from fetal_dcgan.rules import int_at_least, setting
 
 #: Per-image measurements: the key in per_image.csv and the ellipse field it comes from.
 PER_IMAGE = {
@@ -97,20 +99,31 @@ def _load(path: str):
     return load_model(path)
 
 
-def measurement_model(options: dict, image_size: int):
+def measurement_model(options: "AnatomyOptions", image_size: int):
     """The model named by ``model_path``, else the newest in ``models_dir`` for the size and fit."""
-    from fetal_dcgan.anatomy.model import find_model
+    from fetal_dcgan.anatomy.model import find_model, models_dir
 
-    path = options.get("model_path") or find_model(
-        options["models_dir"], image_size, options.get("fit"), options.get("source")
-    )
+    folder = models_dir(options.models_dir)
+    path = options.model_path or find_model(folder, image_size, options.fit, options.source)
     if path is None:
         raise MetricUnavailable(
-            f"no head-measurement model for {image_size} px (fit={options.get('fit')}) in {options['models_dir']}: "
+            f"no head-measurement model for {image_size} px (fit={options.fit}) in {folder}: "
             f"train one with python -m fetal_dcgan.anatomy train data.image_size={image_size} (add the run's data "
             "settings), or set metrics.anatomy.model_path (evaluate: --anatomy-model PATH)"
         )
     return _load(str(path))
+
+
+@dataclass
+class AnatomyOptions:
+    model_path: Optional[str] = setting(
+        None, help="a model folder; null: the newest in models_dir for the set's size, fit and data source"
+    )
+    models_dir: Optional[str] = setting(None, help="where trained models are found; null: the anatomy cache")
+    fit: str = setting("pad", help="the fit of the set's images (data.fit)")
+    source: Optional[str] = setting(None, help="the data source a model is preferred from (data.source)")
+    min_heads: int = setting(10, int_at_least(1), "10", "fewer plausible heads in either set: the W1 distances are NaN")
+    batch_size: int = setting(256, int_at_least(1), "256", "images a forward pass (anatomy.inference_batch_size)")
 
 
 @register_metric(
@@ -153,7 +166,7 @@ def measurement_model(options: dict, image_size: int):
         Key("head_fit_iou", "IoU of the segmentation with its fitted ellipse", level="image", role="diagnostic"),
         Key("hc_fraction_real", "HC (share of width) of each plausible head of R", level="vector", role="reference"),
     ),
-    options={"min_heads": (int_at_least(1), "10"), "batch_size": (int_at_least(1), "256")},
+    options=AnatomyOptions,
 )
 def _anatomy(ctx: ScoringContext) -> dict:
     o = ctx.options
@@ -165,7 +178,7 @@ def _anatomy(ctx: ScoringContext) -> dict:
             "would be measured in sample: train it on this data config (python -m "
             "fetal_dcgan.anatomy train with the run's data settings), which leaves them out"
         )
-    batch = int(o["batch_size"])
+    batch = o.batch_size
     real = ctx.reference("anatomy", lambda: model.measure(ctx.real[unseen], ctx.device, batch), model.meta["key"])
     fake = model.measure(ctx.fake, ctx.device, batch)
     per_image = {k: fake[field] for k, field in PER_IMAGE.items()}
@@ -174,8 +187,8 @@ def _anatomy(ctx: ScoringContext) -> dict:
         hc_fraction=fake["hc_per_width"],
         head_angle_deg=np.degrees(fake["angle"]),
     )
-    scalars = compare(fake, real, int(o["min_heads"]))
-    few = "" if math.isfinite(scalars["hc_w1"]) else f"; fewer than {o['min_heads']} heads in a set: no distances"
+    scalars = compare(fake, real, o.min_heads)
+    few = "" if math.isfinite(scalars["hc_w1"]) else f"; fewer than {o.min_heads} heads in a set: no distances"
     return {
         "scalars": scalars,
         "per_image": per_image,

@@ -79,16 +79,16 @@ class ScoringContext:
     spaces: FeatureSpaces
     store: ReferenceStore
     train_groups: torch.Tensor | None = None  # the fetus of each training image (repeat scans share one)
-    options: dict = field(default_factory=dict)
+    options: object = None  # the metric's options object (its registered dataclass)
     _fake_features: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def for_metric(self, options: dict) -> "ScoringContext":
+    def for_metric(self, options: object) -> "ScoringContext":
         """A view with one metric's options; the synthetic features stay shared."""
-        return replace(self, options=dict(options))
+        return replace(self, options=options)
 
     def resamples(self) -> int:
         """Bootstrap resamples for this metric: ``ci_resamples`` times its ``ci_share``."""
-        return int(self.ci_resamples * float(self.options.get("ci_share", 1.0)) + 1e-9)
+        return int(self.ci_resamples * getattr(self.options, "ci_share", 1.0) + 1e-9)
 
     def features(self, space: str, images: torch.Tensor | None = None) -> torch.Tensor:
         """Features in ``space`` of the synthetic set (``images`` None: extracted once per

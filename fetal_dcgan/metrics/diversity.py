@@ -13,6 +13,8 @@ than ``collapse_duplicates`` near-duplicates (``conf/metrics``: ``diversity``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
@@ -20,7 +22,7 @@ from torchmetrics.functional.image import multiscale_structural_similarity_index
 from fetal_dcgan.imaging.psnr import psnr_to_the_others
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.registry import Key, register_metric
-from fetal_dcgan.rules import int_at_least, number_in
+from fetal_dcgan.rules import int_at_least, number_in, setting
 
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)  # Wang et al.'s first three scale weights
 
@@ -97,6 +99,21 @@ def diversity(fake: dict[str, float], real: dict[str, float], margin: float, dup
     }
 
 
+@dataclass
+class DiversityOptions:
+    ms_ssim_pairs: int = setting(2000, int_at_least(1), "2000", "random pairs within a set")
+    duplicate_psnr_db: float = setting(
+        40.0,
+        number_in(0, 200, low_open=True),
+        "40",
+        "a near-copy: PSNR at least this (RMS difference below 2.6 grey levels)",
+    )
+    collapse_margin: float = setting(
+        0.1, number_in(0, 1), "0.1", "collapse: MS-SSIM above the reference's by more than this ..."
+    )
+    collapse_duplicates: float = setting(0.05, number_in(0, 1), "0.05", "... or more than this share of near-copies")
+
+
 @register_metric(
     "diversity",
     "diversity within the synthetic set against the reference set's (mode collapse)",
@@ -123,20 +140,15 @@ def diversity(fake: dict[str, float], real: dict[str, float], margin: float, dup
             role="diagnostic",
         ),
     ),
-    options={
-        "ms_ssim_pairs": (int_at_least(1), "2000"),
-        "duplicate_psnr_db": (number_in(0, 200, low_open=True), "40"),
-        "collapse_margin": (number_in(0, 1), "0.1"),
-        "collapse_duplicates": (number_in(0, 1), "0.05"),
-    },
+    options=DiversityOptions,
 )
 def _diversity(ctx: ScoringContext) -> dict:
     o = ctx.options
-    pairs, db = int(o["ms_ssim_pairs"]), float(o["duplicate_psnr_db"])
+    pairs, db = o.ms_ssim_pairs, o.duplicate_psnr_db
     real = ctx.reference(
         "diversity",
         lambda: set_diversity(ctx.real.to(ctx.device), pairs, db, ctx.seed),
         f"ms-ssim-{pairs}-pairs-{MS_SSIM_BETAS}-normalised-seed-{ctx.seed}-dup-{db}dB",
     )
     fake = set_diversity(ctx.fake.to(ctx.device), pairs, db, ctx.seed)
-    return diversity(fake, real, float(o["collapse_margin"]), float(o["collapse_duplicates"]))
+    return diversity(fake, real, o.collapse_margin, o.collapse_duplicates)

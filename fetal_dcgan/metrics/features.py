@@ -13,10 +13,14 @@ networks; metrics that need "the best features here" take the first available in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
+
+from fetal_dcgan.rules import int_at_least, setting
 
 FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{FID_WEIGHTS_FILE}"
@@ -101,9 +105,19 @@ class RandomConvFeatures(nn.Module):
         return self.net(x).mean((2, 3))
 
 
-#: Feature networks by name: ``options`` is ``metrics.features`` (weights path, batch size).
+@dataclass
+class FeatureSettings:
+    """``metrics.features``: the feature networks (inception, FID's; random-conv, fixed and seeded)."""
+
+    weights_path: Optional[str] = setting(
+        None, help="weights-inception-2015-12-05-6726825d.pth; null: the torch hub cache"
+    )
+    batch_size: int = setting(64, int_at_least(1), "64", "images per feature-extraction batch")
+
+
+#: Feature networks by name: ``options`` is ``metrics.features`` (``FeatureSettings``).
 EXTRACTORS = {
-    "inception": lambda options: InceptionFeatures(options.get("weights_path")),
+    "inception": lambda options: InceptionFeatures(options.weights_path),
     "random-conv": lambda options: RandomConvFeatures(),
 }
 #: The feature space of metrics that work in any: the first of these that is available.
@@ -114,9 +128,9 @@ class FeatureSpaces:
     """The named extractors, built on first use; ``inception`` may be replaced by any module
     (``stand_in``), which is then named by its class in statuses."""
 
-    def __init__(self, options: dict, stand_in: nn.Module | None = None):
-        self.options = dict(options)
-        self.batch_size = int(self.options.get("batch_size", 64))
+    def __init__(self, options: FeatureSettings, stand_in: nn.Module | None = None):
+        self.options = options
+        self.batch_size = options.batch_size
         self._built: dict[str, nn.Module | MetricUnavailable] = {} if stand_in is None else {"inception": stand_in}
 
     def extractor(self, space: str) -> nn.Module:

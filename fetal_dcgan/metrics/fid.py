@@ -9,13 +9,15 @@ the eigenvalues of a symmetric matrix: tr sqrt(S1 S2) = sum sqrt(eig(A S1 A)), A
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 
 from fetal_dcgan.metrics.bootstrap import bootstrap_ci
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
-from fetal_dcgan.metrics.registry import Key, interval, register_metric
+from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
 
 
 def _mean_and_covariance(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +65,11 @@ def bootstrap_fd(ctx: ScoringContext, fake: torch.Tensor, real: torch.Tensor, es
     )
 
 
+@dataclass
+class FidOptions:
+    ci_share: float = ci_share(0.25)  # each resample is an eigendecomposition of a 2048 x 2048 matrix
+
+
 @register_metric(
     "fid",
     "Frechet Inception Distance (torch-fidelity's network and maths)",
@@ -75,6 +82,7 @@ def bootstrap_fd(ctx: ScoringContext, fake: torch.Tensor, real: torch.Tensor, es
         ),
         *interval("fid"),
     ),
+    options=FidOptions,
 )
 def _fid(ctx: ScoringContext) -> dict:
     fake, real = ctx.features("inception"), ctx.features("inception", ctx.real)

@@ -19,6 +19,7 @@ from fetal_dcgan.metrics.registry import Key, register_metric
     "frd",
     "Fréchet Radiomics Distance (optional: pip install -e '.[frd]')",
     (Key("frd", "Fréchet distance between radiomic feature fits of S and R", better="lower"),),
+    default=False,  # optional packages
 )
 def _frd(ctx: ScoringContext) -> dict:
     try:

@@ -14,14 +14,17 @@ products of 2048-d features per scored set.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 import torch
 
 from fetal_dcgan.metrics.bootstrap import bootstrap_ci
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
-from fetal_dcgan.metrics.registry import Key, interval, register_metric
-from fetal_dcgan.rules import int_at_least, or_null
+from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
+from fetal_dcgan.rules import int_at_least, or_null, setting
 
 
 class PolynomialKernels:
@@ -86,6 +89,20 @@ def kernel_inception_distance(
     return kid_from_kernels(kernels, np.arange(len(fake_features)), subsets, subset_size, seed)
 
 
+@dataclass
+class KidOptions:
+    subsets: int = setting(100, int_at_least(1), "100", "random subsets the MMD^2 is averaged over")
+    subset_size: Optional[int] = setting(
+        None,
+        or_null(int_at_least(2)),
+        "null (half the smaller set)",
+        "null: half the smaller set, at most 1000 (400 for the study's sets of 800), so subsets differ and "
+        "kid_std is a spread; a number is clamped to the smaller set",
+    )
+    resample_subsets: int = setting(10, int_at_least(1), "10", "subsets per bootstrap resample")
+    ci_share: float = ci_share(0.1)
+
+
 @register_metric(
     "kid",
     "Kernel Inception Distance (torch-fidelity's estimator)",
@@ -99,19 +116,15 @@ def kernel_inception_distance(
         Key("kid_std", "standard deviation of the subsets' MMD^2", role="diagnostic"),
         *interval("kid_mean"),
     ),
-    options={
-        "subsets": (int_at_least(1), "100"),
-        "subset_size": (or_null(int_at_least(2)), "null (half the smaller set)"),
-        "resample_subsets": (int_at_least(1), "10"),
-    },
+    options=KidOptions,
 )
 def _kid(ctx: ScoringContext) -> dict:
     fake = ctx.features("inception")
     kernels = PolynomialKernels(fake, ctx.features("inception", ctx.real), ctx.device)  # once for every subset
-    size, seed = ctx.options["subset_size"], ctx.seed
-    mean, std = kid_from_kernels(kernels, np.arange(len(fake)), int(ctx.options["subsets"]), size, seed)
+    size, seed = ctx.options.subset_size, ctx.seed
+    mean, std = kid_from_kernels(kernels, np.arange(len(fake)), ctx.options.subsets, size, seed)
     low, high = bootstrap_ci(  # fewer subsets per resample: the interval is of the mean, not of one estimate
-        lambda i: kid_from_kernels(kernels, i, int(ctx.options["resample_subsets"]), size, seed)[0],
+        lambda i: kid_from_kernels(kernels, i, ctx.options.resample_subsets, size, seed)[0],
         len(fake),
         ctx.resamples(),
         seed,

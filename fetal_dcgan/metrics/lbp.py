@@ -17,7 +17,7 @@ import torch
 
 from fetal_dcgan.metrics.bootstrap import bootstrap_ci
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.registry import Key, interval, register_metric
+from fetal_dcgan.metrics.registry import Key, MetricOptions, interval, register_metric
 
 NAMED_ELEMENTS = (8, 20, 143, 240)
 N_CODES = 256
@@ -165,6 +165,7 @@ def _element_keys() -> list[Key]:
         Key("lbp_abs_diff", "|sLBPv - rLBPv| per code", level="vector"),
         Key("lbp_per_image", "each synthetic image's 256-bin LBP code counts", level="image-vector"),
     ),
+    options=MetricOptions,
 )
 def _lbp(ctx: ScoringContext) -> dict:
     real_hist = ctx.reference("lbp", lambda: lbp_histograms(ctx.real, device=ctx.device), "lbp-P8-R1-default")

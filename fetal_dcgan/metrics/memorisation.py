@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ import torch
 from fetal_dcgan.data.augment import flip_rotate, to_unit
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
-from fetal_dcgan.rules import int_at_least, number_in
+from fetal_dcgan.rules import int_at_least, number_in, setting
 
 
 def rotations(degrees: float) -> tuple[float, ...]:
@@ -176,6 +176,22 @@ def memorisation(
     return out
 
 
+@dataclass
+class MemorisationOptions:
+    degrees: Any = setting(
+        10, number_in(0, 180), "${data.augment.degrees}", "audited rotations: -d, -d/2, 0, d/2, d (training's range)"
+    )
+    quantile: float = setting(
+        0.95,
+        number_in(0, 1, low_open=True),
+        "0.95",
+        "copy threshold: this quantile of real images' nearest-NCC to training",
+    )
+    min_held_out: int = setting(
+        20, int_at_least(2), "20", "fewer held-out real images: calibrate on training images, leave-one-out"
+    )
+
+
 @register_metric(
     "memorisation",
     "memorisation audit: synthetic images that are copies of training images",
@@ -206,10 +222,7 @@ def memorisation(
             role="diagnostic",
         ),
     ),
-    options={
-        "quantile": (number_in(0, 1, low_open=True), "0.95"),
-        "min_held_out": (int_at_least(2), "20"),
-    },
+    options=MemorisationOptions,
 )
 def _memorisation(ctx: ScoringContext) -> dict:
     train = ctx.need_train("the memorisation audit")
@@ -225,9 +238,9 @@ def _memorisation(ctx: ScoringContext) -> dict:
             train.to(device),
             None if ctx.held_out is None else ctx.held_out.to(device),
             features,
-            degrees=float(o["degrees"]),
-            quantile=float(o["quantile"]),
-            min_held_out=int(o["min_held_out"]),
+            degrees=float(o.degrees),
+            quantile=o.quantile,
+            min_held_out=o.min_held_out,
             groups=ctx.train_groups,
         ),
         f"{space}-{o}",

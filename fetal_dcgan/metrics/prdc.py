@@ -8,14 +8,16 @@ available; tests compare with the authors' ``prdc`` package.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from fetal_dcgan.metrics.bootstrap import bootstrap_values, shifted_percentile_interval
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
-from fetal_dcgan.metrics.registry import Key, interval, register_metric
-from fetal_dcgan.rules import int_at_least
+from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
+from fetal_dcgan.rules import int_at_least, setting
 
 
 class NeighbourBalls:
@@ -57,6 +59,12 @@ def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int) -> di
     return NeighbourBalls(fake_features, real_features, k).scores()
 
 
+@dataclass
+class PrdcOptions:
+    k: int = setting(5, int_at_least(1), "5", "nearest neighbours (Naeem et al.'s default)")
+    ci_share: float = ci_share(0.25)
+
+
 @register_metric(
     "prdc",
     "precision, recall, density and coverage with k-NN balls in feature space",
@@ -78,10 +86,10 @@ def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int) -> di
         *interval("precision"),
         *interval("recall"),
     ),
-    options={"k": (int_at_least(1), "5")},
+    options=PrdcOptions,
 )
 def _prdc(ctx: ScoringContext) -> dict:
-    space, k = ctx.best_space(), int(ctx.options["k"])
+    space, k = ctx.best_space(), ctx.options.k
     balls = NeighbourBalls(ctx.features(space).to(ctx.device), ctx.features(space, ctx.real).to(ctx.device), k)
     scalars = balls.scores()
     names = ("precision", "recall")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal
 
-from fetal_dcgan.rules import Check
+from fetal_dcgan.rules import configure, number_in, setting
 
 if TYPE_CHECKING:
     from fetal_dcgan.metrics.context import ScoringContext
@@ -50,6 +50,18 @@ class Key:
     reference_key: str | None = None
 
 
+def ci_share(default: float = 1.0):
+    """The share of ``metrics.ci_resamples`` a metric's bootstrap intervals take."""
+    return setting(default, number_in(0, 1), "0.25", "share of metrics.ci_resamples its intervals take (0: none)")
+
+
+@dataclass
+class MetricOptions:
+    """The options of a metric that declares none of its own."""
+
+    ci_share: float = ci_share(1.0)
+
+
 #: ``figure(fake, train, result, path) -> path or None``: a picture of a scored set's result.
 Figure = Callable[..., object]
 
@@ -61,7 +73,14 @@ class Metric:
     keys: tuple[Key, ...]
     compute: Callable[["ScoringContext"], dict]
     figures: tuple[tuple[str, Figure], ...] = ()  # (file-name part, draw) of each picture it offers
-    options: dict[str, Check] = field(default_factory=dict)  # its section of conf/metrics, checked up front
+    #: a dataclass of ``rules.setting`` fields: its section of the metrics config, checked up front
+    options: type = MetricOptions
+    has_section: bool = False  # declared options of its own: a section of the metrics config
+    default: bool = True  # run when metrics.names is left as it is
+
+    def configure(self, given=None) -> object:
+        """Its options object: the declared defaults with ``given`` on top (``rules.configure``)."""
+        return configure(self.options, given)
 
     @property
     def headline(self) -> Key:
@@ -90,18 +109,30 @@ def interval(name: str, unit: str = "") -> tuple[Key, Key]:
 
 
 def register_metric(
-    name: str, summary: str, keys: tuple[Key, ...] | list[Key], options: dict[str, Check] | None = None
+    name: str, summary: str, keys: tuple[Key, ...] | list[Key], options: type | None = None, default: bool = True
 ):
     """Decorator: register ``compute(ctx) -> {"scalars", "per_image", "vectors", "status"}``
-    (every part optional) under ``name`` with its declared ``keys``, and the rule of each of
-    its ``options`` (``fetal_dcgan.rules``: checked with the rest of the config before a run)."""
+    (every part optional) under ``name`` with its declared ``keys``, and its ``options``: a
+    dataclass of ``fetal_dcgan.rules.setting`` fields (their rules are checked with the rest
+    of the config before a run; the metric gets an instance as ``ctx.options``); ``default``:
+    whether it is in the default ``metrics.names``."""
+    if options is not None and not dataclasses.is_dataclass(options):
+        raise TypeError(f"Metric {name!r}: options must be a dataclass of fetal_dcgan.rules.setting fields.")
 
     def decorate(compute: Callable[["ScoringContext"], dict]) -> Callable:
         taken = {k.name: m.name for m in METRICS.values() if m.name != name for k in m.keys}
         clash = [k.name for k in keys if k.name in taken and k.level == "set"]
         if clash:
             raise ValueError(f"Metric {name!r} declares keys already declared by another metric: {clash}.")
-        METRICS[name] = Metric(name, summary, tuple(keys), compute, options=dict(options or {}))
+        METRICS[name] = Metric(
+            name,
+            summary,
+            tuple(keys),
+            compute,
+            options=options or MetricOptions,
+            has_section=options is not None,
+            default=default,
+        )
         return compute
 
     return decorate

@@ -9,12 +9,14 @@ reference set, in the best feature space available: about 1 for a set as good as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.fid import bootstrap_fd, frechet_distance
-from fetal_dcgan.metrics.registry import Key, interval, register_metric
+from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
 
 
 def relative_fd(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
@@ -30,6 +32,11 @@ def relative_fd(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
     return frechet_distance(fake[subset], half_a) / baseline if baseline > 0 else float("nan")
 
 
+@dataclass
+class FdOptions:
+    ci_share: float = ci_share(0.25)
+
+
 @register_metric(
     "fd",
     "Frechet distance in random-network features, and relative to real-vs-real",
@@ -43,6 +50,7 @@ def relative_fd(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
             plotted=True,
         ),
     ),
+    options=FdOptions,
 )
 def _fd(ctx: ScoringContext) -> dict:
     fake, real = ctx.features("random-conv"), ctx.features("random-conv", ctx.real)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -22,8 +21,10 @@ import torch
 from torch import nn
 
 from fetal_dcgan.metrics.context import ReferenceStore, ScoringContext
-from fetal_dcgan.metrics.features import FeatureSpaces, MetricUnavailable
+from fetal_dcgan.metrics.features import FeatureSettings, FeatureSpaces, MetricUnavailable
 from fetal_dcgan.metrics.registry import METRICS, SET_SIZES, load_modules
+from fetal_dcgan.metrics.settings import SuiteSettings
+from fetal_dcgan.rules import configure
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +42,13 @@ class MetricsResult:
         return {**self.scalars, **{f"status_{name}": text for name, text in self.status.items()}}
 
 
-@lru_cache(maxsize=1)
-def configured_defaults() -> dict:
-    """``conf/metrics`` as training composes it (interpolations resolved)."""
-    from omegaconf import OmegaConf
-
-    from fetal_dcgan.config import compose_config
-
-    return OmegaConf.to_container(compose_config().metrics, resolve=True)
-
-
-#: Settings of the suite itself; every other section of conf/metrics belongs to the metric of its name.
-SUITE_SETTINGS = ("_target_", "names", "device", "seed", "ci_resamples", "cache_dir", "features", "modules")
-
-
 class MetricSuite:
     """The configured metrics, their options and the reference-statistics store.
 
-    ``names``: metrics to run (default: ``conf/metrics``' names); ``feature_extractor``: a
-    module standing in for Inception; ``cache_dir``: where reference statistics persist
-    (None: only in memory); ``options``: per-metric sections such as ``kid={"subsets": 10}``,
-    merged over conf/metrics'."""
+    Settings left out are the declared defaults (``SuiteSettings``, each metric's options
+    class), which the metrics config is built from. ``feature_extractor``: a module standing
+    in for Inception; ``cache_dir``: where reference statistics persist (None: only in
+    memory); ``options``: per-metric sections such as ``kid={"subsets": 10}``."""
 
     def __init__(
         self,
@@ -71,31 +58,31 @@ class MetricSuite:
         seed: int | None = None,
         ci_resamples: int | None = None,
         cache_dir: str | Path | None = None,
-        features: dict | None = None,
+        features: dict | FeatureSettings | None = None,
         modules: list[str] | None = None,
         feature_extractor: nn.Module | None = None,
         **options: dict,
     ):
         load_modules(modules)
-        given = {"names": names, "device": device, "seed": seed, "ci_resamples": ci_resamples, "features": features}
-        defaults = configured_defaults() if any(v is None for v in given.values()) else {}  # all given: a full config
-        names = defaults["names"] if names is None else list(names)
+        defaults = SuiteSettings()
+        names = defaults.names if names is None else list(names)
         unknown = [n for n in names if n not in METRICS]
         if unknown:
             raise ValueError(f"Unknown metrics {unknown}: choose from {', '.join(METRICS)}.")
         stray = [s for s in options if s not in METRICS]
         if stray:
             raise ValueError(
-                f"Options for {stray}, which are not metrics: sections of conf/metrics are the suite's "
-                f"settings ({', '.join(SUITE_SETTINGS[1:])}) or a metric's ({', '.join(METRICS)})."
+                f"Options for {stray}, which are not metrics: sections of the metrics config are the suite's "
+                f"settings ({', '.join(f.name for f in fields(SuiteSettings)[1:])}) "
+                f"or a metric's ({', '.join(METRICS)})."
             )
         self.names = [n for n in METRICS if n in names]
-        self.options = {n: {**defaults.get(n, {}), **dict(options.get(n) or {})} for n in self.names}
-        device = defaults["device"] if device is None else device
+        self.options = {n: METRICS[n].configure(options.get(n)) for n in self.names}
+        device = device or defaults.device
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        self.seed = int(defaults["seed"] if seed is None else seed)
-        self.ci_resamples = int(defaults["ci_resamples"] if ci_resamples is None else ci_resamples)
-        self.spaces = FeatureSpaces({**defaults.get("features", {}), **dict(features or {})}, feature_extractor)
+        self.seed = defaults.seed if seed is None else int(seed)
+        self.ci_resamples = defaults.ci_resamples if ci_resamples is None else int(ci_resamples)
+        self.spaces = FeatureSpaces(configure(FeatureSettings, features), feature_extractor)
         self.store = ReferenceStore(cache_dir)
         self._warned: set[str] = set()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from fetal_dcgan.metrics.lbp import REFERENCE_VECTOR, SYNTHETIC_VECTOR
 from fetal_dcgan.report import figures
@@ -318,8 +319,9 @@ def _draw_grids(sweep: Sweep, layout: ReportLayout) -> list[tuple[str, Path]]:
 def _page(
     sweep: Sweep, tests, pairs, cell_table: pd.DataFrame, figs: dict, grids: list, relations: pd.DataFrame
 ) -> str:
-    cfg = sweep.config or {}
-    data, model, trainer = cfg.get("data", {}), cfg.get("model", {}), cfg.get("trainer", {})
+    def setting(key: str):
+        return OmegaConf.select(sweep.config, key, default=None) if sweep.config is not None else None
+
     failed = sweep.runs[sweep.runs["status"] != "finished"]
     statuses = {
         c.removeprefix("status_"): sorted(sweep.results[c].astype(str).str.split(":").str[0].unique())
@@ -331,12 +333,13 @@ def _page(
     about = (
         f"<p>Sweep <code>{html.escape(str(sweep.root))}</code>: {len(sweep.runs)} runs, "
         f"{len(sweep.results)} scored snapshots, {replicates.min()}-{replicates.max()} runs (seeds) per cell. "
-        f"Data: <code>{html.escape(str(data.get('source')))}</code>"
-        f"{' at ' + html.escape(str(data.get('root'))) if data.get('root') else ''}, "
-        f"{data.get('image_size')} px (fit={data.get('fit')}), reference set of {data.get('reference_n')} "
-        f"non-augmented images. Model: DCGAN nz={model.get('nz')}, ngf={model.get('ngf')}, "
-        f"ndf={model.get('ndf')}, Adam lr={model.get('lr')} betas=({model.get('beta1')}, {model.get('beta2')}); "
-        f"{trainer.get('max_epochs')} epochs. Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
+        f"Data: <code>{html.escape(str(setting('data.source')))}</code>"
+        f"{' at ' + html.escape(str(setting('data.root'))) if setting('data.root') else ''}, "
+        f"{setting('data.image_size')} px (fit={setting('data.fit')}), reference set of "
+        f"{setting('data.reference_n')} non-augmented images. Model: DCGAN nz={setting('model.nz')}, "
+        f"ngf={setting('model.ngf')}, ndf={setting('model.ndf')}, Adam lr={setting('model.lr')} "
+        f"betas=({setting('model.beta1')}, {setting('model.beta2')}); {setting('trainer.max_epochs')} epochs. "
+        f"Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
         "<p class='note'>Every row of results.csv is a row of <code>&lt;run&gt;/metrics.csv</code>; each run's "
         "full settings are in <code>&lt;run&gt;/config.yaml</code> and its training images in "
         "<code>&lt;run&gt;/subset.txt</code>. Metric status: "

@@ -16,7 +16,7 @@ import yaml
 
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.metrics import registry
-from fetal_dcgan.runs import RUN_COLUMNS, RunLayout, find_runs
+from fetal_dcgan.runs import RUN_COLUMNS, RunLayout, find_runs, run_config, run_setting
 
 #: Columns that describe a cell rather than measure it.
 CONFIG_COLUMNS = ("run", *RUN_COLUMNS)
@@ -32,7 +32,7 @@ class Sweep:
     runs: pd.DataFrame  # one row per run: run, path, status, overrides
     results: pd.DataFrame  # one row per run x scored snapshot
     per_image: pd.DataFrame  # one row per run x snapshot x synthetic image
-    config: dict  # resolved config of the first run, for the report's header
+    config: object  # the first run's resolved config (a DictConfig, or None), for the report's header
 
     @property
     def metric_columns(self) -> list[str]:
@@ -94,8 +94,7 @@ def load_sweep(root: str | Path) -> Sweep:
         run_id = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
         overrides = {f"override.{k}": v for k, v in _overrides(run_dir).items()}
         layout = RunLayout(run_dir)
-        if layout.config.is_file():  # metrics of the run's own modules are declared there
-            registry.load_modules((yaml.safe_load(layout.config.read_text()) or {}).get("metrics", {}).get("modules"))
+        registry.load_modules(run_setting(run_dir, "metrics.modules"))  # metrics of the run's own modules
         metrics = layout.metrics_csv
         status = ("finished" if layout.finished.is_file() else "unfinished") if metrics.is_file() else "no metrics"
         runs.append({"run": run_id, "path": str(run_dir), "status": status, **overrides})
@@ -108,8 +107,7 @@ def load_sweep(root: str | Path) -> Sweep:
             f"No run under {root} has scored a snapshot (no metrics.csv): the sweep failed or has not "
             "reached its first sampling epoch. See each run's train.log."
         )
-    first = RunLayout(run_dirs[0]).config
-    config = yaml.safe_load(first.read_text()) if first.is_file() else {}
+    config = run_config(run_dirs[0])
     table = pd.concat(results, ignore_index=True)
     table = table[[c for c in CONFIG_COLUMNS if c in table] + [c for c in table if c not in CONFIG_COLUMNS]]
     images = pd.concat(per_image, ignore_index=True) if per_image else pd.DataFrame()

@@ -146,5 +146,5 @@ def test_command_line_values_reach_the_metric_suite_as_given(tmp_path):
         fake=tmp_path,
     )
     suite = metric_suite(args)
-    assert suite.names == ["kid", "psnr"] and suite.ci_resamples == 0 and suite.options["kid"]["subsets"] == 7
-    assert suite.spaces.options["weights_path"] == weights
+    assert suite.names == ["kid", "psnr"] and suite.ci_resamples == 0 and suite.options["kid"].subsets == 7
+    assert suite.spaces.options.weights_path == weights

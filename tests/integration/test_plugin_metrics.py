@@ -24,17 +24,24 @@ from helpers import REPO, TINY, compose_config, folder_of_noise
 
 TOY_MODULE = '''
 """A toy metric: the gap between the mean grey levels of the two sets."""
+from dataclasses import dataclass
+
 from fetal_dcgan.metrics.registry import Key, register_metric
-from fetal_dcgan.rules import number_in
+from fetal_dcgan.rules import number_in, setting
+
+
+@dataclass
+class ToyOptions:
+    scale: float = setting(1.0, number_in(0, 10, low_open=True), "1.0", "the gap is multiplied by this")
 
 
 @register_metric("toy", "gap between mean grey levels", (
     Key("toy_gap", "|mean grey level of S - mean grey level of R|", better="lower", unit="grey levels",
         plotted=True),
     Key("toy_brightness", "mean grey level of the image", level="image")),
-    options={"scale": (number_in(0, 10, low_open=True), "1.0")})
+    options=ToyOptions)
 def toy(ctx):
-    gap = float(ctx.fake.float().mean() - ctx.real.float().mean())
+    gap = ctx.options.scale * float(ctx.fake.float().mean() - ctx.real.float().mean())
     return {"scalars": {"toy_gap": abs(gap)}, "per_image": {"toy_brightness": ctx.fake.float().mean((1, 2, 3)).numpy()}}
 '''
 
