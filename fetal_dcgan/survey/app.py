@@ -36,7 +36,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from fetal_dcgan.survey.deck import deck_ids
 from fetal_dcgan.survey.layout import StudyLayout
-from fetal_dcgan.survey.storage import CHOICES, RATER_FIELDS, RATING_SCALE, Storage
+from fetal_dcgan.survey.storage import CHOICES, MAX_REQUEST_BYTES, RATER_FIELDS, RATING_SCALE, Storage
 
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
 RATER_ID = re.compile(r"^[\w .@-]{1,64}$")
@@ -243,7 +243,7 @@ def create_app(folder: str | Path) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        MAX_CONTENT_LENGTH=16 * 1024,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
     )
     app.extensions["rating_study"] = loaded
     CSRFProtect(app)

@@ -19,6 +19,8 @@ from fetal_dcgan.report.ratings import RATER_ROLES
 #: The two answers a rater gives an image: real or synthetic, and a quality rating on this scale.
 CHOICES = ("real", "synthetic")
 RATING_SCALE = (1, 5)
+#: The largest request a rater's browser sends (a form of one rating or of the rater's details), in bytes.
+MAX_REQUEST_BYTES = 16 * 1024
 
 
 def _listed(values) -> str:
