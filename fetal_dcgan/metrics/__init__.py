@@ -4,7 +4,8 @@ Importing the package registers the built-in metrics, in the order they run and 
 reported (``registry.METRICS``).
 """
 
-from fetal_dcgan.metrics import fid, kid, psnr, mutual_info, lbp, diversity, memorisation, prdc  # noqa: F401, I001
+from fetal_dcgan.metrics import fid, kid, psnr, mutual_info, lbp, diversity, memorisation, copying  # noqa: F401, I001
+from fetal_dcgan.metrics import prdc  # noqa: F401
 from fetal_dcgan.metrics import relative_fd, frd, anatomy  # noqa: F401
 from fetal_dcgan.metrics.registry import METRICS
 from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
