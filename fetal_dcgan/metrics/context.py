@@ -108,6 +108,10 @@ class ScoringContext:
     def best_space(self) -> str:
         return self.spaces.best()
 
+    def space(self) -> str:
+        """The space the metric's ``space`` option names, else the best available."""
+        return getattr(self.options, "space", None) or self.best_space()
+
     def label(self, space: str) -> str:
         return self.spaces.label(space)
 

@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from fetal_dcgan.rules import int_at_least, setting
+from fetal_dcgan.rules import int_at_least, one_of, or_null, setting
 
 FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{FID_WEIGHTS_FILE}"
@@ -122,6 +122,18 @@ EXTRACTORS = {
 }
 #: The feature space of metrics that work in any: the first of these that is available.
 PREFERENCE = ("inception", "random-conv")
+
+
+@dataclass
+class SpaceOptions:
+    """The option of a metric that works in any feature space."""
+
+    space: Optional[str] = setting(
+        None,
+        or_null(one_of(*EXTRACTORS)),
+        "random-conv",
+        "its feature space; null: the best available (inception first)",
+    )
 
 
 class FeatureSpaces:
