@@ -32,7 +32,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.stats import mannwhitneyu
 
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.features import MetricUnavailable
+from fetal_dcgan.metrics.features import MetricUnavailable, SpaceOptions
 from fetal_dcgan.metrics.memorisation import training_variants
 from fetal_dcgan.metrics.registry import Key, register_metric
 from fetal_dcgan.rules import int_at_least, number_in, setting
@@ -126,7 +126,7 @@ def authentic(query: torch.Tensor, bank: VariantBank) -> np.ndarray:
 
 
 @dataclass
-class CopyingOptions:
+class CopyingOptions(SpaceOptions):
     degrees: Any = setting(
         10, number_in(0, 180), "${data.augment.degrees}", "training's rotations: the variants measured against"
     )
@@ -162,7 +162,7 @@ def _copying(ctx: ScoringContext) -> dict:
     train = ctx.need_train("the data-copying tests")
     if ctx.held_out is None or len(ctx.held_out) < 2:
         raise MetricUnavailable("the data-copying tests need held-out real images (the run's reference set)")
-    space, o = ctx.best_space(), ctx.options
+    space, o = ctx.space(), ctx.options
 
     def build() -> tuple[VariantBank, np.ndarray]:
         features = ctx.features(space, train)

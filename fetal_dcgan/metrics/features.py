@@ -1,4 +1,5 @@
-"""Feature extractors by name: the standard FID Inception-v3 and a fixed random network.
+"""Feature extractors by name: the standard FID Inception-v3, a fixed random network, and
+the field's newer networks from local weights (``metrics.pretrained``).
 
 The standard network is torch-fidelity's TF-compatible Inception-v3 (pool3, 2048-d),
 which resizes every image to 299x299 with its TF1-style bilinear interpolation (no
@@ -20,14 +21,14 @@ from typing import Optional
 import torch
 from torch import nn
 
+from fetal_dcgan.metrics.errors import MetricUnavailable
+from fetal_dcgan.metrics.pretrained import PRETRAINED, PretrainedFeatures, WeightsFile
 from fetal_dcgan.rules import int_at_least, one_of, or_null, setting
+
+__all__ = ["MetricUnavailable"]  # imported from here by the metrics
 
 FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{FID_WEIGHTS_FILE}"
-
-
-class MetricUnavailable(Exception):
-    """A metric cannot be computed in this environment; the message says what to do."""
 
 
 def find_inception_weights(weights_path: str | Path | None = None) -> Path:
@@ -113,15 +114,24 @@ class FeatureSettings:
         None, help="weights-inception-2015-12-05-6726825d.pth; null: the torch hub cache"
     )
     batch_size: int = setting(64, int_at_least(1), "64", "images per feature-extraction batch")
+    dinov2_vitb14: WeightsFile = setting(factory=WeightsFile)
+    dinov2_vitl14: WeightsFile = setting(factory=WeightsFile)
+    swav_resnet50: WeightsFile = setting(factory=WeightsFile)
+    clip_vitb32: WeightsFile = setting(factory=WeightsFile)
 
 
 #: Feature networks by name: ``options`` is ``metrics.features`` (``FeatureSettings``).
 EXTRACTORS = {
     "inception": lambda options: InceptionFeatures(options.weights_path),
     "random-conv": lambda options: RandomConvFeatures(),
+    **{
+        space: lambda options, space=space: PretrainedFeatures(space, getattr(options, space.replace("-", "_")))
+        for space in PRETRAINED
+    },
 }
-#: The feature space of metrics that work in any: the first of these that is available.
-PREFERENCE = ("inception", "random-conv")
+#: The feature space of metrics that work in any: the first of these that is available
+#: (Stein et al.'s recommendation first; the fixed random network always is).
+PREFERENCE = ("dinov2-vitl14", "dinov2-vitb14", "inception", "swav-resnet50", "clip-vitb32", "random-conv")
 
 
 @dataclass
@@ -163,7 +173,7 @@ class FeatureSpaces:
         """How a status names the space: its name, or the stand-in's class."""
         built = self._built.get(space)
         stands_in = space == "inception" and isinstance(built, nn.Module) and not isinstance(built, InceptionFeatures)
-        return type(built).__name__ if stands_in else space
+        return type(built).__name__ if stands_in else getattr(built, "label", space)
 
     def best(self) -> str:
         """The first space of ``PREFERENCE`` whose network can be built here."""

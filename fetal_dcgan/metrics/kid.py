@@ -22,9 +22,9 @@ import torch
 
 from fetal_dcgan.metrics.bootstrap import bootstrap_ci
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.features import MetricUnavailable
+from fetal_dcgan.metrics.features import EXTRACTORS, MetricUnavailable, SpaceOptions
 from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
-from fetal_dcgan.rules import int_at_least, or_null, setting
+from fetal_dcgan.rules import int_at_least, one_of, or_null, setting
 
 
 class PolynomialKernels:
@@ -90,7 +90,10 @@ def kernel_inception_distance(
 
 
 @dataclass
-class KidOptions:
+class KidOptions(SpaceOptions):
+    space: Optional[str] = setting(
+        "inception", or_null(one_of(*EXTRACTORS)), "dinov2-vitb14", "its feature space (KID's is Inception's)"
+    )
     subsets: int = setting(100, int_at_least(1), "100", "random subsets the MMD^2 is averaged over")
     subset_size: Optional[int] = setting(
         None,
@@ -119,8 +122,9 @@ class KidOptions:
     options=KidOptions,
 )
 def _kid(ctx: ScoringContext) -> dict:
-    fake = ctx.features("inception")
-    kernels = PolynomialKernels(fake, ctx.features("inception", ctx.real), ctx.device)  # once for every subset
+    space = ctx.space()
+    fake = ctx.features(space)
+    kernels = PolynomialKernels(fake, ctx.features(space, ctx.real), ctx.device)  # once for every subset
     size, seed = ctx.options.subset_size, ctx.seed
     mean, std = kid_from_kernels(kernels, np.arange(len(fake)), ctx.options.subsets, size, seed)
     low, high = bootstrap_ci(  # fewer subsets per resample: the interval is of the mean, not of one estimate
@@ -130,4 +134,7 @@ def _kid(ctx: ScoringContext) -> dict:
         seed,
         estimate=mean,
     )
-    return {"scalars": {"kid_mean": mean, "kid_std": std, "kid_mean_ci_low": low, "kid_mean_ci_high": high}}
+    return {
+        "scalars": {"kid_mean": mean, "kid_std": std, "kid_mean_ci_low": low, "kid_mean_ci_high": high},
+        "status": f"ok: features: {ctx.label(space)}",
+    }

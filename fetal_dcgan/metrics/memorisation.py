@@ -27,6 +27,7 @@ import torch
 
 from fetal_dcgan.data.augment import flip_rotate, to_unit
 from fetal_dcgan.metrics.context import ScoringContext
+from fetal_dcgan.metrics.features import SpaceOptions
 from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
 from fetal_dcgan.rules import int_at_least, number_in, setting
 
@@ -177,7 +178,7 @@ def memorisation(
 
 
 @dataclass
-class MemorisationOptions:
+class MemorisationOptions(SpaceOptions):
     degrees: Any = setting(
         10, number_in(0, 180), "${data.augment.degrees}", "audited rotations: -d, -d/2, 0, d/2, d (training's range)"
     )
@@ -226,7 +227,7 @@ class MemorisationOptions:
 )
 def _memorisation(ctx: ScoringContext) -> dict:
     train = ctx.need_train("the memorisation audit")
-    space, device, o = ctx.best_space(), ctx.device, ctx.options
+    space, device, o = ctx.space(), ctx.device, ctx.options
 
     def features(images: torch.Tensor) -> torch.Tensor:
         return ctx.spaces.extract(space, images, device).to(device)

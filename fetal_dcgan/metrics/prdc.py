@@ -15,7 +15,7 @@ import torch
 
 from fetal_dcgan.metrics.bootstrap import bootstrap_values, shifted_percentile_interval
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.features import MetricUnavailable
+from fetal_dcgan.metrics.features import MetricUnavailable, SpaceOptions
 from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
 from fetal_dcgan.rules import int_at_least, setting
 
@@ -60,7 +60,7 @@ def prdc(fake_features: torch.Tensor, real_features: torch.Tensor, k: int) -> di
 
 
 @dataclass
-class PrdcOptions:
+class PrdcOptions(SpaceOptions):
     k: int = setting(5, int_at_least(1), "5", "nearest neighbours (Naeem et al.'s default)")
     ci_share: float = ci_share(0.25)
 
@@ -89,7 +89,7 @@ class PrdcOptions:
     options=PrdcOptions,
 )
 def _prdc(ctx: ScoringContext) -> dict:
-    space, k = ctx.best_space(), ctx.options.k
+    space, k = ctx.space(), ctx.options.k
     balls = NeighbourBalls(ctx.features(space).to(ctx.device), ctx.features(space, ctx.real).to(ctx.device), k)
     scalars = balls.scores()
     names = ("precision", "recall")

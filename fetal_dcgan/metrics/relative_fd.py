@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fetal_dcgan.metrics.context import ScoringContext
+from fetal_dcgan.metrics.features import SpaceOptions
 from fetal_dcgan.metrics.fid import bootstrap_fd, frechet_distance
 from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
 
@@ -33,7 +34,7 @@ def relative_fd(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
 
 
 @dataclass
-class FdOptions:
+class FdOptions(SpaceOptions):
     ci_share: float = ci_share(0.25)
 
 
@@ -56,6 +57,6 @@ def _fd(ctx: ScoringContext) -> dict:
     fake, real = ctx.features("random-conv"), ctx.features("random-conv", ctx.real)
     scalars = {"fd_random": frechet_distance(fake, real)}
     scalars["fd_random_ci_low"], scalars["fd_random_ci_high"] = bootstrap_fd(ctx, fake, real, scalars["fd_random"])
-    space = ctx.best_space()
+    space = ctx.space()
     scalars["relative_fd"] = relative_fd(ctx.features(space), ctx.features(space, ctx.real), ctx.seed)
     return {"scalars": scalars, "status": f"ok: relative_fd in {ctx.label(space)} features"}
