@@ -28,8 +28,35 @@ from scipy import ndimage
 
 from fetal_dcgan.imaging.ellipse import ramanujan
 
-#: Bump whenever the drawing code or the files written change, so cached phantoms are regenerated.
+#: Bump whenever the drawing code or the files written change in a way ``PhantomSpec`` does
+#: not capture (its fields, the drawing ranges included, are in the cache key already), so
+#: cached phantoms are regenerated; docs/data.md records each version.
 PHANTOM_VERSION = 2
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """The ranges each image's random draws come from (uniform; shares of the image's
+    height or width, of the skull's semi-major axis a, degrees or radians as named)."""
+
+    apex_depth: Range = (0.08, 0.16)  # the fan's apex above the top edge, a share of the height
+    apex_shift: Range = (-0.03, 0.03)  # its sideways offset, a share of the width
+    half_angle_deg: Range = (30.0, 40.0)  # half the fan's opening
+    far_depth: Range = (0.93, 0.99)  # the fan's far edge below the apex, a share of the height
+    head_cy: Range = (0.45, 0.62)  # the skull's centre, a share of the height ...
+    head_cx_shift: Range = (-0.12, 0.12)  # ... and its offset from the middle, a share of the width
+    head_a: Range = (0.22, 0.36)  # the semi-major axis, a share of the height
+    head_axis_ratio: Range = (0.72, 0.86)  # b / a
+    head_angle: Range = (-0.5, 0.5)  # the major axis from horizontal (radians)
+    fluid_dy: Range = (-0.1, 0.1)  # the amniotic pool's offset across ... (shares of a)
+    fluid_dx: Range = (-0.3, 0.3)  # ... and along the head
+    fluid_angle: Range = (-0.4, 0.4)  # its tilt against the skull's (radians)
+    skull_thickness: Range = (0.045, 0.07)  # the bright ring's width (in the ellipse's radius)
+    shadow: Range = (0.3, 0.55)  # the acoustic shadow's depth behind the skull
+    attenuation: Range = (1.0, 1.8)  # depth attenuation's exponent
+    gain: Range = (0.8, 1.2)  # overall brightness
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,7 @@ class PhantomSpec:
     width: int = 400
     field_mm: float = 160.0  # the image's width in mm: 0.4 mm pixels at 400 px, HCs of 130-230 mm like HC18's
     first_index: int = 0  # the test split continues the pool: images first_index .. first_index + n_images - 1
+    drawing: Drawing = Drawing()
 
     @property
     def pixel_mm(self) -> float:
@@ -85,15 +113,17 @@ class Head:
         return mask
 
 
-def _field_of_view(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, height: int, width: int) -> dict:
+def _field_of_view(
+    rng: np.random.Generator, d: Drawing, yy: np.ndarray, xx: np.ndarray, height: int, width: int
+) -> dict:
     """The fan-shaped field of view: apex above the top edge, opening 60-80 degrees."""
-    apex_y = -height * rng.uniform(0.08, 0.16)
-    apex_x = width / 2 + rng.uniform(-0.03, 0.03) * width
-    half_angle = np.deg2rad(rng.uniform(30, 40))
+    apex_y = -height * rng.uniform(*d.apex_depth)
+    apex_x = width / 2 + rng.uniform(*d.apex_shift) * width
+    half_angle = np.deg2rad(rng.uniform(*d.half_angle_deg))
     r = np.hypot(xx - apex_x, yy - apex_y)
     phi = np.arctan2(xx - apex_x, yy - apex_y)
     r_near = -apex_y + height * 0.04
-    r_far = -apex_y + height * rng.uniform(0.93, 0.99)
+    r_far = -apex_y + height * rng.uniform(*d.far_depth)
     return {
         "apex_x": apex_x,
         "apex_y": apex_y,
@@ -111,16 +141,18 @@ def _tissue(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return 0.42 + 0.12 * texture
 
 
-def _place_head(rng: np.random.Generator, height: int, width: int) -> Head:
+def _place_head(rng: np.random.Generator, d: Drawing, height: int, width: int) -> Head:
     """Head placement and shape (occipito-frontal axis mostly horizontal, like HC18)."""
-    cy = height * rng.uniform(0.45, 0.62)
-    cx = width / 2 + rng.uniform(-0.12, 0.12) * width
-    a = height * rng.uniform(0.22, 0.36)
-    b = a * rng.uniform(0.72, 0.86)
-    return Head(cx, cy, a, b, rng.uniform(-0.5, 0.5))
+    cy = height * rng.uniform(*d.head_cy)
+    cx = width / 2 + rng.uniform(*d.head_cx_shift) * width
+    a = height * rng.uniform(*d.head_a)
+    b = a * rng.uniform(*d.head_axis_ratio)
+    return Head(cx, cy, a, b, rng.uniform(*d.head_angle))
 
 
-def _draw_head(rng: np.random.Generator, echo: np.ndarray, head: Head, yy, xx, phi) -> tuple[np.ndarray, np.ndarray]:
+def _draw_head(
+    rng: np.random.Generator, d: Drawing, echo: np.ndarray, head: Head, yy, xx, phi
+) -> tuple[np.ndarray, np.ndarray]:
     """Amniotic fluid, brain, skull, midline, cavum septi pellucidi and thalami; returns the
     echo map and each pixel's radius in the skull ellipse's frame (1 on the skull)."""
     cx, cy, a, b, theta = head.cx, head.cy, head.a, head.b, head.theta
@@ -130,18 +162,18 @@ def _draw_head(rng: np.random.Generator, echo: np.ndarray, head: Head, yy, xx, p
     fluid_u, fluid_v = _ellipse_coords(
         yy,
         xx,
-        cy + rng.uniform(-0.1, 0.1) * a,
-        cx + rng.uniform(-0.3, 0.3) * a,
+        cy + rng.uniform(*d.fluid_dy) * a,
+        cx + rng.uniform(*d.fluid_dx) * a,
         a * 1.45,
         b * 1.35,
-        theta + rng.uniform(-0.4, 0.4),
+        theta + rng.uniform(*d.fluid_angle),
     )
     echo = np.where(np.sqrt(fluid_u**2 + fluid_v**2) < 1, 0.06, echo)
     # Brain parenchyma: darker and smoother than surrounding tissue.
     inside = rho < 0.97
     echo = np.where(inside, 0.16 + 0.04 * np.sin(6 * u + 3 * v), echo)
     # Skull: thick bright ring, strongest where the beam is perpendicular to it (specular).
-    thickness = rng.uniform(0.045, 0.07)
+    thickness = rng.uniform(*d.skull_thickness)
     ring = np.exp(-0.5 * ((rho - 1.0) / thickness) ** 2)
     normal_angle = np.arctan2(v / b, u / a) + theta
     specular = 0.45 + 0.55 * np.abs(np.sin(normal_angle + phi)) ** 2
@@ -158,7 +190,7 @@ def _draw_head(rng: np.random.Generator, echo: np.ndarray, head: Head, yy, xx, p
 
 
 def _shadow(
-    rng: np.random.Generator, echo: np.ndarray, head: Head, view: dict, rho: np.ndarray, scale: float
+    rng: np.random.Generator, d: Drawing, echo: np.ndarray, head: Head, view: dict, rho: np.ndarray, scale: float
 ) -> np.ndarray:
     """Acoustic shadow: beams that cross the skull are attenuated beyond its far wall."""
     head_dist = np.hypot(head.cx - view["apex_x"], head.cy - view["apex_y"])
@@ -166,10 +198,10 @@ def _shadow(
     half_span = np.arcsin(min(0.95, 0.8 * (head.a + head.b) / 2 / head_dist))
     in_beam = 1 / (1 + np.exp((np.abs(view["phi"] - head_phi) - half_span) / 0.02))
     beyond = 1 / (1 + np.exp(-(view["r"] - head_dist - 0.6 * head.b) / (4 * scale)))
-    return echo * (1 - rng.uniform(0.3, 0.55) * in_beam * beyond * (rho > 0.97))
+    return echo * (1 - rng.uniform(*d.shadow) * in_beam * beyond * (rho > 0.97))
 
 
-def _b_mode(rng: np.random.Generator, echo: np.ndarray, view: dict, scale: float) -> np.ndarray:
+def _b_mode(rng: np.random.Generator, d: Drawing, echo: np.ndarray, view: dict, scale: float) -> np.ndarray:
     """Speckle (the magnitude of smoothed complex Gaussian noise, elongated laterally), depth
     attenuation with imperfect time-gain compensation, log compression, 8 bits."""
     height, width = echo.shape
@@ -178,25 +210,27 @@ def _b_mode(rng: np.random.Generator, echo: np.ndarray, view: dict, scale: float
     speckle = np.hypot(ndimage.gaussian_filter(noise[0], sigma), ndimage.gaussian_filter(noise[1], sigma))
     speckle /= speckle.mean()
     depth = view["depth"]
-    attenuation = np.exp(-rng.uniform(1.0, 1.8) * depth) * (0.8 + 0.4 * depth)
-    envelope = np.clip(echo, 0, None) * speckle * attenuation * rng.uniform(0.8, 1.2)
+    attenuation = np.exp(-rng.uniform(*d.attenuation) * depth) * (0.8 + 0.4 * depth)
+    envelope = np.clip(echo, 0, None) * speckle * attenuation * rng.uniform(*d.gain)
     bmode = np.log1p(12 * envelope) / np.log1p(12 * 2.2)
     bmode = np.where(view["fan"], bmode, 0.0)
     return (np.clip(bmode, 0, 1) * 255).astype(np.uint8)
 
 
-def render_with_head(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, Head]:
+def render_with_head(
+    rng: np.random.Generator, height: int, width: int, d: Drawing = Drawing()
+) -> tuple[np.ndarray, Head]:
     """Draw one phantom image as an 8-bit grayscale array of shape (height, width), and the
     skull ellipse it was drawn with. The steps draw from ``rng`` in a fixed order: changing
     it changes every image (bump ``PHANTOM_VERSION``)."""
     scale = height / 270.0
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    view = _field_of_view(rng, yy, xx, height, width)
+    view = _field_of_view(rng, d, yy, xx, height, width)
     echo = _tissue(rng, height, width)
-    head = _place_head(rng, height, width)
-    echo, rho = _draw_head(rng, echo, head, yy, xx, view["phi"])
-    echo = _shadow(rng, echo, head, view, rho, scale)
-    image = _b_mode(rng, echo, view, scale)
+    head = _place_head(rng, d, height, width)
+    echo, rho = _draw_head(rng, d, echo, head, yy, xx, view["phi"])
+    echo = _shadow(rng, d, echo, head, view, rho, scale)
+    image = _b_mode(rng, d, echo, view, scale)
     return image, Head(*(float(x) for x in (head.cx, head.cy, head.a, head.b, head.theta)))
 
 
@@ -206,7 +240,7 @@ def render_image(spec: PhantomSpec, index: int) -> np.ndarray:
 
 
 def render_image_and_head(spec: PhantomSpec, index: int) -> tuple[np.ndarray, Head]:
-    return render_with_head(np.random.default_rng([spec.seed, index]), spec.height, spec.width)
+    return render_with_head(np.random.default_rng([spec.seed, index]), spec.height, spec.width, spec.drawing)
 
 
 #: HC18's annotation names and CSV columns, which the phantom writes too.
