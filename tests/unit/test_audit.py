@@ -105,6 +105,8 @@ def test_ms_ssim_matches_pytorch_msssim():
     torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)  # blur and pooling differ in float32 detail
     assert sum(ms_ssim_betas(64)) == pytest.approx(1) and len(ms_ssim_betas(64)) == 3
     assert ms_ssim_betas(32) == pytest.approx((0.0448 / 0.3304, 0.2856 / 0.3304))
+    # the same three scales at every size the study trains, so the collapse flag means the same at each
+    assert ms_ssim_betas(64) == ms_ssim_betas(128) == ms_ssim_betas(256)
 
 
 def test_prdc_matches_the_authors_package():

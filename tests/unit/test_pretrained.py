@@ -60,12 +60,13 @@ def test_swav_loads_checks_its_hash_and_feeds_every_metric_that_works_in_any_spa
     _check_space("swav-resnet50", path)
     in_swav = {"space": "swav-resnet50"}
     suite = MetricSuite(
-        ["kid", "prdc", "mmd", "fd_infinity", "copying", "memorisation"],
+        ["kid", "prdc", "fd", "mmd", "fd_infinity", "copying", "memorisation"],
         device="cpu",
         ci_resamples=0,
         features={"swav_resnet50": {"path": str(path), "sha256": file_sha256(path)}},
         kid={**in_swav, "subsets": 5},
         prdc={**in_swav, "k": 2},
+        fd=in_swav,
         mmd=in_swav,
         fd_infinity={**in_swav, "points": 3},
         copying={**in_swav, "cells": 2, "min_cell_images": 2, "degrees": 0},
@@ -75,7 +76,7 @@ def test_swav_loads_checks_its_hash_and_feeds_every_metric_that_works_in_any_spa
     result = suite.score(fake, real, train=varied_images(4, seed=3), held_out=real)
     for name in suite.names:
         assert result.status[name].startswith("ok") and "swav-resnet50 (weights" in result.status[name], name
-    for key in ("kid_mean", "precision", "mmd", "fd_inf", "ct_z", "copy_ratio_features"):
+    for key in ("kid_mean", "precision", "relative_fd", "mmd", "fd_inf", "ct_z", "copy_ratio_features"):
         assert torch.isfinite(torch.tensor(result.scalars[key])), key
 
 
