@@ -56,7 +56,8 @@ def training_cells(train: np.ndarray, cells: int, seed: int) -> np.ndarray:
 
 
 def cell_of(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return ((x[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+    """The nearest centroid of each row (squared distances expanded: no n x k x d array)."""
+    return ((centroids**2).sum(1)[None, :] - 2 * x @ centroids.T).argmin(1)
 
 
 def z_u(fake_dist: np.ndarray, real_dist: np.ndarray) -> float:
