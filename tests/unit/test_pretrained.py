@@ -55,6 +55,7 @@ def swav_weights(tmp_path_factory) -> Path:
     return _random_weights("swav-resnet50", tmp_path_factory.mktemp("weights"))
 
 
+@pytest.mark.slow  # ResNet-50 at 224 px on every set and training variant: about 11 s on 2 cores
 def test_swav_loads_checks_its_hash_and_feeds_every_metric_that_works_in_any_space(swav_weights):
     path = swav_weights
     _check_space("swav-resnet50", path)
@@ -81,6 +82,7 @@ def test_swav_loads_checks_its_hash_and_feeds_every_metric_that_works_in_any_spa
 
 
 def test_a_wrong_hash_or_a_missing_file_is_an_unavailable_status_not_a_crash(tmp_path, swav_weights):
+    _check_space("swav-resnet50", swav_weights)  # loads, its hash checked, 2,048 features, deterministic
     path = swav_weights
     expected = "ab" * 32
     suite = MetricSuite(
