@@ -90,9 +90,10 @@ class ScoringContext:
         """Bootstrap resamples for this metric: ``ci_resamples`` times its ``ci_share``."""
         return int(self.ci_resamples * getattr(self.options, "ci_share", 1.0) + 1e-9)
 
-    def features(self, space: str, images: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, space: str, images: torch.Tensor | None = None, persist: bool = True) -> torch.Tensor:
         """Features in ``space`` of the synthetic set (``images`` None: extracted once per
-        scored set) or of a set that does not change (the reference: cached)."""
+        scored set) or of a set that does not change (the reference: cached; ``persist``
+        False: for the suite's life only, as a run's training variants)."""
         if images is None:
             if space not in self._fake_features:
                 self._fake_features[space] = self.spaces.extract(space, self.fake, self.device)
@@ -103,6 +104,7 @@ class ScoringContext:
             (images,),
             lambda: self.spaces.extract(space, images, self.device),
             getattr(extractor, "cache_key", None),
+            persist,
         )
 
     def best_space(self) -> str:

@@ -33,9 +33,9 @@ from scipy.stats import mannwhitneyu
 
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable, SpaceOptions
-from fetal_dcgan.metrics.memorisation import training_variants
+from fetal_dcgan.metrics.memorisation import training_rotations, training_variants
 from fetal_dcgan.metrics.registry import Key, register_metric
-from fetal_dcgan.rules import int_at_least, number_in, setting
+from fetal_dcgan.rules import int_at_least, setting
 
 
 def nearest(query: torch.Tensor, bank: torch.Tensor, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -128,9 +128,7 @@ def authentic(query: torch.Tensor, bank: VariantBank) -> np.ndarray:
 
 @dataclass
 class CopyingOptions(SpaceOptions):
-    degrees: Any = setting(
-        10, number_in(0, 180), "${data.augment.degrees}", "training's rotations: the variants measured against"
-    )
+    degrees: Any = training_rotations("training's rotations: the variants measured against")
     cells: int = setting(10, int_at_least(1), "10", "k-means cells of the training features for C_T")
     min_cell_images: int = setting(
         20, int_at_least(1), "20", "a cell enters C_T when it holds at least this many synthetic images (the authors')"
@@ -169,7 +167,7 @@ def _copying(ctx: ScoringContext) -> dict:
         features = ctx.features(space, train)
         centroids = training_cells(features.cpu().numpy(), o.cells, ctx.seed)
         variants, source = training_variants(train.to(ctx.device), float(o.degrees))
-        extracted = ctx.spaces.extract(space, (variants * 255).round().to(torch.uint8), ctx.device)
+        extracted = ctx.features(space, variants.mul(255).round().to(torch.uint8), persist=False)  # as memorisation
         return variant_bank(features, extracted, source.cpu(), centroids), centroids
 
     bank, centroids = ctx.store.get("copying", (train,), build, f"{space}-{o}-{ctx.seed}", persist=False)

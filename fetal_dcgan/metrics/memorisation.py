@@ -177,11 +177,14 @@ def memorisation(
     return out
 
 
+def training_rotations(meaning: str):
+    """The setting of training's rotation range, whose variants a training-side audit measures against."""
+    return setting(10, number_in(0, 180), "${data.augment.degrees}", meaning)
+
+
 @dataclass
 class MemorisationOptions(SpaceOptions):
-    degrees: Any = setting(
-        10, number_in(0, 180), "${data.augment.degrees}", "audited rotations: -d, -d/2, 0, d/2, d (training's range)"
-    )
+    degrees: Any = training_rotations("audited rotations: -d, -d/2, 0, d/2, d (training's range)")
     quantile: float = setting(
         0.95,
         number_in(0, 1, low_open=True),
@@ -229,8 +232,8 @@ def _memorisation(ctx: ScoringContext) -> dict:
     train = ctx.need_train("the memorisation audit")
     space, device, o = ctx.space(), ctx.device, ctx.options
 
-    def features(images: torch.Tensor) -> torch.Tensor:
-        return ctx.spaces.extract(space, images, device).to(device)
+    def features(images: torch.Tensor) -> torch.Tensor:  # training side: kept for the run, shared with `copying`
+        return ctx.features(space, images, persist=False).to(device)
 
     bank = ctx.store.get(  # the training side is the same for every snapshot of a run
         "memorisation",
@@ -247,7 +250,7 @@ def _memorisation(ctx: ScoringContext) -> dict:
         f"{space}-{o}",
         persist=False,
     )
-    out = memorisation(ctx.fake.to(device), bank, features)
+    out = memorisation(ctx.fake.to(device), bank, lambda fake: ctx.features(space).to(device))  # the set's own
     out["status"] = f"ok: calibrated on {bank.calibration}; features: {ctx.label(space)}"
     return out
 
