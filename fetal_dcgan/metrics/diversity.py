@@ -1,9 +1,10 @@
 """Diversity of a set, to detect mode collapse.
 
 ``ms_ssim``: mean MS-SSIM over random pairs of different images of the same set
-(torchmetrics; 3 scales with the first three of Wang et al.'s weights, since 64 px images
-are too small for 5, and 2 below 41 px, renormalised to sum to 1 as Wang et al.'s five do,
-so the score stays on the scale of one SSIM; ReLU on negative terms). Higher means less diverse; compare with
+(torchmetrics' arithmetic, ``imaging.ms_ssim``; 3 scales with the first three of Wang et
+al.'s weights, since 64 px images are too small for 5, and 2 below 41 px, renormalised to
+sum to 1 as Wang et al.'s five do, so the score stays on the scale of one SSIM; ReLU on
+negative terms). Higher means less diverse; compare with
 the reference set's value. ``duplicate_rate``: share of images with a near-copy elsewhere
 in the set (PSNR >= ``duplicate_psnr_db``, 40 dB by default: an RMS difference below 2.6
 grey levels), from the exact all-pairs PSNR. ``collapse`` when the synthetic set is clearly
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
+from fetal_dcgan.imaging.ms_ssim import ms_ssim_of_pairs
 from fetal_dcgan.imaging.psnr import psnr_to_the_others
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.registry import Key, register_metric
@@ -36,21 +37,6 @@ def ms_ssim_betas(size: int) -> tuple[float, ...]:
     return tuple(beta / total for beta in MS_SSIM_BETAS[:scales])
 
 
-def ms_ssim_pairs(a: torch.Tensor, b: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """MS-SSIM of image pairs (a[i], b[i]) of uint8 (N, 1, H, W)."""
-    betas = ms_ssim_betas(min(a.shape[-2:]))
-    out = []
-    for start in range(0, len(a), batch_size):
-        x = a[start : start + batch_size].float() / 255
-        y = b[start : start + batch_size].float() / 255
-        out.append(
-            multiscale_structural_similarity_index_measure(
-                x, y, data_range=1.0, betas=betas, normalize="relu", reduction="none"
-            )
-        )
-    return torch.cat(out)
-
-
 def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int, seed: int = 0) -> float:
     """Mean MS-SSIM over ``pairs`` random pairs of distinct images (all pairs if fewer)."""
     n = len(images)
@@ -63,7 +49,7 @@ def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int, seed: int = 0) -> fl
         i = rng.integers(0, n, pairs)
         j = (i + rng.integers(1, n, pairs)) % n  # never the same image
     i, j = torch.from_numpy(i).to(images.device), torch.from_numpy(j).to(images.device)
-    return float(ms_ssim_pairs(images[i], images[j]).mean())
+    return float(ms_ssim_of_pairs(images, i, j, ms_ssim_betas(min(images.shape[-2:]))).mean())
 
 
 def duplicate_rate(images: torch.Tensor, threshold_db: float) -> float:
