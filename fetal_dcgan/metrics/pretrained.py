@@ -15,6 +15,8 @@ features, CLIP's image embedding. docs/metrics.md says where each file comes fro
 from __future__ import annotations
 
 import hashlib
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -71,7 +73,18 @@ def verified_file(space: str, weights: WeightsFile) -> tuple[Path, str]:
     return path, digest
 
 
+def _is_torchscript(path: Path) -> bool:
+    """OpenAI's CLIP files are TorchScript archives, which ``torch.load`` refuses with weights_only."""
+    return zipfile.is_zipfile(path) and any(
+        name.endswith("/constants.pkl") for name in zipfile.ZipFile(path).namelist()
+    )
+
+
 def _state_dict(path: Path) -> dict:
+    if _is_torchscript(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+            return torch.jit.load(path, map_location="cpu").state_dict()
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -118,14 +131,20 @@ class Pretrained:
     build: Callable[[dict], nn.Module]
     normalisation: tuple[tuple[float, ...], tuple[float, ...]]
     dim: int
+    #: the official file's SHA-256 where its publisher states one
+    published_sha256: Optional[str] = None
 
 
-#: Spaces by name: the network, its input normalisation and its feature dimension.
+#: Spaces by name: the network, its input normalisation, its feature dimension and, where
+#: published, the official file's hash (OpenAI's CLIP download path is the file's SHA-256,
+#: which their own loader checks).
 PRETRAINED = {
     "dinov2-vitb14": Pretrained(_dinov2("base"), IMAGENET, 768),
     "dinov2-vitl14": Pretrained(_dinov2("large"), IMAGENET, 1024),
     "swav-resnet50": Pretrained(_swav_resnet50, IMAGENET, 2048),
-    "clip-vitb32": Pretrained(_clip_vitb32, OPENAI_CLIP, 512),
+    "clip-vitb32": Pretrained(
+        _clip_vitb32, OPENAI_CLIP, 512, "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
+    ),
 }
 
 
@@ -144,7 +163,8 @@ class PretrainedFeatures(nn.Module):
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
         self.cache_key = f"{space}:{digest}"
-        self.label = f"{space} (weights {digest[:12]})"
+        official = ", the published file" if digest == spec.published_sha256 else ""
+        self.label = f"{space} (weights {digest[:12]}{official})"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = nn.functional.interpolate(

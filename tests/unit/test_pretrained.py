@@ -103,3 +103,21 @@ def test_a_wrong_hash_or_a_missing_file_is_an_unavailable_status_not_a_crash(tmp
 @pytest.mark.parametrize("space", ["dinov2-vitb14", "dinov2-vitl14", "clip-vitb32"])
 def test_every_architecture_loads_from_random_weights(tmp_path, space):
     _check_space(space, _random_weights(space, tmp_path))
+
+
+@pytest.mark.slow
+def test_clip_loads_openais_torchscript_archive(tmp_path):
+    """OpenAI's ViT-B-32.pt is a TorchScript archive of the whole model; its image tower loads."""
+    import open_clip
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    archive = tmp_path / "ViT-B-32.pt"
+    torch.jit.trace(model, (torch.zeros(1, 3, 224, 224), torch.zeros(1, 77, dtype=torch.long)), check_trace=False).save(
+        archive
+    )
+    _check_space("clip-vitb32", archive)
+    images = varied_images(3, size=48)
+    ours = _spaces("clip-vitb32", archive, None).extract("clip-vitb32", images, "cpu")
+    saved = _spaces("clip-vitb32", _random_weights("clip-vitb32", tmp_path), None).extract("clip-vitb32", images, "cpu")
+    torch.testing.assert_close(ours, saved)  # the same seeded weights, read from either layout
