@@ -162,12 +162,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 def metric_suite(args: argparse.Namespace) -> MetricSuite:
     """Training's metric suite (``conf/metrics``) with the command line's options on top."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from fetal_dcgan.checks import check_config
-    from fetal_dcgan.config import compose_config
-    from fetal_dcgan.pipeline import check_devices
+    from fetal_dcgan.pipeline import configured_suite
 
     options = {
         "metrics.names": args.metrics,
@@ -185,13 +180,7 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
         "data.fit": args.fit or run_setting(args.fake, "data.fit"),
         "metrics.anatomy.source": run_setting(args.fake, "data.source"),
     }
-    cfg = compose_config()
-    for key, value in options.items():  # typed values, set on the composed config: no quoting
-        if value is not None:
-            OmegaConf.update(cfg, key, value, merge=False)
-    check_config(cfg)
-    check_devices(None, cfg.metrics.device)
-    return instantiate(cfg.metrics)
+    return configured_suite(options)
 
 
 class _OneLine(logging.Formatter):

@@ -106,6 +106,20 @@ def slurm_job() -> str | None:
     return env.get("SLURM_JOB_ID")
 
 
+def configured_suite(options: dict | None = None):
+    """Training's metric suite (``conf/metrics``, composed as training composes it) with
+    ``options`` (dotted keys; None values left as configured) set on top and checked."""
+    from fetal_dcgan.config import compose_config
+
+    cfg = compose_config()
+    for key, value in (options or {}).items():  # typed values, set on the composed config: no quoting
+        if value is not None:
+            OmegaConf.update(cfg, key, value, merge=False)
+    check_config(cfg)
+    check_devices(None, cfg.metrics.device)
+    return hydra_instantiate(cfg.metrics)
+
+
 def train(cfg: DictConfig) -> FinishedRun:
     """Compose the parts from ``cfg``, fit, and return the run's ``finished.json`` record.
 

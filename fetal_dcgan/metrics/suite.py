@@ -9,6 +9,7 @@ so a suite built in code scores as training does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -85,6 +86,14 @@ class MetricSuite:
         self.spaces = FeatureSpaces(configure(FeatureSettings, features), feature_extractor)
         self.store = ReferenceStore(cache_dir)
         self._warned: set[str] = set()
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of every setting that decides the scores (metrics, their options, seed,
+        resamples, feature networks), so scores cached under it are this suite's."""
+        stand_in = self.spaces.label("inception")  # a module standing in for Inception, by its class
+        settings = (self.names, self.options, self.seed, self.ci_resamples, self.spaces.options, stand_in)
+        return hashlib.sha256(repr(settings).encode()).hexdigest()[:24]
 
     def score(
         self,

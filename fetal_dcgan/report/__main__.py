@@ -1,4 +1,4 @@
-"""python -m fetal_dcgan.report SWEEP_DIR [--out DIR] [--ratings ratings.csv [--role clinician] [--log-fit]]"""
+"""python -m fetal_dcgan.report SWEEP_DIR | --sets MANIFEST [--out DIR] [--ratings ratings.csv [--role clinician] [--log-fit]]"""
 
 from __future__ import annotations
 
@@ -9,14 +9,34 @@ import sys
 from fetal_dcgan.errors import cli_status
 from fetal_dcgan.report.build import build_report
 from fetal_dcgan.report.ratings import ROLES
+from fetal_dcgan.utils import default_cache_dir
+
+
+def scored_sets(manifest: str):
+    """The manifest's sets scored with training's metric suite (cached by content)."""
+    from fetal_dcgan.data.manifest import read_manifest
+    from fetal_dcgan.pipeline import configured_suite
+    from fetal_dcgan.report.sets import score_manifest
+
+    sets = read_manifest(manifest)  # a bad row fails before any metric is built
+    suite = configured_suite()
+    return score_manifest(sets, suite, default_cache_dir())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fetal_dcgan.report", description="Tables, statistics, figures and an HTML page for a sweep."
     )
-    parser.add_argument("sweep", help="the sweep folder (multirun/...) or a single run folder")
-    parser.add_argument("--out", default=None, help="output folder (default: SWEEP/report)")
+    parser.add_argument("sweep", nargs="?", help="the sweep folder (multirun/...) or a single run folder")
+    parser.add_argument(
+        "--sets",
+        default=None,
+        help="instead of a sweep: a manifest of sample sets from any generator (CSV or YAML; docs/study.md), "
+        "each scored with training's metrics and cached",
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: SWEEP/report, or <manifest>-report beside --sets)"
+    )
     parser.add_argument(
         "--ratings",
         default=None,
@@ -45,9 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
 
+    if (args.sweep is None) == (args.sets is None):
+        parser.error("give a sweep folder or --sets MANIFEST (one of them)")
+
     def run() -> None:
         for name, path in build_report(
-            args.sweep, args.out, args.ratings, args.role, args.log_fit, args.resamples, args.margins
+            args.sweep or scored_sets(args.sets),
+            args.out,
+            args.ratings,
+            args.role,
+            args.log_fit,
+            args.resamples,
+            args.margins,
         ).items():
             print(f"{name:<28} {path}")
 

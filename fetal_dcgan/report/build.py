@@ -19,7 +19,6 @@ from fetal_dcgan.report.margins import MARGINS_FILE, read_margins
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
 from fetal_dcgan.report.stats import DESIGNS, OUTSIDE, PRIMARY, REPLICATE_SOURCES, cell_summary, sweep_statistics
 from fetal_dcgan.report.verdicts import ALPHA, DIFFERS, EQUIVALENT, UNDETERMINED
-from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -184,8 +183,8 @@ def _loss_curves(sweep: Sweep) -> dict:
 
     curves = {}
     for run in sweep.runs.itertuples():
-        events = RunLayout(run.path).tensorboard
-        if not events.is_dir():
+        events = sweep.tensorboard(run.run)
+        if events is None or not events.is_dir():
             continue
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
         tags = acc.Tags()["scalars"]
@@ -201,16 +200,22 @@ def _loss_curves(sweep: Sweep) -> dict:
     return curves
 
 
+def _set_label(row, separator: str) -> str:
+    """A set by its run, training-set size (where known) and epoch."""
+    n = getattr(row, "n", None)
+    return separator.join([f"run {row.run}", *([f"n={n}"] if n is not None and n == n else []), f"epoch {row.epoch}"])
+
+
 def _lbp_sets(sweep: Sweep) -> list:
     sets = []
     for row in sweep.results.itertuples():
-        path = RunLayout(sweep.runs.set_index("run").loc[row.run, "path"]).vectors(int(row.epoch))
+        path = sweep.vectors(row.run, int(row.epoch))
         if path.is_file():
             with np.load(path) as data:
                 if REFERENCE_VECTOR in data:
                     sets.append(
                         (
-                            f"run {row.run}, n={row.n}, epoch {row.epoch}",
+                            _set_label(row, ", "),
                             data[REFERENCE_VECTOR],
                             data[SYNTHETIC_VECTOR],
                             int(row.image_size) ** 2,
@@ -229,15 +234,13 @@ def _cell_samples(sweep: Sweep) -> list[tuple[str, list[Path]]]:
     for values, group in last.groupby(cells, sort=True):
         row = group.sort_values("run", key=natural_order).iloc[0]
         label = ", ".join(f"{f.removeprefix('override.')}={v}" for f, v in zip(cells, np.atleast_1d(values)))
-        files = sorted(
-            RunLayout(sweep.runs.set_index("run").loc[row.run, "path"]).samples(int(row.epoch)).glob("*.png")
-        )
+        files = sweep.samples(row.run, int(row.epoch))
         items.append((f"{label} (run {row.run}, epoch {int(row.epoch)})", files))
     return items
 
 
 def build_report(
-    sweep_dir: str | Path,
+    source: str | Path | Sweep,
     out: str | Path | None = None,
     ratings: str | Path | None = None,
     role: str = "all",
@@ -245,13 +248,14 @@ def build_report(
     resamples: int = 200,
     margins: str | Path | None = None,
 ) -> dict:
-    """Write every table, figure and report.html for the sweep; return their paths."""
-    sweep = load_sweep(sweep_dir)
+    """Write every table, figure and report.html for the sweep (a folder, or a manifest's
+    scored sets, ``report.sets``); return their paths."""
+    sweep = source if isinstance(source, Sweep) else load_sweep(source)
     margin_table = margins_of(sweep, margins)
     rated = read_ratings(Path(ratings)) if ratings else None
     if rated is not None:
         per_set(rated, role)  # a bad file or role fails before any work
-    layout = ReportLayout(out or sweep.root / "report")
+    layout = ReportLayout(out or sweep.default_report)
     layout.figures.mkdir(parents=True, exist_ok=True)
     tests, pairs, cells = _write_tables(sweep, layout, resamples, margin_table)
     figs = _draw_figures(sweep, layout)
@@ -307,13 +311,24 @@ def _draw_figures(sweep: Sweep, layout: ReportLayout) -> dict[str, Path | None]:
 def _draw_grids(sweep: Sweep, layout: ReportLayout) -> list[tuple[str, Path]]:
     """A sample grid of every scored set, with its caption."""
     grids = []
-    paths = sweep.runs.set_index("run")["path"]
     for row in sweep.results.itertuples():
-        files = sorted(RunLayout(paths[row.run]).samples(int(row.epoch)).glob("*.png"))
+        files = sweep.samples(row.run, int(row.epoch))
         grid = figures.sample_grid(files, layout.grid(row.run, int(row.epoch)))
         if grid:
-            grids.append((f"run {row.run} · n={row.n} · epoch {row.epoch}", grid))
+            grids.append((_set_label(row, " · "), grid))
     return grids
+
+
+def _about_sets(sweep: Sweep, replicates: pd.Series) -> str:
+    """What a manifest's report is of: its sets, their generators and replicates."""
+    generators = ", ".join(sorted(map(str, sweep.results["generator"].unique())))
+    return (
+        f"<p>Sets of the manifest <code>{html.escape(str(sweep.root))}</code>: {len(sweep.results)} sets of "
+        f"{len(sweep.runs)} runs (replicates), {replicates.min()}-{replicates.max()} replicates per cell; "
+        f"generators: {html.escape(generators)}. Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
+        "<p class='note'>Every row of results.csv is one set of the manifest, scored as a run's snapshot would be; "
+        "a run is a generator's replicate (the manifest's <code>replicate</code>).</p>"
+    )
 
 
 def _page(
@@ -331,18 +346,23 @@ def _page(
     cells = [f for f in sweep.varied_axes if f != "epoch"]
     replicates = sweep.results.groupby(cells)["run"].nunique() if cells else pd.Series([sweep.results["run"].nunique()])
     about = (
-        f"<p>Sweep <code>{html.escape(str(sweep.root))}</code>: {len(sweep.runs)} runs, "
-        f"{len(sweep.results)} scored snapshots, {replicates.min()}-{replicates.max()} runs (seeds) per cell. "
-        f"Data: <code>{html.escape(str(setting('data.source')))}</code>"
-        f"{' at ' + html.escape(str(setting('data.root'))) if setting('data.root') else ''}, "
-        f"{setting('data.image_size')} px (fit={setting('data.fit')}), reference set of "
-        f"{setting('data.reference_n')} non-augmented images. Model: DCGAN nz={setting('model.nz')}, "
-        f"ngf={setting('model.ngf')}, ndf={setting('model.ndf')}, Adam lr={setting('model.lr')} "
-        f"betas=({setting('model.beta1')}, {setting('model.beta2')}); {setting('trainer.max_epochs')} epochs. "
-        f"Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
-        "<p class='note'>Every row of results.csv is a row of <code>&lt;run&gt;/metrics.csv</code>; each run's "
-        "full settings are in <code>&lt;run&gt;/config.yaml</code> and its training images in "
-        "<code>&lt;run&gt;/subset.txt</code>. Metric status: "
+        _about_sets(sweep, replicates)
+        if sweep.sets is not None
+        else (
+            f"<p>Sweep <code>{html.escape(str(sweep.root))}</code>: {len(sweep.runs)} runs, "
+            f"{len(sweep.results)} scored snapshots, {replicates.min()}-{replicates.max()} runs (seeds) per cell. "
+            f"Data: <code>{html.escape(str(setting('data.source')))}</code>"
+            f"{' at ' + html.escape(str(setting('data.root'))) if setting('data.root') else ''}, "
+            f"{setting('data.image_size')} px (fit={setting('data.fit')}), reference set of "
+            f"{setting('data.reference_n')} non-augmented images. Model: {setting('model.name') or 'dcgan'}, "
+            f"Adam lr={setting('model.lr')}; {setting('trainer.max_epochs')} epochs. "
+            f"Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
+            "<p class='note'>Every row of results.csv is a row of <code>&lt;run&gt;/metrics.csv</code>; each run's "
+            "full settings are in <code>&lt;run&gt;/config.yaml</code> and its training images in "
+            "<code>&lt;run&gt;/subset.txt</code>.</p>"
+        )
+    ) + (
+        "<p class='note'>Metric status: "
         + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in statuses.items()))
         + "</p>"
     )

@@ -21,9 +21,17 @@ from fetal_dcgan.runs import RUN_COLUMNS, RunLayout, find_runs, run_config, run_
 #: Columns that describe a cell rather than measure it.
 CONFIG_COLUMNS = ("run", *RUN_COLUMNS)
 #: Candidate axes of a study, in the order they are reported; seeds are replicates, not an axis.
-AXES = ("n", "epoch", "lr", "image_size")
+AXES = ("generator", "n", "epoch", "lr", "image_size")
 #: Overrides that replicate a cell (training seed, data seed) or are already an axis above.
-NOT_FACTORS = ("data.n", "model.lr", "data.image_size", "seed", "data.seed", "experiment")
+NOT_FACTORS = ("model", "data.n", "model.lr", "data.image_size", "seed", "data.seed", "experiment")
+
+
+@dataclass(frozen=True)
+class SetFiles:
+    """Where one scored set's images and vectors are, for sets that are not in a run folder."""
+
+    samples: list[Path]
+    vectors: Path
 
 
 @dataclass
@@ -33,6 +41,32 @@ class Sweep:
     results: pd.DataFrame  # one row per run x scored snapshot
     per_image: pd.DataFrame  # one row per run x snapshot x synthetic image
     config: object  # the first run's resolved config (a DictConfig, or None), for the report's header
+    factors: tuple[str, ...] = ()  # factor columns besides AXES (a manifest's own)
+    sets: dict[tuple[str, int], SetFiles] | None = None  # a manifest's sets; None: in the runs' folders
+
+    @property
+    def default_report(self) -> Path:
+        """Where the report goes unless told: SWEEP/report, or beside a manifest, <stem>-report/."""
+        return self.root / "report" if self.sets is None else self.root.with_name(f"{self.root.stem}-report")
+
+    def _run_dir(self, run: str) -> Path:
+        return Path(self.runs.set_index("run").loc[run, "path"])
+
+    def samples(self, run: str, epoch: int) -> list[Path]:
+        """The image files of the set of ``run`` at ``epoch``."""
+        if self.sets is not None:
+            return self.sets[(run, epoch)].samples
+        return sorted(RunLayout(self._run_dir(run)).samples(epoch).glob("*.png"))
+
+    def vectors(self, run: str, epoch: int) -> Path:
+        """The set's vector outputs (``RunLayout.vectors``)."""
+        if self.sets is not None:
+            return self.sets[(run, epoch)].vectors
+        return RunLayout(self._run_dir(run)).vectors(epoch)
+
+    def tensorboard(self, run: str) -> Path | None:
+        """The run's training logs, where this project trained it."""
+        return None if self.sets is not None else RunLayout(self._run_dir(run)).tensorboard
 
     @property
     def metric_columns(self) -> list[str]:
@@ -57,7 +91,7 @@ class Sweep:
     @property
     def varied_axes(self) -> list[str]:
         """Axes with more than one value among the scored cells."""
-        axes = [a for a in AXES if a in self.results and self.results[a].nunique() > 1]
+        axes = [a for a in (*AXES, *self.factors) if a in self.results and self.results[a].nunique() > 1]
         axes += [
             c
             for c in self.results.columns

@@ -32,13 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.survey")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="sample, blind and copy a deck into a new study folder")
-    build.add_argument("--real", required=True, type=Path, help="folder of real images")
+    build.add_argument(
+        "--real", type=Path, default=None, help="folder of real images (default: a --fake manifest's `real`)"
+    )
     build.add_argument(
         "--fake",
         required=True,
         type=Path,
         action="append",
-        help="a sample set (samples/epoch=NNNN), a run or a sweep folder; repeatable",
+        help="a sample set (samples/epoch=NNNN), a run or a sweep folder, or a manifest of sets "
+        "(CSV or YAML, docs/study.md); repeatable",
     )
     build.add_argument("--n-real", type=int, default=34)
     build.add_argument("--n-fake", type=int, default=34)

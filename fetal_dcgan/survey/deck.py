@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fetal_dcgan.data.manifest import Manifest, is_manifest, read_manifest
 from fetal_dcgan.data.preprocess import fit_square, preprocessing, read_gray
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError
@@ -39,8 +40,11 @@ class SyntheticSet:
 
 
 def synthetic_sets(path: Path) -> list[SyntheticSet]:
-    """The sample sets under ``path``: a set folder itself, a run, or a whole sweep."""
+    """The sample sets under ``path``: a set folder itself, a run, a whole sweep, or the sets
+    a manifest lists (``data.manifest``), named by their runs as the report names them."""
     path = Path(path)
+    if is_manifest(path):
+        return [SyntheticSet(s.folder, s.run, s.epoch) for s in read_manifest(path).sets]
     if not path.is_dir():
         raise UserError(f"--fake {path} does not exist: give a folder of synthetic images, a run or a sweep.")
     match = EPOCH_DIR.match(path.name)
@@ -57,6 +61,19 @@ def synthetic_sets(path: Path) -> list[SyntheticSet]:
             for p in sets
         ]
     return [SyntheticSet(path, path.name, None)]
+
+
+def manifest_preparation(manifests: list[Manifest], real: Path | None, fit: str | None) -> tuple[Path, str]:
+    """The real folder and fit the manifests state for their sets, which must be one of each;
+    a real folder given by hand wins, a fit given by hand must agree."""
+    stated = {(s.real, s.fit) for m in manifests for s in m.sets}
+    if len(stated) > 1:
+        listed = "; ".join(f"real={r}, fit={f}" for r, f in sorted(stated))
+        raise UserError(f"The manifest's sets are prepared in different ways ({listed}): build one deck per reference.")
+    ((stated_real, stated_fit),) = stated
+    if fit is not None and fit != stated_fit:
+        raise UserError(f"--fit {fit} but the manifest says fit={stated_fit}: leave --fit out.")
+    return Path(real or stated_real), stated_fit
 
 
 def _balanced_counts(total: int, sizes: list[int]) -> list[int]:
@@ -88,7 +105,7 @@ def _paper_counts(sets: list[SyntheticSet], rng: np.random.Generator) -> list[in
 
 
 def build_deck(
-    real: Path,
+    real: Path | None,
     fakes: list[Path],
     out: Path,
     n_real: int = 34,
@@ -111,6 +128,11 @@ def build_deck(
         )
     if design not in DECK_DESIGNS:
         raise UserError(f"--design {design!r}: use balanced or paper.")
+    manifests = [read_manifest(f) for f in fakes if is_manifest(f)]
+    if manifests:
+        real, fit = manifest_preparation(manifests, real, fit)
+    if real is None:
+        raise UserError("--real: give the folder of real images (a manifest given as --fake names its own).")
     rng = np.random.default_rng(seed)
     real_files = folder_images(real)
     sets = [s for fake in fakes for s in synthetic_sets(fake)]
