@@ -1,4 +1,5 @@
-"""python -m fetal_dcgan.report SWEEP_DIR | --sets MANIFEST [--out DIR] [--ratings ratings.csv [--role clinician] [--log-fit]]"""
+"""python -m fetal_dcgan.report SWEEP_DIR | --sets MANIFEST [--out DIR]
+[--ratings ratings.csv [--role clinician] [--log-fit]]"""
 
 from __future__ import annotations
 

@@ -63,9 +63,18 @@ def synthetic_sets(path: Path) -> list[SyntheticSet]:
     return [SyntheticSet(path, path.name, None)]
 
 
-def manifest_preparation(manifests: list[Manifest], real: Path | None, fit: str | None) -> tuple[Path, str]:
-    """The real folder and fit the manifests state for their sets, which must be one of each;
-    a real folder given by hand wins, a fit given by hand must agree."""
+def real_and_fit(fakes: list[Path], real: Path | None, fit: str | None) -> tuple[Path, str | None]:
+    """The real folder and fit, from the manifests among ``fakes`` where given: their sets
+    must state one of each; a real folder given by hand wins, a fit given by hand must agree."""
+    manifests = [read_manifest(f) for f in fakes if is_manifest(f)]
+    if manifests:
+        real, fit = _stated(manifests, real, fit)
+    if real is None:
+        raise UserError("--real: give the folder of real images (a manifest given as --fake names its own).")
+    return Path(real), fit
+
+
+def _stated(manifests: list[Manifest], real: Path | None, fit: str | None) -> tuple[Path, str]:
     stated = {(s.real, s.fit) for m in manifests for s in m.sets}
     if len(stated) > 1:
         listed = "; ".join(f"real={r}, fit={f}" for r, f in sorted(stated))
@@ -128,11 +137,7 @@ def build_deck(
         )
     if design not in DECK_DESIGNS:
         raise UserError(f"--design {design!r}: use balanced or paper.")
-    manifests = [read_manifest(f) for f in fakes if is_manifest(f)]
-    if manifests:
-        real, fit = manifest_preparation(manifests, real, fit)
-    if real is None:
-        raise UserError("--real: give the folder of real images (a manifest given as --fake names its own).")
+    real, fit = real_and_fit(fakes, real, fit)
     rng = np.random.default_rng(seed)
     real_files = folder_images(real)
     sets = [s for fake in fakes for s in synthetic_sets(fake)]
