@@ -17,7 +17,7 @@ from fetal_dcgan.config import RunSettings
 from fetal_dcgan.data.settings import SOURCE_SETTINGS
 from fetal_dcgan.errors import ConfigError
 from fetal_dcgan.metrics.settings import SuiteSettings
-from fetal_dcgan.models.settings import ModelSettings
+from fetal_dcgan.models.settings import DDPMSettings, ModelSettings
 from fetal_dcgan.rules import Check, declared_checks, int_at_least
 
 #: Keys of other libraries' classes (Lightning's Trainer, the grid callback) whose bad values fail late.
@@ -36,6 +36,7 @@ def declared_rules() -> dict[str, Check]:
         **declared_checks(RunSettings),
         **{k: c for schema in SOURCE_SETTINGS.values() for k, c in declared_checks(schema, "data.").items()},
         **declared_checks(ModelSettings, "model."),
+        **declared_checks(DDPMSettings, "model."),  # the keys both declare have the same rules
         **declared_checks(SuiteSettings, "metrics."),
         **declared_checks(AnatomySettings, "anatomy."),
         **FOREIGN_RULES,

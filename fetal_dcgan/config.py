@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig
 from fetal_dcgan.anatomy.settings import AnatomySettings
 from fetal_dcgan.data.settings import SOURCE_SETTINGS, DataSettings
 from fetal_dcgan.metrics.settings import metrics_node
-from fetal_dcgan.models.settings import ModelSettings
+from fetal_dcgan.models.settings import DDPMSettings, ModelSettings
 from fetal_dcgan.rules import int_at_least, number_in, one_of, or_null, setting
 from fetal_dcgan.utils import CONF_DIR
 
@@ -90,6 +90,7 @@ class RunSettings:
 SCHEMAS = (
     *(("data", f"_{source}", schema) for source, schema in SOURCE_SETTINGS.items()),
     ("model", "_dcgan", ModelSettings),
+    ("model", "_ddpm", DDPMSettings),
     ("anatomy", "_anatomy", AnatomySettings),
     ("metrics", "_metrics", metrics_node()),
 )
@@ -122,6 +123,7 @@ def declared_groups() -> list[tuple[str, type, str]]:
         ("data.", DataSettings, ""),
         *(("data.", schema, f"data={source}") for source, schema in SOURCE_SETTINGS.items()),
         ("model.", ModelSettings, ""),
+        ("model.", DDPMSettings, "model=ddpm"),
         ("metrics.", SuiteSettings, ""),
         *((f"metrics.{name}.", m.options, "") for name, m in METRICS.items() if m.has_section),
         ("anatomy.", AnatomySettings, ""),

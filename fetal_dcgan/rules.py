@@ -41,6 +41,13 @@ def subset_of(*values: str) -> Rule:
     return (lambda v: isinstance(v, list) and set(v) <= set(values)), "a list of any of " + ", ".join(values)
 
 
+def list_of(rule: Rule) -> Rule:
+    """A non-empty list whose every item obeys ``rule``."""
+    return (lambda v: isinstance(v, list) and bool(v) and all(rule[0](x) for x in v)), "a non-empty list of " + (
+        rule[1].removeprefix("an ").removeprefix("a ").removeprefix("one of ")
+    )
+
+
 def or_null(rule: Rule) -> Rule:
     return (lambda v: v is None or rule[0](v)), rule[1] + " or null"
 

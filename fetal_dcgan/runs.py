@@ -19,7 +19,7 @@ from pathlib import Path
 from fetal_dcgan.utils import atomic_write_text
 
 #: Columns of metrics.csv and per_image.csv that describe the run and the snapshot, not the set.
-RUN_COLUMNS = ("epoch", "step", "kimg", "n", "image_size", "lr", "seed", "reference_in_training")
+RUN_COLUMNS = ("generator", "epoch", "step", "kimg", "n", "image_size", "lr", "seed", "reference_in_training")
 
 
 class TrainingFolder:

@@ -26,6 +26,7 @@ from fetal_dcgan.callbacks.snapshot import SampleSnapshots
 from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.errors import ConfigError
 from fetal_dcgan.metrics.suite import MetricsResult, MetricSuite
+from fetal_dcgan.models.generator import ImageGenerator
 from fetal_dcgan.runs import RunLayout
 from fetal_dcgan.utils import atomic_save_npz, atomic_write_text
 
@@ -106,11 +107,12 @@ class SnapshotMetrics(L.Callback):
         )
         for name, seconds in result.seconds.items():
             self.seconds_by_metric[name] = self.seconds_by_metric.get(name, 0.0) + seconds
-        module = trainer.lightning_module
+        module: ImageGenerator = trainer.lightning_module
         run_columns = {
+            "generator": module.generator_name,
             "epoch": epoch,
-            "step": getattr(module, "steps", trainer.global_step),
-            "kimg": getattr(module, "images_seen", 0) / 1000,
+            "step": module.steps,
+            "kimg": module.images_seen / 1000,
             "n": len(datamodule.train_files),
             **self.run_info,
             "reference_in_training": datamodule.reference_in_training,

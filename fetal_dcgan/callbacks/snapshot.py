@@ -19,13 +19,14 @@ import torch
 from PIL import Image
 
 from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.models.generator import ImageGenerator
 from fetal_dcgan.runs import RunLayout
 
 log = logging.getLogger(__name__)
 
 
 def write_sample_set(
-    module,
+    module: ImageGenerator,
     out_dir: str | Path,
     n_images: int,
     seed: int,

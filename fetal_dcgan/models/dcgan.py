@@ -35,6 +35,8 @@ class DCGAN(L.LightningModule):
     same fakes look real, as in Radford et al. and the PyTorch DCGAN example.
     """
 
+    generator_name = "dcgan"
+
     def __init__(
         self,
         image_size: int = 64,

@@ -1,5 +1,5 @@
-"""The ``model`` group's settings (the DCGAN and its stabilisers), declared once
-(``fetal_dcgan.rules.setting``); the defaults are the paper's DCGAN."""
+"""The ``model`` group's settings, declared once (``fetal_dcgan.rules.setting``): the DCGAN
+and its stabilisers (the defaults are the paper's DCGAN), and the diffusion model."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import List, Optional
 from fetal_dcgan.models.diffaugment import OPERATIONS
 from fetal_dcgan.models.losses import LOSSES
 from fetal_dcgan.models.networks import D_NORMS
-from fetal_dcgan.rules import int_at_least, number_in, one_of, or_null, setting, subset_of
+from fetal_dcgan.rules import int_at_least, list_of, number_in, one_of, or_null, setting, subset_of
 
 LEARNING_RATE = number_in(0, 1, low_open=True)
+#: MONAI's noise schedules (monai.networks.schedulers).
+SCHEDULES = ("linear_beta", "scaled_linear_beta", "sigmoid_beta", "cosine")
 SHARE = number_in(0, 1, high_open=True)
 
 
@@ -61,3 +63,31 @@ class ModelSettings:
     compile: Optional[str] = setting(
         None, help="torch.compile the networks: null, default, max-autotune-no-cudagraphs (no gain on an H200)"
     )
+
+
+@dataclass
+class DDPMSettings:
+    """``model=ddpm``: the defaults are ``ddpm64``'s UNet (4.3 M parameters at 64 px)."""
+
+    _target_: str = "fetal_dcgan.models.ddpm.DDPM"
+    image_size: int = setting(64, help="the UNet's image size: data.image_size")
+    channels: List[int] = setting(
+        rule=list_of(int_at_least(1)),
+        example="[32,64,128,128]",
+        help="UNet channels per level (each level halves the image)",
+        factory=lambda: [32, 64, 128, 128],
+    )
+    attention_levels: List[bool] = setting(
+        rule=list_of(one_of(True, False)),
+        example="[false,false,false,true]",
+        help="self-attention at each level (one entry per level)",
+        factory=lambda: [False, False, False, True],
+    )
+    num_res_blocks: int = setting(1, int_at_least(1), "1", "residual blocks per level")
+    norm_num_groups: int = setting(16, int_at_least(1), "16", "GroupNorm groups (divides every level's channels)")
+    num_head_channels: int = setting(32, int_at_least(1), "32", "channels per attention head")
+    timesteps: int = setting(1000, int_at_least(2), "1000", "diffusion steps of the training schedule (Ho et al.)")
+    schedule: str = setting("linear_beta", one_of(*SCHEDULES), "cosine", "the noise schedule (MONAI's names)")
+    sample_steps: int = setting(50, int_at_least(1), "50", "DDIM steps per sample (eta 0: deterministic)")
+    lr: float = setting(1e-4, LEARNING_RATE, "1e-4", "Adam learning rate")
+    ema_decay: float = setting(0.999, SHARE, "0.9999", "weight average that makes the samples (0: the raw weights)")

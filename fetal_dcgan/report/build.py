@@ -319,13 +319,20 @@ def _draw_grids(sweep: Sweep, layout: ReportLayout) -> list[tuple[str, Path]]:
     return grids
 
 
+def _aliased(sweep: Sweep) -> str:
+    """The axes left out as factors because another axis sets them."""
+    pairs = [f"{axis} follows {by}" for axis, by in sweep.aliased.items()]
+    return f" ({'; '.join(pairs)}: not a factor of its own)" if pairs else ""
+
+
 def _about_sets(sweep: Sweep, replicates: pd.Series) -> str:
     """What a manifest's report is of: its sets, their generators and replicates."""
     generators = ", ".join(sorted(map(str, sweep.results["generator"].unique())))
     return (
         f"<p>Sets of the manifest <code>{html.escape(str(sweep.root))}</code>: {len(sweep.results)} sets of "
         f"{len(sweep.runs)} runs (replicates), {replicates.min()}-{replicates.max()} replicates per cell; "
-        f"generators: {html.escape(generators)}. Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
+        f"generators: {html.escape(generators)}. Varied: {', '.join(sweep.varied_axes) or 'nothing'}"
+        f"{_aliased(sweep)}.</p>"
         "<p class='note'>Every row of results.csv is one set of the manifest, scored as a run's snapshot would be; "
         "a run is a generator's replicate (the manifest's <code>replicate</code>).</p>"
     )
@@ -356,7 +363,7 @@ def _page(
             f"{setting('data.image_size')} px (fit={setting('data.fit')}), reference set of "
             f"{setting('data.reference_n')} non-augmented images. Model: {setting('model.name') or 'dcgan'}, "
             f"Adam lr={setting('model.lr')}; {setting('trainer.max_epochs')} epochs. "
-            f"Varied: {', '.join(sweep.varied_axes) or 'nothing'}.</p>"
+            f"Varied: {', '.join(sweep.varied_axes) or 'nothing'}{_aliased(sweep)}.</p>"
             "<p class='note'>Every row of results.csv is a row of <code>&lt;run&gt;/metrics.csv</code>; each run's "
             "full settings are in <code>&lt;run&gt;/config.yaml</code> and its training images in "
             "<code>&lt;run&gt;/subset.txt</code>.</p>"

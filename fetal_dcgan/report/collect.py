@@ -23,7 +23,7 @@ CONFIG_COLUMNS = ("run", *RUN_COLUMNS)
 #: Candidate axes of a study, in the order they are reported; seeds are replicates, not an axis.
 AXES = ("generator", "n", "epoch", "lr", "image_size")
 #: Overrides that replicate a cell (training seed, data seed) or are already an axis above.
-NOT_FACTORS = ("model", "data.n", "model.lr", "data.image_size", "seed", "data.seed", "experiment")
+NOT_FACTORS = ("generator", "model", "data.n", "model.lr", "data.image_size", "seed", "data.seed", "experiment")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,24 @@ class Sweep:
 
     @property
     def varied_axes(self) -> list[str]:
-        """Axes with more than one value among the scored cells."""
+        """Axes with more than one value among the scored cells, less those ``aliased``."""
+        return [a for a in self._candidate_axes() if a not in self.aliased]
+
+    @property
+    def aliased(self) -> dict[str, str]:
+        """Axes whose level follows from an earlier axis's (a generator's own learning rate):
+        they cannot be told apart from it, so they are not tested as factors of their own."""
+        kept: list[str] = []
+        aliased = {}
+        for axis in self._candidate_axes():
+            by = next((k for k in kept if (self.results.groupby(k)[axis].nunique() <= 1).all()), None)
+            if by is None:
+                kept.append(axis)
+            else:
+                aliased[axis] = by
+        return aliased
+
+    def _candidate_axes(self) -> list[str]:
         axes = [a for a in (*AXES, *self.factors) if a in self.results and self.results[a].nunique() > 1]
         axes += [
             c
