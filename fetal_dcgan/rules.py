@@ -43,9 +43,9 @@ def subset_of(*values: str) -> Rule:
 
 def list_of(rule: Rule) -> Rule:
     """A non-empty list whose every item obeys ``rule``."""
-    return (lambda v: isinstance(v, list) and bool(v) and all(rule[0](x) for x in v)), "a non-empty list of " + (
-        rule[1].removeprefix("an ").removeprefix("a ").removeprefix("one of ")
-    )
+    return (
+        lambda v: isinstance(v, list) and bool(v) and all(rule[0](x) for x in v)
+    ), f"a non-empty list, each {rule[1]}"
 
 
 def or_null(rule: Rule) -> Rule:

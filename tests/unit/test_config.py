@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import instantiate
 
 from fetal_dcgan.data.datamodule import UltrasoundDataModule
-from fetal_dcgan.models.dcgan import DCGAN
+from fetal_dcgan.models.generator import ImageGenerator
 
 from helpers import CONF_DIR, compose_config
 
@@ -26,7 +26,7 @@ def test_preset_composes_and_instantiates(tmp_path, preset):
     cfg = compose_config(tmp_path, [f"experiment={preset}"])
     assert isinstance(instantiate(cfg.data), UltrasoundDataModule)
     model = instantiate(cfg.model)
-    assert isinstance(model, DCGAN) and model.hparams.image_size == cfg.data.image_size
+    assert isinstance(model, ImageGenerator) and model.hparams.image_size == cfg.data.image_size
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
     for node in cfg.callbacks.values():
