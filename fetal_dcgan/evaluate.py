@@ -2,11 +2,14 @@
 
     python -m fetal_dcgan.evaluate --real DIR --fake DIR [--metrics fid kid psnr mi lbp]
                                    [--resize 64] [--out scores.json]
+    python -m fetal_dcgan.evaluate --sets sets.csv [--out scores.csv]
 
 The metrics and their settings are training's (``conf/metrics``, composed as training
 composes it), so a folder scores as a run's snapshot would; options override them. Prints a
 table and, with ``--out``, writes JSON: every set-level value, every declared set vector
-(the LBP vectors), per-image values keyed by file name, and a status per metric. A metric that fails is one
+(the LBP vectors), per-image values keyed by file name, and a status per metric. With
+``--sets``, every set of a manifest (``data.manifest``; docs/study.md) is scored once,
+cached by content, and ``--out`` is a CSV with one row a set. A metric that fails is one
 status line; its traceback goes to the log file beside ``--out``.
 """
 
@@ -21,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from fetal_dcgan.data.preprocess import FIT_MODES, preprocessing, read_image_set
 from fetal_dcgan.data.sources import folder_images
@@ -28,7 +32,7 @@ from fetal_dcgan.errors import UserError, cli_status
 from fetal_dcgan.metrics import METRICS, MetricsResult, MetricSuite
 from fetal_dcgan.metrics.registry import key_names
 from fetal_dcgan.runs import run_setting
-from fetal_dcgan.utils import atomic_write_text
+from fetal_dcgan.utils import atomic_write_text, default_cache_dir
 
 
 def _json_value(value):
@@ -66,8 +70,14 @@ def format_table(result: MetricsResult) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--real", required=True, type=Path, help="folder of real (reference) images")
-    parser.add_argument("--fake", required=True, type=Path, help="folder of synthetic images")
+    parser.add_argument("--real", type=Path, default=None, help="folder of real (reference) images")
+    parser.add_argument("--fake", type=Path, default=None, help="folder of synthetic images")
+    parser.add_argument(
+        "--sets",
+        type=Path,
+        default=None,
+        help="instead of --real/--fake: a manifest of sets from any generator (CSV or YAML; docs/study.md)",
+    )
     parser.add_argument(
         "--metrics",
         nargs="+",
@@ -126,10 +136,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cache reference statistics here (default: the training cache, $FETAL_DCGAN_CACHE)",
     )
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.sets is None) == (args.real is None or args.fake is None):
+        parser.error("give --real and --fake, or --sets MANIFEST")
+    return args
+
+
+def evaluate_sets(args: argparse.Namespace) -> pd.DataFrame:
+    """Every set of the manifest scored (or read from the cache), one row a set."""
+    from fetal_dcgan.report.sets import score_manifest_file
+
+    table = score_manifest_file(args.sets, lambda: metric_suite(args), args.cache_dir or default_cache_dir()).results
+    shown = ["run", "epoch", *[k for k in key_names(role="score") if k in table and table[k].notna().any()]]
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out is not None:
+        atomic_write_text(table.to_csv(index=False), args.out)
+        print(f"wrote {args.out}")
+    return table
 
 
 def evaluate(args: argparse.Namespace) -> dict:
+    if args.sets is not None:
+        return {"sets": evaluate_sets(args)}
     if args.resize is not None and args.resize < 1:
         raise UserError(f"--resize {args.resize}: give a positive size in pixels, e.g. --resize 64.")
     suite = metric_suite(args)  # bad options fail before any image is read
@@ -176,9 +204,9 @@ def metric_suite(args: argparse.Namespace) -> MetricSuite:
         "metrics.anatomy.model_path": args.anatomy_model and str(args.anatomy_model),
         # the memorisation audit checks the rotations this run trained with, and the anatomy
         # metric prefers a measurement model of the run's data and fit
-        "data.augment.degrees": run_setting(args.fake, "data.augment.degrees"),
-        "data.fit": args.fit or run_setting(args.fake, "data.fit"),
-        "metrics.anatomy.source": run_setting(args.fake, "data.source"),
+        "data.augment.degrees": args.fake and run_setting(args.fake, "data.augment.degrees"),
+        "data.fit": args.fit or (args.fake and run_setting(args.fake, "data.fit")),
+        "metrics.anatomy.source": args.fake and run_setting(args.fake, "data.source"),
     }
     return configured_suite(options)
 

@@ -15,13 +15,10 @@ from fetal_dcgan.utils import default_cache_dir
 
 def scored_sets(manifest: str):
     """The manifest's sets scored with training's metric suite (cached by content)."""
-    from fetal_dcgan.data.manifest import read_manifest
     from fetal_dcgan.pipeline import configured_suite
-    from fetal_dcgan.report.sets import score_manifest
+    from fetal_dcgan.report.sets import score_manifest_file
 
-    sets = read_manifest(manifest)  # a bad row fails before any metric is built
-    suite = configured_suite()
-    return score_manifest(sets, suite, default_cache_dir())
+    return score_manifest_file(manifest, configured_suite, default_cache_dir())
 
 
 def main(argv: list[str] | None = None) -> int:

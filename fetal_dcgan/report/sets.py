@@ -12,12 +12,13 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
 
 from fetal_dcgan.callbacks.metrics import per_image_rows
-from fetal_dcgan.data.manifest import Manifest, SampleSet, read_set
+from fetal_dcgan.data.manifest import Manifest, SampleSet, read_manifest, read_set
 from fetal_dcgan.data.preprocess import read_image_set
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.imaging.digests import images_digest
@@ -83,3 +84,10 @@ def score_manifest(manifest: Manifest, suite: MetricSuite, cache_root: str | Pat
     runs = table.groupby("run", sort=False).first().reset_index()[["run", "generator", "replicate"]]
     runs = runs.assign(path=str(manifest.path), status="finished")
     return Sweep(manifest.path, runs, table, pd.DataFrame(per_image), None, tuple(manifest.factors), sets)
+
+
+def score_manifest_file(path: str | Path, suite: Callable[[], MetricSuite], cache_root: str | Path) -> Sweep:
+    """``score_manifest`` of the manifest at ``path``; its rows are checked before ``suite()``
+    builds the metrics, so a bad row fails at once."""
+    manifest = read_manifest(path)
+    return score_manifest(manifest, suite(), cache_root)

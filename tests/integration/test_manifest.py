@@ -13,6 +13,7 @@ from PIL import Image, ImageFilter
 
 from fetal_dcgan.data.manifest import read_manifest
 from fetal_dcgan.data.sources import phantom_images
+from fetal_dcgan.evaluate import main as evaluate_main
 from fetal_dcgan.report.__main__ import main as report_main
 from fetal_dcgan.report.__main__ import scored_sets
 from fetal_dcgan.survey.__main__ import main as survey_main
@@ -90,6 +91,16 @@ def test_a_second_report_reads_every_score_from_the_cache(sets, report, isolated
     first = pd.read_csv(report / "results.csv")
     for column in ("run", "epoch", "lbp_l1", "mi_mean", "ms_ssim_fake"):
         assert first[column].tolist() == again.results[column].tolist(), column
+
+
+def test_evaluate_scores_a_manifest_into_one_row_a_set(sets, tmp_path):
+    out = tmp_path / "scores.csv"
+    assert evaluate_main(["--sets", str(sets), "--metrics", "psnr", "lbp", "--out", str(out)]) == 0
+    scores = pd.read_csv(out)
+    assert len(scores) == 6 and scores["lbp_l1"].notna().all() and "mi_mean" not in scores
+    assert (
+        scores.groupby("generator")["lbp_l1"].mean()["blur"] > scores.groupby("generator")["lbp_l1"].mean()["held-out"]
+    )
 
 
 def test_a_yaml_manifest_states_the_preparation_once_and_adds_factors(sets, tmp_path):
