@@ -304,6 +304,72 @@ def bench_train(
     }
 
 
+class StopAfter(L.Callback):
+    """Ends a fit after ``batches`` training batches, whatever a step means to the model."""
+
+    def __init__(self, batches: int):
+        self.batches, self.seen = batches, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen += 1
+        trainer.should_stop = trainer.should_stop or self.seen >= self.batches
+
+
+def bare_dcgan64(steps: int = 40, warmup: int = 5) -> float:
+    """The day's reference speed: images/s of the bare DCGAN64 loop (``bench train``'s)."""
+    from hydra.utils import instantiate
+
+    cfg = compose_config(["stabiliser=baseline", "data.batch_size=64", "model.ngf=64", "model.ndf=64"])
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    plain = {"precision": "32-true", "channels_last": False, "compile": None}
+    return _bare_loop(datamodule.train_images, instantiate(cfg.model), 64, steps, warmup, "cpu", plain)
+
+
+def bench_generator(overrides: list[str], steps: int, warmup: int, n_samples: int, bare_steps: int = 40) -> dict:
+    """Training images/s (a real Lightning fit) and sampling images/s (``write_sample_set``, as
+    snapshots sample) of the configured generator on the CPU, beside the bare DCGAN64 loop."""
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from fetal_dcgan.callbacks.snapshot import write_sample_set
+
+    bare = bare_dcgan64(bare_steps)
+    cfg = compose_config([*overrides, "trainer.accelerator=cpu", "trainer.enable_model_summary=false"])
+    with tempfile.TemporaryDirectory() as out, open_dict(cfg):
+        cfg.paths.output_dir = out
+        L.seed_everything(0, verbose=False)
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        model = instantiate(cfg.model)
+        timer = StepTimer(warmup, "cpu")
+        trainer = instantiate(
+            cfg.trainer,
+            max_epochs=-1,
+            callbacks=[timer, StopAfter(warmup + steps)],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+        )
+        trainer.fit(model, datamodule=datamodule)
+        training = timer.images_per_s()
+        start = time.perf_counter()
+        write_sample_set(model, Path(out, "samples"), n_samples, 0, cfg.sampling.batch_size)
+        sampling = n_samples / (time.perf_counter() - start)
+    return {
+        "overrides": overrides,
+        "generator": model.generator_name,
+        "image_size": int(cfg.data.image_size),
+        "batch_size": int(cfg.data.batch_size),
+        "parameters_m": round(sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, 2),
+        "bare_dcgan64_images_per_s": round(bare, 1),
+        "training_images_per_s": round(training, 1),
+        "sampling_images_per_s": round(sampling, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def bench_sweep(
     sizes: list[int],
     epochs: int,
@@ -578,6 +644,29 @@ def _run_suite(args: argparse.Namespace) -> None:
     print("  not ok: " + (", ".join(f"{k}: {v}" for k, v in result["status"].items() if v != "ok") or "none"))
 
 
+def _generator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", help="training's Hydra overrides, e.g. experiment=ddpm64")
+    parser.add_argument("--steps", type=int, default=20, help="timed training batches, after warm-up ones")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--n-samples", type=int, default=64, help="images sampled as a snapshot samples them")
+    parser.add_argument("--bare-steps", type=int, default=40, help="timed steps of the bare DCGAN64 loop")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _run_generator(args: argparse.Namespace) -> None:
+    result = bench_generator(args.overrides, args.steps, args.warmup, args.n_samples, args.bare_steps)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['generator']} ({result['parameters_m']} M trainable parameters), {result['image_size']} px, "
+        f"batch {result['batch_size']}, cpu:\n"
+        f"  training   {result['training_images_per_s']:8.1f} images/s\n"
+        f"  sampling   {result['sampling_images_per_s']:8.2f} images/s\n"
+        f"  bare DCGAN64 loop (the day's reference) {result['bare_dcgan64_images_per_s']:.1f} images/s"
+    )
+
+
 #: Each subcommand: its help, the arguments it takes and what it runs.
 COMMANDS = {
     "train": ("bare PyTorch loop vs the project's training path, same settings", _train_arguments, _run_train),
@@ -589,6 +678,11 @@ COMMANDS = {
     ),
     "metrics": ("all-pairs PSNR, MI/NMI and LBPv against scikit-image/scikit-learn", _metrics_arguments, _run_metrics),
     "suite": ("the configured metric suite on one synthetic set, per metric", _suite_arguments, _run_suite),
+    "generator": (
+        "training and sampling images/s of the configured generator (e.g. experiment=ddpm64)",
+        _generator_arguments,
+        _run_generator,
+    ),
 }
 
 

@@ -75,3 +75,12 @@ def test_random_inception_weights_build_fids_network(tmp_path):
     network = InceptionFeatures(random_inception_weights(tmp_path / "random.pth"))
     features = extract_features(network, torch.randint(0, 256, (3, 1, 32, 32), dtype=torch.uint8))
     assert features.shape == (3, 2048) and torch.isfinite(features).all()
+
+
+def test_bench_generator_times_training_and_sampling_of_any_generator(capsys):
+    argv = ["generator", "experiment=ddpm_smoke", "--steps", "2", "--warmup", "1", "--n-samples", "4"]
+    assert main([*argv, "--bare-steps", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["generator"] == "ddpm" and result["image_size"] == 32 and 0.1 < result["parameters_m"] < 0.2
+    assert result["training_images_per_s"] > 0 and result["sampling_images_per_s"] > 0
+    assert result["bare_dcgan64_images_per_s"] > 0
