@@ -3,7 +3,7 @@
 MONAI's ``DiffusionModelUNet`` predicts the noise added to an image at a random timestep
 of a ``DDPMScheduler`` schedule, through ``DiffusionInferer`` (the training objective is
 the mean squared error on that noise). An exponential moving average of the UNet's weights
-(``torch.optim.swa_utils``) makes the samples, as in Ho et al.; samples come from DDIM
+(``torch.optim.swa_utils``, with a warm-up) makes the samples, as in Ho et al.; samples come from DDIM
 (Song et al. 2021, eta = 0) in ``sample_steps`` steps, so a set is a deterministic function
 of its initial noise and a seed fixes it, as latents do for the DCGAN. Images are in
 [-1, 1], the datamodule's range, and the sampler clips to it.
@@ -17,9 +17,37 @@ import torch.nn.functional as F
 from monai.inferers import DiffusionInferer
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from fetal_dcgan.errors import ConfigError
+
+
+class ConsistentDDIMScheduler(DDIMScheduler):
+    """MONAI's DDIM step with the noise re-derived from the clipped estimate of the clean
+    image, as OpenAI's GLIDE and improved-diffusion and diffusers' DDIM do. MONAI clips the
+    estimate but keeps the model's own noise for the step's direction, so the two halves of
+    a step disagree wherever clipping acts, and an imperfect model's samples end as noise."""
+
+    def step(self, model_output, timestep, sample, eta: float = 0.0, generator=None):
+        if self.prediction_type != "epsilon" or not self.clip_sample:
+            return super().step(model_output, timestep, sample, eta, generator)
+        alpha = self.alphas_cumprod[timestep]
+        clean = ((sample - (1 - alpha).sqrt() * model_output) / alpha.sqrt()).clamp(*self.clip_sample_values)
+        noise = (sample - alpha.sqrt() * clean) / (1 - alpha).sqrt()
+        return super().step(noise, timestep, sample, eta, generator)
+
+
+def warmed_up_ema(decay: float):
+    """The weight average's update with a warm-up: decay min(decay, (1 + k) / (10 + k)) at
+    update k (diffusers' EMA warm-up), so that after a few thousand steps the average is not
+    still mostly the random initial weights (0.999^1000 = 0.37 of them with a fixed decay)."""
+
+    def update(average: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        k = float(updates)
+        rate = min(decay, (1 + k) / (10 + k))
+        return rate * average + (1 - rate) * current
+
+    return update
 
 
 def check_unet(image_size: int, channels: list[int], attention_levels: list[bool], norm_num_groups: int) -> None:
@@ -75,9 +103,9 @@ class DDPM(L.LightningModule):
             norm_num_groups=norm_num_groups,
             num_head_channels=num_head_channels,
         )
-        self.unet_ema = AveragedModel(
-            self.unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
-        ).requires_grad_(False)
+        self.unet_ema = AveragedModel(self.unet, avg_fn=warmed_up_ema(ema_decay), use_buffers=True).requires_grad_(
+            False
+        )
         self.inferer = DiffusionInferer(DDPMScheduler(num_train_timesteps=timesteps, schedule=schedule))
         self.images_seen = 0
 
@@ -124,7 +152,7 @@ class DDPM(L.LightningModule):
         """Images as uint8 (N, 1, S, S) from initial noise by DDIM (eta 0) in ``sample_steps``
         steps; ``batchnorm`` does not apply (the UNet normalises with GroupNorm)."""
         hp = self.hparams
-        scheduler = DDIMScheduler(num_train_timesteps=hp.timesteps, schedule=hp.schedule)
+        scheduler = ConsistentDDIMScheduler(num_train_timesteps=hp.timesteps, schedule=hp.schedule)
         scheduler.set_timesteps(hp.sample_steps, device=self.device)
         net = self.sampler(generator)
         was_training = net.training
