@@ -40,7 +40,8 @@ def write_sample_set(
     ``batchnorm="batch"`` each image's BatchNorm statistics then come from a batch as large
     as in training. The last batch is filled up with extra latents whose images are dropped.
     The image latents are drawn first, so image i has the same latent whatever the batch size.
-    ``generator``: ``ema`` (the weight average, when the model keeps one) or ``raw``.
+    A generator without batch statistics (``ImageGenerator.batch_statistics``) skips the
+    filling. ``generator``: ``ema`` (the weight average, when the model keeps one) or ``raw``.
     """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
@@ -52,7 +53,7 @@ def write_sample_set(
     for start in range(0, n_images, batch_size):
         count = min(batch_size, n_images - start)
         z = latents[start : start + count]
-        if count < batch_size:
+        if count < batch_size and module.batch_statistics:
             z = torch.cat([z, padding[: batch_size - count]])
         images = module.generate(z, batchnorm, generator)[:count].cpu().numpy()
         for offset, image in enumerate(images):

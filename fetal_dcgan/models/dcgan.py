@@ -36,6 +36,7 @@ class DCGAN(L.LightningModule):
     """
 
     generator_name = "dcgan"
+    batch_statistics = True
 
     def __init__(
         self,

@@ -74,6 +74,7 @@ class DDPM(L.LightningModule):
     """The UNet, its weight average and the noise schedule; one optimizer step per batch."""
 
     generator_name = "ddpm"
+    batch_statistics = False  # GroupNorm: an image is the same in any batch
 
     def __init__(
         self,

@@ -19,6 +19,9 @@ class ImageGenerator(Protocol):
     generator_name: str
     #: Real images shown in training so far (kimg = images_seen / 1000).
     images_seen: int
+    #: An image depends on the others of its batch (BatchNorm with batch statistics), so sets
+    #: are generated in full batches of the training size.
+    batch_statistics: bool
 
     @property
     def steps(self) -> int:
