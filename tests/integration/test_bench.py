@@ -77,6 +77,7 @@ def test_random_inception_weights_build_fids_network(tmp_path):
     assert features.shape == (3, 2048) and torch.isfinite(features).all()
 
 
+@pytest.mark.slow  # the bare loop's DCGAN64 needs the full phantom at 64 px (~40 s on a fresh cache)
 def test_bench_generator_times_training_and_sampling_of_any_generator(capsys):
     argv = ["generator", "experiment=ddpm_smoke", "--steps", "2", "--warmup", "1", "--n-samples", "4"]
     assert main([*argv, "--bare-steps", "1", "--json"]) == 0
