@@ -123,7 +123,7 @@ class AnatomyOptions:
     fit: str = setting("pad", help="the fit of the set's images (data.fit)")
     source: Optional[str] = setting(None, help="the data source a model is preferred from (data.source)")
     min_heads: int = setting(10, int_at_least(1), "10", "fewer plausible heads in either set: the W1 distances are NaN")
-    batch_size: int = setting(256, int_at_least(1), "256", "images a forward pass (anatomy.inference_batch_size)")
+    batch_size: int = setting(64, int_at_least(1), "64", "images a forward pass (anatomy.inference_batch_size)")
 
 
 @register_metric(
