@@ -17,6 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fetal_dcgan.errors import ConfigError
 from fetal_dcgan.models.diffaugment import AdaptiveProbability, diff_augment
+from fetal_dcgan.models.generator import TrainingProgress, standard_normal
 from fetal_dcgan.models.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from fetal_dcgan.models.networks import Discriminator, Generator, init_dcgan_weights
 
@@ -27,7 +28,7 @@ COMPILE_MODES = (None, "default", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
-class DCGAN(L.LightningModule):
+class DCGAN(TrainingProgress, L.LightningModule):
     """Generator and discriminator trained with manual optimization on logits.
 
     Each step updates the discriminator on real (target ``real_label``, < 1 for one-sided
@@ -108,12 +109,6 @@ class DCGAN(L.LightningModule):
         """Training iterations (each one discriminator and one generator step)."""
         return self.global_step // 2
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["images_seen"] = self.images_seen
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.images_seen = int(checkpoint.get("images_seen", 0))
-
     def configure_model(self) -> None:
         """Speed options, set before fit moves the module to its device (which keeps the
         memory format). ``nn.Module.compile`` compiles in place and lazily, at the first
@@ -130,9 +125,7 @@ class DCGAN(L.LightningModule):
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Latent vectors (n, nz) from N(0, 1) on the module's device."""
-        if generator is None:
-            return torch.randn(n, self.hparams.nz, device=self.device)
-        return torch.randn(n, self.hparams.nz, generator=generator, device=generator.device).to(self.device)
+        return standard_normal((n, self.hparams.nz), self.device, generator)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """What the discriminator sees: ``images`` through DiffAugment (real and fake alike)."""

@@ -20,6 +20,7 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch.optim.swa_utils import AveragedModel
 
 from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.models.generator import TrainingProgress, standard_normal
 
 
 class ConsistentDDIMScheduler(DDIMScheduler):
@@ -70,7 +71,7 @@ def check_unet(image_size: int, channels: list[int], attention_levels: list[bool
         )
 
 
-class DDPM(L.LightningModule):
+class DDPM(TrainingProgress, L.LightningModule):
     """The UNet, its weight average and the noise schedule; one optimizer step per batch."""
 
     generator_name = "ddpm"
@@ -114,12 +115,6 @@ class DDPM(L.LightningModule):
     def steps(self) -> int:
         return self.global_step
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["images_seen"] = self.images_seen
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.images_seen = int(checkpoint.get("images_seen", 0))
-
     def training_step(self, real: torch.Tensor, batch_idx: int) -> torch.Tensor:
         n = real.shape[0]
         self.images_seen += n
@@ -139,9 +134,7 @@ class DDPM(L.LightningModule):
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Initial noise (n, 1, S, S) from N(0, 1) on the module's device."""
         size = self.hparams.image_size
-        if generator is None:
-            return torch.randn(n, 1, size, size, device=self.device)
-        return torch.randn(n, 1, size, size, generator=generator, device=generator.device).to(self.device)
+        return standard_normal((n, 1, size, size), self.device, generator)
 
     def sampler(self, generator: str = "ema") -> torch.nn.Module:
         if generator not in ("ema", "raw"):

@@ -3,7 +3,8 @@
 Snapshots, TensorBoard grids and the metrics talk to this interface only: a seeded draw of
 the generator's input (``noise``), images as uint8 from that input (``generate``), and how
 far training has gone (``images_seen``, ``steps``), so a new generator needs nothing else
-to join sweeps, reports and rating decks.
+to join sweeps, reports and rating decks. ``TrainingProgress`` and ``standard_normal`` are
+the parts both models share.
 """
 
 from __future__ import annotations
@@ -34,3 +35,23 @@ class ImageGenerator(Protocol):
         """uint8 images (N, 1, S, S) from ``noise``'s output, deterministically; ``generator``:
         ``ema`` (the weight average, where the model keeps one) or ``raw``; ``batchnorm``:
         the statistics BatchNorm layers use, where the model has them."""
+
+
+class TrainingProgress:
+    """A LightningModule mixin: ``images_seen`` kept in every checkpoint, so kimg goes on
+    counting after a resume."""
+
+    images_seen: int = 0
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["images_seen"] = self.images_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.images_seen = int(checkpoint.get("images_seen", 0))
+
+
+def standard_normal(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """N(0, 1) samples on ``device``, drawn from ``generator`` (on its own device) when given."""
+    if generator is None:
+        return torch.randn(shape, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)

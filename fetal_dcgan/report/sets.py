@@ -52,8 +52,8 @@ def _prepared(cache: dict, folder: Path | None, size: int, fit: str) -> torch.Te
     return cache[key]
 
 
-def score_set(suite: MetricSuite, sample_set: SampleSet, prepared: dict, cache_root: Path) -> tuple[dict, SetScores]:
-    """The set's metrics row and per-image rows, from the cache or scored now."""
+def score_set(suite: MetricSuite, sample_set: SampleSet, prepared: dict, cache_root: Path) -> tuple[dict, SetFiles]:
+    """The set's metrics row and per-image rows, from the cache or scored now, and its files."""
     files, fake = read_set(sample_set)
     real = _prepared(prepared, sample_set.real, sample_set.size, sample_set.fit)
     train = _prepared(prepared, sample_set.train, sample_set.size, sample_set.fit)
@@ -66,7 +66,7 @@ def score_set(suite: MetricSuite, sample_set: SampleSet, prepared: dict, cache_r
         atomic_save_npz(entry.vectors, **result.vectors)
         scores = {"row": result.record(), "per_image": per_image_rows(result, {}, files)}
         atomic_write_text(json.dumps(scores, default=lambda v: v.item()), entry.scores)  # last: the entry is whole
-    return scores, entry
+    return scores, SetFiles(files, entry.vectors)
 
 
 def score_manifest(manifest: Manifest, suite: MetricSuite, cache_root: str | Path) -> Sweep:
@@ -74,12 +74,11 @@ def score_manifest(manifest: Manifest, suite: MetricSuite, cache_root: str | Pat
     prepared: dict = {}
     results, per_image, sets = [], [], {}
     for s in manifest.sets:
-        scores, entry = score_set(suite, s, prepared, Path(cache_root).expanduser())
+        scores, sets[(s.run, s.epoch)] = score_set(suite, s, prepared, Path(cache_root).expanduser())
         columns = {"run": s.run, "generator": s.generator, "replicate": s.replicate, **s.factors}
         columns.update(epoch=s.epoch, image_size=s.size)
         results.append({**columns, **scores["row"]})
         per_image += [{"run": s.run, "epoch": s.epoch, **row} for row in scores["per_image"]]
-        sets[(s.run, s.epoch)] = SetFiles(sorted(folder_images(s.folder)), entry.vectors)
     table = pd.DataFrame(results).sort_values(["run", "epoch"], key=natural_order).reset_index(drop=True)
     runs = table.groupby("run", sort=False).first().reset_index()[["run", "generator", "replicate"]]
     runs = runs.assign(path=str(manifest.path), status="finished")
