@@ -288,15 +288,25 @@ def _write_tables(
     return tests, pairs, cells
 
 
+def _lines(sweep: Sweep, x: str) -> list[str]:
+    """The factors that split a figure against ``x`` into lines: every other varied one
+    (epoch moves with kimg, so it is no line of a kimg figure)."""
+    return [a for a in sweep.varied_axes if a != x and not (x == "kimg" and a == "epoch")]
+
+
 def _draw_figures(sweep: Sweep, layout: ReportLayout) -> dict[str, Path | None]:
     """The sweep's figures by caption (None where a figure has nothing to show)."""
     lbp_sets = _lbp_sets(sweep)
     return {
-        "metrics against n": figures.metric_lines(sweep.results, "n", "epoch", layout.figure("metric_vs_n")),
-        "metrics against epoch": figures.metric_lines(sweep.results, "epoch", "n", layout.figure("metric_vs_epoch")),
-        "metrics against images seen (kimg)": figures.metric_lines(
-            sweep.results, "kimg", "n", layout.figure("metric_vs_kimg")
-        ),
+        **{
+            caption: figures.metric_lines(sweep.results, x, _lines(sweep, x), layout.figure(f"metric_vs_{x}"))
+            for x, caption in (
+                ("generator", "metrics by generator"),
+                ("n", "metrics against n"),
+                ("epoch", "metrics against epoch"),
+                ("kimg", "metrics against images seen (kimg)"),
+            )
+        },
         "LBP vectors (fractions)": figures.lbp_vectors(lbp_sets, layout.figure("lbp_vectors")),
         "rLBPv - sLBPv (codes per image, the paper's units)": figures.lbp_differences(
             lbp_sets, layout.figure("lbp_differences")

@@ -33,17 +33,21 @@ def plottable(results: pd.DataFrame) -> list[str]:
 AXIS_LABELS = {"epoch": "epoch", "kimg": "kimg (thousand real images shown to D)", "step": "optimizer step"}
 
 
-def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | None:
-    """One panel per metric: mean (and SD over seeds) against ``x``, one line per ``hue``."""
+def metric_lines(results: pd.DataFrame, x: str, hue: str | list[str], path: Path) -> Path | None:
+    """One panel per metric: mean (and SD over runs) against ``x``, one line per level (or
+    combination of levels) of ``hue``; nothing when ``x`` takes a single value."""
     metrics = plottable(results)
-    if not metrics or x not in results or results[x].nunique() < 1:
+    if not metrics or x not in results or results[x].nunique() < 2:
         return None
+    hue = [h for h in ([hue] if isinstance(hue, str) else hue) if h in results]
+    lines = list(results.groupby(hue)) if hue else [("all", results)]
     cols = min(4, len(metrics))
     rows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
-        for level, group in results.groupby(hue) if hue in results else [("all", results)]:
+        for levels, group in lines:
             summary = group.groupby(x)[metric].agg(["mean", "std"]).reset_index()
+            label = ", ".join(f"{h}={v}" for h, v in zip(hue, np.atleast_1d(levels))) or "all"
             ax.errorbar(
                 summary[x],
                 summary["mean"],
@@ -51,7 +55,7 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
                 marker="o",
                 ms=3,
                 capsize=2,
-                label=f"{hue}={level}",
+                label=label,
             )
         declared = registry.key(metric)
         if declared.reference_key in results and results[declared.reference_key].notna().any():
@@ -63,7 +67,8 @@ def metric_lines(results: pd.DataFrame, x: str, hue: str, path: Path) -> Path | 
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.suptitle(
-        f"metrics against {x} (one line per {hue}; error bars: SD over seeds; dashed: the reference set's value)",
+        f"metrics against {x} ({'one line per ' + ', '.join(hue) if hue else 'all runs'}; error bars: SD over runs; "
+        "dashed: the reference set's value)",
         fontsize=10,
     )
     return save_figure(fig, path)
