@@ -28,7 +28,7 @@ from scipy.stats import circstd, wasserstein_distance
 
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
-from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, SHARE, Key, register_figure, register_metric
 from fetal_dcgan.rules import int_at_least, setting
 
 #: Per-image measurements: the key in per_image.csv and the ellipse field it comes from.
@@ -136,6 +136,7 @@ class AnatomyOptions:
             better="higher",
             plotted=True,
             reference_key="skull_found_rate_real",
+            bounds=SHARE,
         ),
         Key("skull_found_rate_real", "the same in the reference set", role="reference"),
         Key(
@@ -143,12 +144,14 @@ class AnatomyOptions:
             "W1 distance of head circumference (share of width) between S's and R's heads, over R's SD",
             better="lower",
             plotted=True,
+            bounds=NONNEGATIVE,
         ),
-        Key("axis_ratio_w1", "the same for the axis ratio b/a", better="lower"),
+        Key("axis_ratio_w1", "the same for the axis ratio b/a", better="lower", bounds=NONNEGATIVE),
         Key(
             "angle_w1",
             "circular W1 of the major axis's angle (period 180 degrees) over R's circular SD",
             better="lower",
+            bounds=NONNEGATIVE,
         ),
         Key("skull_found", "1 when the image shows one plausible head", level="image", role="diagnostic"),
         Key("hc_fraction", "head circumference as a share of the image width", level="image", role="diagnostic"),

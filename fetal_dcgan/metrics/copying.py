@@ -34,7 +34,7 @@ from scipy.stats import mannwhitneyu
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable, SpaceOptions
 from fetal_dcgan.metrics.memorisation import training_rotations, training_variants
-from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.metrics.registry import SHARE, Key, register_metric
 from fetal_dcgan.rules import int_at_least, setting
 
 
@@ -151,6 +151,7 @@ class CopyingOptions(SpaceOptions):
             "share of synthetic images farther from their nearest training image than it is from its own nearest",
             better="reference",
             reference_key="authenticity_real",
+            bounds=SHARE,
         ),
         Key("authenticity_real", "the same for held-out real images", role="reference"),
         Key("authentic", "1 when the image is authentic", level="image", role="diagnostic"),

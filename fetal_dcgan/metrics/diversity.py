@@ -22,7 +22,7 @@ import torch
 from fetal_dcgan.imaging.ms_ssim import ms_ssim_of_pairs
 from fetal_dcgan.imaging.psnr import psnr_to_the_others
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.metrics.registry import SHARE, Key, register_metric
 from fetal_dcgan.rules import int_at_least, number_in, setting
 
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)  # Wang et al.'s first three scale weights
@@ -110,6 +110,7 @@ class DiversityOptions:
             better="reference",
             plotted=True,
             reference_key="ms_ssim_real",
+            bounds=SHARE,
         ),
         Key("ms_ssim_real", "the same within R", role="reference"),
         Key(
@@ -117,6 +118,7 @@ class DiversityOptions:
             "share of synthetic images with a near-copy in S",
             better="lower",
             reference_key="duplicate_rate_real",
+            bounds=SHARE,
         ),
         Key("duplicate_rate_real", "the same within R", role="reference"),
         Key(

@@ -17,7 +17,7 @@ from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics
 from fetal_dcgan.metrics.bootstrap import bootstrap_ci
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
-from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, Key, ci_share, interval, register_metric
 
 
 def _mean_and_covariance(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,6 +79,7 @@ class FidOptions:
             "Frechet distance between Gaussian fits of Inception pool3 features of S and R",
             better="lower",
             plotted=True,
+            bounds=NONNEGATIVE,
         ),
         *interval("fid"),
     ),

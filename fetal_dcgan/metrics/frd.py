@@ -12,13 +12,13 @@ from pathlib import Path
 
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable
-from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, Key, register_metric
 
 
 @register_metric(
     "frd",
     "Fréchet Radiomics Distance (optional: pip install -e '.[frd]')",
-    (Key("frd", "Fréchet distance between radiomic feature fits of S and R", better="lower"),),
+    (Key("frd", "Fréchet distance between radiomic feature fits of S and R", better="lower", bounds=NONNEGATIVE),),
     default=False,  # optional packages
 )
 def _frd(ctx: ScoringContext) -> dict:

@@ -17,7 +17,7 @@ import torch
 
 from fetal_dcgan.metrics.bootstrap import bootstrap_ci
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.registry import Key, MetricOptions, interval, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, Key, MetricOptions, interval, register_metric
 
 NAMED_ELEMENTS = (8, 20, 143, 240)
 N_CODES = 256
@@ -145,8 +145,14 @@ def _element_keys() -> list[Key]:
     "lbp",
     "local binary pattern vectors: sLBPv against rLBPv",
     (
-        Key("lbp_l1", "L1 distance between sLBPv and rLBPv", better="lower", plotted=True),
-        Key("lbp_chi2", "symmetric chi-square distance between sLBPv and rLBPv", better="lower", plotted=True),
+        Key("lbp_l1", "L1 distance between sLBPv and rLBPv", better="lower", plotted=True, bounds=(0.0, 2.0)),
+        Key(
+            "lbp_chi2",
+            "symmetric chi-square distance between sLBPv and rLBPv",
+            better="lower",
+            plotted=True,
+            bounds=NONNEGATIVE,
+        ),
         *_element_keys(),
         *interval("lbp_l1"),
         Key("lbp_l1", "L1 distance of the image's own LBP histogram to rLBPv", level="image", better="lower"),

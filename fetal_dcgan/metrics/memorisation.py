@@ -28,7 +28,7 @@ import torch
 from fetal_dcgan.data.augment import flip_rotate, to_unit
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import SpaceOptions
-from fetal_dcgan.metrics.registry import Key, register_figure, register_metric
+from fetal_dcgan.metrics.registry import SHARE, Key, register_figure, register_metric
 from fetal_dcgan.rules import int_at_least, number_in, setting
 
 
@@ -205,6 +205,7 @@ class MemorisationOptions(SpaceOptions):
             "share of synthetic images closer (NCC) to a training image than real images get",
             better="lower",
             plotted=True,
+            bounds=SHARE,
         ),
         Key(
             "copy_threshold_ncc",
@@ -212,10 +213,13 @@ class MemorisationOptions(SpaceOptions):
             role="reference",
         ),
         Key(
-            "nearest_train_ncc_mean", "mean NCC of each synthetic image to its nearest training variant", better="lower"
+            "nearest_train_ncc_mean",
+            "mean NCC of each synthetic image to its nearest training variant",
+            better="lower",
+            bounds=(-1.0, 1.0),
         ),
         Key("calibration_ncc_mean", "the same mean for the calibration images", role="reference"),
-        Key("copy_ratio_features", "copy_ratio in feature space", better="lower"),
+        Key("copy_ratio_features", "copy_ratio in feature space", better="lower", bounds=SHARE),
         Key("nearest_train_ncc", "NCC of the image to its nearest training variant", level="image", role="diagnostic"),
         Key("nearest_train_index", "index of that training image", level="image", role="diagnostic"),
         Key("nearest_train_feature_sim", "the same in feature space", level="image", role="diagnostic"),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, Key, register_metric
 
 
 def entropies(images: np.ndarray) -> np.ndarray:
@@ -187,10 +187,26 @@ def mutual_information(fake: torch.Tensor, real: torch.Tensor, device: str | tor
     "mi",
     "mutual information and normalised MI of grey levels over all pairs",
     (
-        Key("mi_mean", "mean MI over every pair (s, r)", better="higher", unit="bits", plotted=True),
-        Key("mi_best_mean", "per synthetic image its highest MI over R, averaged", better="higher", unit="bits"),
-        Key("nmi_mean", "mean NMI (H(s) + H(r)) / H(s, r) over every pair, in [1, 2]", better="higher", plotted=True),
-        Key("nmi_best_mean", "per synthetic image its highest NMI over R, averaged", better="higher"),
+        Key(
+            "mi_mean", "mean MI over every pair (s, r)", better="higher", unit="bits", plotted=True, bounds=NONNEGATIVE
+        ),
+        Key(
+            "mi_best_mean",
+            "per synthetic image its highest MI over R, averaged",
+            better="higher",
+            unit="bits",
+            bounds=NONNEGATIVE,
+        ),
+        Key(
+            "nmi_mean",
+            "mean NMI (H(s) + H(r)) / H(s, r) over every pair, in [1, 2]",
+            better="higher",
+            plotted=True,
+            bounds=(1.0, 2.0),
+        ),
+        Key(
+            "nmi_best_mean", "per synthetic image its highest NMI over R, averaged", better="higher", bounds=(1.0, 2.0)
+        ),
         Key("mi_best", "highest MI of the image over R", level="image", better="higher", unit="bits"),
         Key("mi_best_ref", "index in R of that match", level="image", role="diagnostic"),
         Key("nmi_best", "highest NMI of the image over R", level="image", better="higher"),

@@ -16,7 +16,7 @@ import torch
 from fetal_dcgan.metrics.bootstrap import bootstrap_values, shifted_percentile_interval
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import MetricUnavailable, SpaceOptions
-from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, SHARE, Key, ci_share, interval, register_metric
 from fetal_dcgan.rules import int_at_least, setting
 
 
@@ -74,15 +74,22 @@ class PrdcOptions(SpaceOptions):
             "share of synthetic images inside a real image's k-NN ball (fidelity)",
             better="higher",
             plotted=True,
+            bounds=SHARE,
         ),
         Key(
             "recall",
             "share of real images inside a synthetic image's k-NN ball (diversity)",
             better="higher",
             plotted=True,
+            bounds=SHARE,
         ),
-        Key("density", "mean count of real balls holding each synthetic image, over k", better="higher"),
-        Key("coverage", "share of real images whose ball holds a synthetic image", better="higher"),
+        Key(
+            "density",
+            "mean count of real balls holding each synthetic image, over k",
+            better="higher",
+            bounds=NONNEGATIVE,
+        ),
+        Key("coverage", "share of real images whose ball holds a synthetic image", better="higher", bounds=SHARE),
         *interval("precision"),
         *interval("recall"),
     ),

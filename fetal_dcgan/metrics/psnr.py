@@ -12,7 +12,7 @@ import torch
 
 from fetal_dcgan.imaging.psnr import pairwise_psnr
 from fetal_dcgan.metrics.context import ScoringContext
-from fetal_dcgan.metrics.registry import Key, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, Key, register_metric
 
 
 def _finite_mean(values: torch.Tensor) -> float:
@@ -51,6 +51,7 @@ def psnr(fake: torch.Tensor, real: torch.Tensor, data_range: float = 255.0, devi
             "pairs with MSE 0 (infinite PSNR, left out of the means)",
             better="lower",
             unit="pairs",
+            bounds=NONNEGATIVE,
         ),
         Key("psnr_best", "best PSNR of the image over R", level="image", better="higher", unit="dB"),
         Key("psnr_best_ref", "index in R of that best match", level="image", role="diagnostic"),

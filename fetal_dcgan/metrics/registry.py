@@ -37,7 +37,9 @@ class Key:
     ``reference`` describes the reference or training set, or a calibration; ``diagnostic``
     is kept for a person to look at (an index, a spread). ``better``: lower, higher, or
     ``reference`` (closest to the value of ``reference_key``, the key that holds the
-    reference set's value of the same quantity, drawn beside it).
+    reference set's value of the same quantity, drawn beside it). ``bounds``: the values
+    the key cannot pass (None: unbounded); a study's verdict never calls levels that sit
+    at a bound "equivalent" (``report.verdicts``).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Key:
     unit: str = ""
     plotted: bool = False
     reference_key: str | None = None
+    bounds: tuple[float | None, float | None] = (None, None)
 
 
 def ci_share(default: float = 1.0):
@@ -89,6 +92,10 @@ class Metric:
         scores = [k for k in self.keys if k.level == "set" and k.role == "score"]
         return next((k for k in scores if k.plotted), scores[0])
 
+
+#: The bounds of a share (a fraction of images) and of a distance or count.
+SHARE = (0.0, 1.0)
+NONNEGATIVE = (0.0, None)
 
 #: Registered metrics by name, in the order they are run and reported.
 METRICS: dict[str, Metric] = {}
@@ -190,14 +197,24 @@ def key(name: str) -> Key | None:
 
 def markdown_table() -> str:
     """Every declared key as a markdown table (docs/metrics.md holds a copy; a test keeps them equal)."""
-    lines = ["| metric | key | level | role | better | unit | plotted | meaning |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| metric | key | level | role | better | unit | range | plotted | meaning |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for metric in METRICS.values():
         for k in metric.keys:
             lines.append(
-                f"| {metric.name} | `{k.name}` | {k.level} | {k.role} | {k.better or ''} | {k.unit} | "
+                f"| {metric.name} | `{k.name}` | {k.level} | {k.role} | {k.better or ''} | {k.unit} | {_range(k)} | "
                 f"{'yes' if k.plotted else ''} | {k.description} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _range(k: Key) -> str:
+    low, high = k.bounds
+    if low is None and high is None:
+        return ""
+    return f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
 
 
 if __name__ == "__main__":

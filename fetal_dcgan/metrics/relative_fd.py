@@ -17,7 +17,7 @@ import torch
 from fetal_dcgan.metrics.context import ScoringContext
 from fetal_dcgan.metrics.features import SpaceOptions
 from fetal_dcgan.metrics.fid import bootstrap_fd, frechet_distance
-from fetal_dcgan.metrics.registry import Key, ci_share, interval, register_metric
+from fetal_dcgan.metrics.registry import NONNEGATIVE, Key, ci_share, interval, register_metric
 
 
 def relative_fd(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
@@ -42,13 +42,19 @@ class FdOptions(SpaceOptions):
     "fd",
     "Frechet distance in random-network features, and relative to real-vs-real",
     (
-        Key("fd_random", "Frechet distance in the features of a fixed random network (not FID)", better="lower"),
+        Key(
+            "fd_random",
+            "Frechet distance in the features of a fixed random network (not FID)",
+            better="lower",
+            bounds=NONNEGATIVE,
+        ),
         *interval("fd_random"),
         Key(
             "relative_fd",
             "FD(S, R_a) / FD(R_b, R_a) for two halves of R, in the best features available; about 1 for real data",
             better="lower",
             plotted=True,
+            bounds=NONNEGATIVE,
         ),
     ),
     options=FdOptions,

@@ -36,6 +36,7 @@ def vendi_score(features: torch.Tensor) -> float:
             "exp of the entropy of the similarity matrix's eigenvalues: 1 for one image repeated, up to n",
             better="reference",
             reference_key="vendi_real",
+            bounds=(1.0, None),
         ),
         Key("vendi_real", "the same for the reference set", role="reference"),
     ),
