@@ -20,6 +20,7 @@ from fetal_dcgan.anatomy.settings import AnatomySettings
 from fetal_dcgan.data.settings import SOURCE_SETTINGS, DataSettings
 from fetal_dcgan.metrics.settings import metrics_node
 from fetal_dcgan.models.settings import DDPMSettings, ModelSettings
+from fetal_dcgan.report.settings import StudySettings
 from fetal_dcgan.rules import int_at_least, number_in, one_of, or_null, setting
 from fetal_dcgan.utils import CONF_DIR
 
@@ -76,6 +77,7 @@ class RunSettings:
         None, or_null(int_at_least(1)), "3", "torch threads for this run; null: torch's default (all cores)"
     )
     sampling: SamplingSettings = setting(factory=SamplingSettings)
+    study: StudySettings = setting(factory=StudySettings)
     data: Any = MISSING
     model: Any = MISSING
     trainer: Any = MISSING
