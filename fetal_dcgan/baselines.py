@@ -10,32 +10,27 @@ scored against the other. A synthetic set can only be judged against these numbe
 generator that reproduced its augmented training images perfectly would still sit at the
 augmented distance from the non-augmented reference set.
 
-With ``--margins SWEEP`` it measures the sweep's equivalence margins instead
-(``report.margins``): sets of real images from the sweep's own training pool, of the
-sweep's set size, each scored against the sweep's reference set with its metric settings,
-as a synthetic set is, written to ``SWEEP/margins.json``.
+With ``--margins SWEEP`` it measures and declares the sweep's equivalence margins instead
+(``report.measure``): real sets from the sweep's own training pool scored against its
+reference set with its metric settings, as a synthetic set is, per image size, with the
+margin source its runs declare (``study.margins``), written to ``SWEEP/margins.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from pathlib import Path
 
-import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from fetal_dcgan.data.augment import INTERPOLATIONS, augment, to_unit
-from fetal_dcgan.data.datamodule import UltrasoundDataModule
 from fetal_dcgan.data.preprocess import FIT_MODES, RESIZE_MODES, load_images
 from fetal_dcgan.data.sources import discover
 from fetal_dcgan.errors import cli_status
-from fetal_dcgan.metrics import METRICS, MetricSuite, registry
-from fetal_dcgan.report.collect import load_sweep
-from fetal_dcgan.report.margins import MARGINS_FILE, margins_from_draws, write_margins
+from fetal_dcgan.metrics import METRICS, MetricSuite
+from fetal_dcgan.report.measure import sweep_margins
+from fetal_dcgan.report.settings import MARGIN_SOURCES
 from fetal_dcgan.utils import default_cache_dir
 
 #: Metrics scored, each reported by its headline key (mean all-pairs PSNR and MI, LBP L1).
@@ -72,59 +67,6 @@ def real_baselines(images_by_fit: dict[str, torch.Tensor], degrees: float = 10.0
     return rows
 
 
-def real_draws(
-    pool: torch.Tensor,
-    reference: torch.Tensor,
-    held_out: torch.Tensor | None,
-    suite: MetricSuite,
-    size: int,
-    draws: int,
-    seed: int,
-) -> list[dict[str, float]]:
-    """Scores of ``draws`` random sets of ``size`` pool images against the reference, each
-    audited for memorisation against the rest of the pool (images it did not draw)."""
-    scores = []
-    for draw in range(draws):
-        order = torch.from_numpy(np.random.default_rng([seed, draw]).permutation(len(pool)))
-        scores.append(suite.score(pool[order[:size]], reference, pool[order[size:]], held_out).scalars)
-    return scores
-
-
-def sweep_margins(sweep_dir: str | Path, draws: int = 8, seed: int = 0) -> Path:
-    """Measure the sweep's margins (its first run's data, set size and metric settings) and
-    write ``SWEEP/margins.json``. Sets are at most half the pool, so draws overlap little; a
-    smaller set's SD is scaled to the sweep's set size by sqrt(drawn / set size)."""
-    sweep = load_sweep(sweep_dir)
-    cfg = OmegaConf.create(sweep.config)
-    data = {**OmegaConf.to_container(cfg.data, resolve=True), "n": None}
-    data.pop("_target_", None)
-    datamodule = UltrasoundDataModule(**data)
-    datamodule.setup()
-    settings = {k: v for k, v in OmegaConf.to_container(cfg.metrics, resolve=True).items() if k != "_target_"}
-    suite = MetricSuite(**{**settings, "ci_resamples": 0})
-    set_size = int(cfg.sampling.n_images)
-    size = min(set_size, len(datamodule.train_images) // 2)
-    scores = real_draws(datamodule.train_images, datamodule.reference, datamodule.held_out, suite, size, draws, seed)
-    metrics = margins_from_draws(scores, registry.key_names(level="set", role="score"))
-    scale = math.sqrt(size / set_size)
-    for m in metrics.values():
-        m["sd"], m["margin"] = m["sd"] * scale, m["margin"] * scale
-    description = (
-        f"{data['source']}, {data['image_size']} px, fit={data['fit']}, reference={data['reference']}; "
-        f"sets of {size} real training-pool images"
-        + (f", SD scaled by sqrt({size}/{set_size})" if size < set_size else "")
-    )
-    about = {
-        "description": description,
-        "set_size": set_size,
-        "reference_n": len(datamodule.reference),
-        "drawn_size": size,
-        "draws": draws,
-        "seed": seed,
-    }
-    return write_margins(Path(sweep_dir) / MARGINS_FILE, metrics, about)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.baselines", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="phantom", choices=("phantom", "hc18", "folder"))
@@ -146,13 +88,22 @@ def main(argv: list[str] | None = None) -> int:
         help="measure a sweep's equivalence margins (real-vs-real spread) into SWEEP/margins.json",
     )
     parser.add_argument("--draws", type=int, default=8, help="with --margins: real sets drawn")
+    parser.add_argument(
+        "--margin-source",
+        default=None,
+        choices=MARGIN_SOURCES,
+        help="with --margins: declare every margin from this source instead of the runs' study.margins.source",
+    )
     args = parser.parse_args(argv)
 
     def run() -> None:
         if args.margins:
-            path = sweep_margins(args.margins, args.draws)
-            for key, m in json.loads(path.read_text())["metrics"].items():
-                print(f"{key:<28} mean {m['mean']:<12.4g} sd {m['sd']:<12.4g} margin {m['margin']:.4g}")
+            path = sweep_margins(args.margins, args.draws, source=args.margin_source)
+            for size, section in json.loads(path.read_text())["sizes"].items():
+                print(f"{size} px: {section['about']['description']}")
+                for key, m in section["metrics"].items():
+                    sd = m.get("sd", float("nan"))
+                    print(f"  {key:<26} real sd {sd:<10.4g} margin {m['margin']:<10.4g} {m['about']}")
             print(f"written to {path}")
             return
         cache = default_cache_dir()

@@ -10,30 +10,71 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from fetal_dcgan.errors import UserError
 from fetal_dcgan.metrics.lbp import REFERENCE_VECTOR, SYNTHETIC_VECTOR
 from fetal_dcgan.report import figures
+from fetal_dcgan.report.answer import answer_sections, stats_markdown
 from fetal_dcgan.report.collect import Sweep, load_sweep, natural_order
 from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.layout import ReportLayout
-from fetal_dcgan.report.margins import MARGINS_FILE, read_margins
+from fetal_dcgan.report.margins import ANY_SIZE, EXPLICIT, MARGINS_FILE, Margin, Margins, merge, read_margins
 from fetal_dcgan.report.ratings import metrics_vs_ratings, per_set, rating_figure, read_ratings
-from fetal_dcgan.report.stats import DESIGNS, OUTSIDE, PRIMARY, REPLICATE_SOURCES, cell_summary, sweep_statistics
-from fetal_dcgan.report.verdicts import ALPHA, DIFFERS, EQUIVALENT, UNDETERMINED
+from fetal_dcgan.report.settings import StudySettings
+from fetal_dcgan.report.stats import (
+    DESIGNS,
+    Question,
+    cell_summary,
+    sweep_statistics,
+)
+from fetal_dcgan.rules import configure
 from fetal_dcgan.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
-def margins_of(sweep: Sweep, path: str | Path | None = None) -> dict:
-    """The equivalence margins given, else those measured for the sweep (``SWEEP/margins.json``), else none."""
-    if path is not None:
-        return read_margins(Path(path))
+def declared_study(sweep: Sweep) -> StudySettings:
+    """The study its runs declared (``study.*`` of the first run's config; defaults without one)."""
+    given = OmegaConf.select(sweep.config, "study", default=None) if sweep.config is not None else None
+    return configure(StudySettings, given)
+
+
+def question_of(
+    sweep: Sweep, factor: str | None = None, endpoints: list[str] | None = None, snapshot: int | None = None
+) -> Question:
+    """The primary question: the declared one, with any of its parts given here instead."""
+    study = declared_study(sweep)
+    factor = factor or study.factor
+    column = next((c for c in (factor, f"override.{factor}") if c in sweep.results), factor)
+    epochs = sorted(int(e) for e in sweep.results["epoch"].dropna().unique())
+    epoch = snapshot or study.snapshot or (epochs[-1] if epochs else None)
+    if epoch is not None and epoch not in epochs:
+        raise UserError(
+            f"The primary snapshot is epoch {epoch}, but the sweep scored epochs {epochs}: declare one of them "
+            "(study.snapshot, or report --snapshot)."
+        )
+    return Question(column, tuple(endpoints or study.endpoints), epoch, study.alpha)
+
+
+def margins_of(sweep: Sweep, path: str | Path | None = None) -> Margins:
+    """The margins measured for the sweep (``SWEEP/margins.json``), with the study's explicit
+    ones and then those of ``path`` (a pilot's margins.json or an explicit file) on top."""
     measured = sweep.root / MARGINS_FILE
-    return read_margins(measured) if measured.is_file() else {}
+    margins = read_margins(measured) if measured.is_file() else {}
+    declared = declared_study(sweep).margins
+    if declared.source == EXPLICIT and declared.explicit:
+        about = "declared in study.margins.explicit"
+        explicit = {
+            k: Margin(float(v), EXPLICIT, float(v), float(v), about=about) for k, v in declared.explicit.items()
+        }
+        margins = merge(margins, {ANY_SIZE: explicit})
+    return merge(margins, read_margins(Path(path))) if path is not None else margins
 
 
-def statistics(sweep: Sweep, resamples: int = 200, margins: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every design over every varied factor (see ``report.stats``), with verdicts."""
+def statistics(
+    sweep: Sweep, resamples: int = 200, margins: Margins | None = None, question: Question | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every design over every varied factor (see ``report.stats``), with verdicts, and the
+    primary endpoints' sensitivity to their margins."""
     factors = sweep.varied_axes
     per_image = sweep.per_image
     if not per_image.empty:
@@ -50,131 +91,7 @@ def statistics(sweep: Sweep, resamples: int = 200, margins: dict | None = None) 
         factors,
         resamples,
         margins=margins_of(sweep) if margins is None else margins,
-    )
-
-
-def _md(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "(none)\n"
-    cells = frame.astype(object).where(frame.notna(), "")
-    lines = ["| " + " | ".join(map(str, cells.columns)) + " |", "|" + "---|" * len(cells.columns)]
-    lines += [
-        "| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
-        for row in cells.itertuples(index=False)
-    ]
-    return "\n".join(lines) + "\n"
-
-
-FAMILIES = (
-    f"`family`: `{PRIMARY}` is the study's one multiplicity family, every run-level omnibus test "
-    "(Benjamini-Hochberg, `p_adjusted`; the equivalence tests likewise, `equivalence_p_adjusted`); "
-    f"`{OUTSIDE}` rows have no adjusted p; post-hoc pairwise tests run only after a primary row that "
-    "differs, for 3+ levels, Holm-adjusted within that test."
-)
-
-
-def stats_markdown(tests: pd.DataFrame, pairs: pd.DataFrame) -> str:
-    """stats.md: the answer first, then one table per design, each saying what its replicate is."""
-    parts = [
-        "# Does each metric differ across the sweep's factors?\n",
-        answer_text(tests) + "\n",
-        f"Verdicts: `{DIFFERS}` (adjusted omnibus p < {ALPHA}), `{EQUIVALENT}` (adjusted TOST p < {ALPHA} within "
-        f"+-`margin`), `{UNDETERMINED}` (neither: `power_at_margin` is the design's power against a "
-        "margin-sized difference, `mde` the effect it detects with 80 % power, as Cohen's f and in the "
-        "metric's units). A non-significant test never means no difference.\n",
-        FAMILIES + "\n",
-        f"Replicates: {REPLICATE_SOURCES}.\n",
-    ]
-    for design, sentence in DESIGNS.items():
-        rows = tests[tests["design"] == design]
-        if not rows.empty:
-            parts.append(f"## {design}\n\nReplicate: {sentence}.\n\n" + _md(rows))
-    if not pairs.empty:
-        parts.append(
-            "## Pairwise comparisons\n\nRun-level designs: Welch's t and Hedges' g between runs; "
-            "descriptive-images: Cliff's delta with a two-stage bootstrap CI (runs, then images), "
-            "no p-value.\n\n" + _md(pairs)
-        )
-    return "\n".join(parts)
-
-
-def _metric_verdicts(primary: pd.DataFrame) -> pd.Series:
-    """One verdict per metric: differs if any of its rows does, equivalent if all are, else undetermined."""
-
-    def combine(verdicts: pd.Series) -> str:
-        if (verdicts == DIFFERS).any():
-            return DIFFERS
-        return EQUIVALENT if (verdicts == EQUIVALENT).all() else UNDETERMINED
-
-    return primary.groupby("metric", sort=False)["verdict"].agg(combine)
-
-
-def _strongest(rows: pd.DataFrame, metric: str) -> str:
-    r = rows[rows["metric"] == metric].sort_values("p_adjusted").iloc[0]
-    where = "" if pd.isna(r.epoch) or r.epoch == "" else f", epoch {int(r.epoch)}"
-    return f"{metric} ({r.design}{where}: {r.effect_size_name} {r.effect_size:.2f}, adjusted p {r.p_adjusted:.3g})"
-
-
-def _undetermined(rows: pd.DataFrame, metrics: list[str]) -> str:
-    chosen = rows[rows["metric"].isin(metrics)]
-    power, mde = chosen["power_at_margin"].dropna(), chosen["mde"].dropna()
-    power_text = (
-        f"power against a margin-sized difference {power.min():.2f}-{power.max():.2f}"
-        if len(power)
-        else "no equivalence test: "
-        + (
-            "a rank test"
-            if chosen["mde"].isna().all() and chosen["test"].str.startswith("Friedman").all()
-            else "no margin"
-        )
-    )
-    mde_text = f"; detectable with 80 % power: Cohen's f >= {mde.min():.2f}" if len(mde) else ""
-    return f"{len(metrics)} undetermined ({', '.join(metrics)}; {power_text}{mde_text})"
-
-
-def answers(tests: pd.DataFrame) -> list[tuple[str, str]]:
-    """Per factor, one sentence of verdicts: which metrics differ between runs (effect size,
-    adjusted p), which are equivalent within their margins, which the design cannot settle."""
-    out = []
-    for factor, rows in tests.groupby("factor", sort=False):
-        primary = rows[rows["family"] == PRIMARY]
-        if primary.empty:
-            continue
-        tested = primary[primary["p_value"].notna()]
-        paper = rows[(rows["family"] == OUTSIDE) & (rows["p_value"] < ALPHA)]
-        aside = (
-            f" The paper's analysis (snapshots as replicates, unadjusted) would call {paper['metric'].nunique()} "
-            "metrics different."
-            if len(paper)
-            else ""
-        )
-        confounded = " Confounded: see note." if rows["note"].str.contains("confounded").any() else ""
-        if tested.empty:
-            reasons = primary["note"].replace("", np.nan).dropna()
-            reason = reasons.mode().iloc[0] if len(reasons) else "no run-level test could run"
-            out.append((factor, f"{UNDETERMINED}: the design cannot say ({reason}).{aside}{confounded}"))
-            continue
-        verdicts = _metric_verdicts(tested)
-        parts = []
-        differ = [m for m, v in verdicts.items() if v == DIFFERS]
-        if differ:
-            parts.append(f"{len(differ)} differ ({'; '.join(_strongest(tested, m) for m in differ)})")
-        same = [m for m, v in verdicts.items() if v == EQUIVALENT]
-        if same:
-            parts.append(f"{len(same)} equivalent within their margins ({', '.join(same)})")
-        open_ = [m for m, v in verdicts.items() if v == UNDETERMINED]
-        if open_:
-            parts.append(_undetermined(tested, open_))
-        out.append((factor, f"across {factor}, between runs: " + "; ".join(parts) + f".{aside}{confounded}"))
-    return out
-
-
-def answer_text(tests: pd.DataFrame) -> str:
-    found = answers(tests)
-    return (
-        "\n".join(f"- **{factor}**: {text}" for factor, text in found)
-        if found
-        else "Nothing varies across the sweep's runs except replicates: there is no factor to test."
+        question=question_of(sweep) if question is None else question,
     )
 
 
@@ -247,17 +164,20 @@ def build_report(
     log_fit: bool = False,
     resamples: int = 200,
     margins: str | Path | None = None,
+    question: dict | None = None,
 ) -> dict:
     """Write every table, figure and report.html for the sweep (a folder, or a manifest's
-    scored sets, ``report.sets``); return their paths."""
+    scored sets, ``report.sets``); return their paths. ``question``: parts of the primary
+    question given instead of the declared ones (``question_of``'s arguments)."""
     sweep = source if isinstance(source, Sweep) else load_sweep(source)
     margin_table = margins_of(sweep, margins)
+    asked = question_of(sweep, **(question or {}))
     rated = read_ratings(Path(ratings)) if ratings else None
     if rated is not None:
         per_set(rated, role)  # a bad file or role fails before any work
     layout = ReportLayout(out or sweep.default_report)
     layout.figures.mkdir(parents=True, exist_ok=True)
-    tests, pairs, cells = _write_tables(sweep, layout, resamples, margin_table)
+    tests, pairs, sensitivity, cells = _write_tables(sweep, layout, resamples, margin_table, asked)
     figs = _draw_figures(sweep, layout)
     paths = layout.files()
     relations = pd.DataFrame()
@@ -266,7 +186,8 @@ def build_report(
         atomic_write_text(relations.to_csv(index=False), layout.ratings)
         paths["ratings"] = layout.ratings
         figs["metrics against ratings"] = rating_figure(sets, relations, layout.figure("metrics_vs_ratings"))
-    page = _page(sweep, tests, pairs, cells, figs, _draw_grids(sweep, layout), relations)
+    answer = answer_sections(tests, sensitivity, asked, sweep.varied_axes)
+    page = _page(sweep, answer, tests, pairs, cells, figs, _draw_grids(sweep, layout), relations)
     atomic_write_text(page, layout.file("html"))
     paths.update({f"figure {k}": v for k, v in figs.items() if v})
     log.info("Report of %d runs written to %s", len(sweep.runs), layout.root)
@@ -274,18 +195,21 @@ def build_report(
 
 
 def _write_tables(
-    sweep: Sweep, layout: ReportLayout, resamples: int, margin_table: dict
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """results, per_image, cells, stats, pairwise and stats.md; returns (tests, pairs, cells)."""
+    sweep: Sweep, layout: ReportLayout, resamples: int, margin_table: Margins, question: Question
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """results, per_image, cells, stats, sensitivity, pairwise and stats.md; returns (tests,
+    pairs, sensitivity, cells)."""
     atomic_write_text(sweep.results.to_csv(index=False), layout.file("results"))
     atomic_write_text(sweep.per_image.to_csv(index=False), layout.file("per_image"))
     cells = cell_summary(sweep.results, sweep.varied_axes, sweep.metric_columns)
     atomic_write_text(cells.to_csv(index=False), layout.file("cells"))
-    tests, pairs = statistics(sweep, resamples, margin_table)
+    tests, pairs, sensitivity = statistics(sweep, resamples, margin_table, question)
     atomic_write_text(tests.to_csv(index=False), layout.file("stats"))
+    atomic_write_text(sensitivity.to_csv(index=False), layout.file("sensitivity"))
     atomic_write_text(pairs.to_csv(index=False), layout.file("pairwise"))
-    atomic_write_text(stats_markdown(tests, pairs), layout.file("stats_md"))
-    return tests, pairs, cells
+    markdown = stats_markdown(tests, pairs, sensitivity, question, sweep.varied_axes)
+    atomic_write_text(markdown, layout.file("stats_md"))
+    return tests, pairs, sensitivity, cells
 
 
 def _lines(sweep: Sweep, x: str) -> list[str]:
@@ -349,7 +273,14 @@ def _about_sets(sweep: Sweep, replicates: pd.Series) -> str:
 
 
 def _page(
-    sweep: Sweep, tests, pairs, cell_table: pd.DataFrame, figs: dict, grids: list, relations: pd.DataFrame
+    sweep: Sweep,
+    answer: list[tuple[str, str]],
+    tests,
+    pairs,
+    cell_table: pd.DataFrame,
+    figs: dict,
+    grids: list,
+    relations: pd.DataFrame,
 ) -> str:
     def setting(key: str):
         return OmegaConf.select(sweep.config, key, default=None) if sweep.config is not None else None
@@ -383,17 +314,8 @@ def _page(
         + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in statuses.items()))
         + "</p>"
     )
-    answer = (
-        "<ul>"
-        + "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(text)}</li>" for f, text in answers(tests))
-        + "</ul>"
-        + "<p class='note'>Run-level tests (the training run is the replicate). "
-        + html.escape(FAMILIES.replace("`", ""))
-        + " Verdicts: differs, equivalent within a margin (TOST), or undetermined with the design's power; "
-        "the tables below give every test with its effect size. Replicates: " + html.escape(REPLICATE_SOURCES) + ".</p>"
-    )
     sections = [
-        ("Answer", answer),
+        *answer,
         ("What was run", about + table(sweep.runs.drop(columns=["path"]))),
         ("Cells not finished or not scored", table(failed.drop(columns=["path"]))),
     ]

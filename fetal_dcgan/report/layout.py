@@ -14,6 +14,7 @@ class ReportLayout:
         "results": "results.csv",
         "per_image": "per_image.csv",
         "stats": "stats.csv",
+        "sensitivity": "sensitivity.csv",
         "pairwise": "pairwise.csv",
         "cells": "cells.csv",
         "stats_md": "stats.md",

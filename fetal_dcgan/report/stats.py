@@ -19,32 +19,43 @@ set are not replicates of anything at the set level. Every row of ``stats.csv`` 
   epsilon squared and pairwise Cliff's delta with bootstrap CIs over images; no p-value.
 
 A design without two runs in every cell gives no run-level p-value and says so in
-``note``. Families (``family``): the run-level omnibus tests (every metric, factor, epoch
-and run-level design, interactions included) are the one ``primary`` family, and
-``p_adjusted`` is Benjamini-Hochberg over it. The paper's design is reported beside,
-outside every family (no ``p_adjusted``). Pairwise post-hoc tests run only after a
-significant omnibus test of a factor with 3+ levels, Holm-adjusted within that test.
-Each primary row carries its design's power, an equivalence test and a ``verdict``
-(``report.verdicts``); a factor whose levels differ in how many reference images are
-training images (``reference_in_training``) is labelled confounded in ``note``.
+``note``. Where every seed appears at every level (seeds shared across levels share
+initial weights, latents and the nested prefix of their subsets), the seed is a block: an
+additive term of the model, so the test compares levels within seeds. Families
+(``family``): the study's declared question (``study.*``: its factor, endpoints and
+snapshot) is the one ``primary`` family, Benjamini-Hochberg (``p_adjusted``) over exactly
+those rows; every other run-level row is secondary, adjusted within its factor's own
+family (``secondary: <factor>``). The paper's design is reported beside, outside every
+family (no ``p_adjusted``). Pairwise post-hoc tests run only after a row that differs, for
+a factor with 3+ levels, Holm-adjusted within that test. Each run-level row carries its
+design's power, an equivalence test from the fitted model and a ``verdict``
+(``report.verdicts``); ``sensitivity`` gives each primary endpoint's verdict at half and
+twice its margin. A factor whose levels differ in how many reference images are training
+images (``reference_in_training``) is labelled confounded in ``note``; any overlap at all
+is noted.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from fetal_dcgan.metrics import registry
+from fetal_dcgan.report.margins import Margin, Margins, margin_at
 from fetal_dcgan.report.verdicts import (
     ALPHA,
     DIFFERS,
-    equivalence_p,
     margin_f,
     minimum_detectable_f,
+    model_contrasts,
     power_f,
+    saturation,
+    tost_p,
     verdict,
 )
 
@@ -67,10 +78,14 @@ STATS_COLUMNS = (
     "mde_units",
     "margin",
     "margin_source",
+    "margin_ci_low",
+    "margin_ci_high",
     "power_at_margin",
     "equivalence_p",
     "equivalence_p_adjusted",
+    "saturation",
     "verdict",
+    "margin_about",
     "note",
 )
 PAIRWISE_COLUMNS = (
@@ -104,11 +119,16 @@ NUMERIC = (
     "mde",
     "mde_units",
     "margin",
+    "margin_ci_low",
+    "margin_ci_high",
     "power_at_margin",
     "equivalence_p",
     "equivalence_p_adjusted",
 )
 PRIMARY = "primary"
+SECONDARY = "secondary: {factor}"
+#: The margin multiples of the sensitivity table.
+SENSITIVITY = (0.5, 1.0, 2.0)
 OUTSIDE = "none (the paper's analysis: outside every family)"
 DESCRIPTIVE = "none (descriptive)"
 #: What each design's replicate is, one sentence each (stats.md and report.html say it above each table).
@@ -158,9 +178,41 @@ def _groups(frame: pd.DataFrame, metric: str, factor: str) -> dict:
 
 
 MISSING_MARGIN = (
-    "none: no real-vs-real margin for this metric (python -m fetal_dcgan.baselines --margins SWEEP "
-    "measures it), so no equivalence test"
+    "no margin for this metric (python -m fetal_dcgan.baselines --margins SWEEP measures and declares "
+    "them; report --margins FILE gives them), so no equivalence test"
 )
+
+
+@dataclass(frozen=True)
+class Question:
+    """The study's declared primary question, resolved against a sweep's columns."""
+
+    factor: str
+    endpoints: tuple[str, ...]
+    epoch: int | None  # None: no snapshot (nothing scored)
+    alpha: float = ALPHA
+
+    def is_primary(self, row: dict) -> bool:
+        return (
+            row["design"] == "runs"
+            and row["factor"] == self.factor
+            and row["metric"] in self.endpoints
+            and row["epoch"] != ""
+            and int(row["epoch"]) == self.epoch
+        )
+
+
+def _margin_columns(margin: Margin | None, note: str) -> dict:
+    if margin is None:
+        return {"margin": math.nan, "margin_source": "", "margin_about": MISSING_MARGIN}
+    about = "; ".join(filter(None, [margin.about, note]))
+    return {
+        "margin": margin.value,
+        "margin_source": margin.source,
+        "margin_ci_low": margin.low,
+        "margin_ci_high": margin.high,
+        "margin_about": about,
+    }
 
 
 # -- effect sizes and tests -----------------------------------------------------------------
@@ -210,23 +262,62 @@ def _crossed(frame: pd.DataFrame, factors: list[str]) -> bool:
     return len(factors) > 1 and len(frame.groupby(factors).size()) == math.prod(frame[f].nunique() for f in factors)
 
 
-def anova(frame: pd.DataFrame, metric: str, factors: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Type-II ANOVA (statsmodels) of ``metric`` on the factors, with their interactions when
-    the factors are crossed; and the label of each term ("n", "n x lr")."""
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
+#: The column whose values block a design when every value appears at every level.
+BLOCK = "seed"
 
+
+def seed_blocks(frame: pd.DataFrame, factors: list[str], column: str = BLOCK) -> str | None:
+    """``column`` when each of its 2+ values appears once in every cell of the factors (the
+    design is blocked by seed); else None."""
+    if column not in frame or frame[column].nunique() < 2:
+        return None
+    seeds = sorted(frame[column].unique())
+    cells = frame.groupby(factors)[column].agg(lambda v: sorted(v))
+    return column if all(list(c) == seeds for c in cells) else None
+
+
+def _model_data(frame: pd.DataFrame, metric: str, factors: list[str], block: str | None) -> pd.DataFrame:
     names = {column: f"f{i}" for i, column in enumerate(factors)}
+    if block:
+        names[block] = "b"
     data = frame[[metric, *names]].rename(columns={metric: "y", **names})
     for name in names.values():
         data[name] = data[name].astype(str)
-    terms = [f"C({name})" for name in names.values()]
-    formula = "y ~ " + (" * " if _crossed(frame, factors) else " + ").join(terms)
+    return data
+
+
+def anova(
+    frame: pd.DataFrame, metric: str, factors: list[str], block: str | None = None
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Type-II ANOVA (statsmodels) of ``metric`` on the factors, with their interactions when
+    the factors are crossed and an additive ``block`` term; and each term's label ("n", "n x lr")."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    data = _model_data(frame, metric, factors, block)
+    terms = [f"C(f{i})" for i in range(len(factors))]
+    formula = "y ~ " + (" * " if _crossed(frame, factors) else " + ").join(terms) + (" + C(b)" if block else "")
     table = anova_lm(smf.ols(formula, data).fit(), typ=2)
     labels = {
-        term: " x ".join(factors[int(t[3:-1])] for t in term.split(":")) for term in table.index if term != "Residual"
+        term: " x ".join(factors[int(t[3:-1])] for t in term.split(":"))
+        for term in table.index
+        if term not in ("Residual", "C(b)")
     }
     return table, labels
+
+
+def equivalence_contrasts(
+    frame: pd.DataFrame, metric: str, factors: list[str], block: str | None
+) -> tuple[list[tuple[float, float]], float]:
+    """Every pair of the first factor's levels as (difference, SE) from the additive model
+    (the other factors and the blocks held), and its residual degrees of freedom."""
+    import statsmodels.formula.api as smf
+
+    data = _model_data(frame, metric, factors, block)
+    terms = [f"C(f{i})" for i in range(len(factors))] + (["C(b)"] if block else [])
+    fit = smf.ols("y ~ " + " + ".join(terms), data).fit()
+    levels = sorted(data["f0"].unique())
+    return model_contrasts(fit, "C(f0)", levels), float(fit.df_resid)
 
 
 def _power(df_num: float, df_denom: float, sigma: float, k: int, margin: float, alpha: float) -> dict:
@@ -240,34 +331,48 @@ def _power(df_num: float, df_denom: float, sigma: float, k: int, margin: float, 
     }
 
 
+def _saturation(groups: dict, metric: str, margin: Margin | None) -> str:
+    values = list(groups.values())
+    dof = sum(map(len, values)) - len(values)
+    within = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in values) / dof) if dof > 0 else math.nan
+    key = registry.key(metric)
+    bounds = key.bounds if key is not None else (None, None)
+    return saturation([g.mean() for g in values], within, bounds, margin.real_sd if margin else math.nan)
+
+
 # -- designs ----------------------------------------------------------------------------------
 def _run_level(
-    frame: pd.DataFrame, metric: str, factor: str, others: list[str], base: dict, alpha: float
+    frame: pd.DataFrame, metric: str, factor: str, others: list[str], base: dict, alpha: float, margin: Margin | None
 ) -> list[dict]:
     """A run-level design's row for ``factor`` (and its interaction rows when it is the first
     of crossed factors): the type-II F test, its power, and the equivalence test."""
     frame = _finite(frame, metric)
     groups = _groups(frame, metric, factor)
     first = base.pop("first", False)
-    row = _row(**base, family=PRIMARY, n_groups=len(groups), replicates_per_group=_counts(groups))
+    row = _row(**base, n_groups=len(groups), replicates_per_group=_counts(groups))
     cells = frame.groupby([factor, *others]).size()
     if len(groups) < 2:
         return [{**row, "note": "fewer than 2 levels with a finite value"}]
+    row["saturation"] = _saturation(groups, metric, margin)
     if cells.min() < MIN_REPLICATES:
         where = f" of {', '.join([factor, *others])}" if others else ""
         return [{**row, "note": NO_REPLICATES.format(where=where)}]
     if np.ptp(frame[metric].to_numpy(float)) == 0:
         return [{**row, "note": "every value is identical"}]
-    table, labels = anova(frame, metric, [factor, *others])
+    block = seed_blocks(frame, [factor, *others])
+    table, labels = anova(frame, metric, [factor, *others], block)
     residual = table.loc["Residual"]
     sigma = math.sqrt(residual.sum_sq / residual.df)
+    held = [*others, *(["seed blocks"] if block else [])]
+    test = f"ANOVA F (OLS, type II{', with ' + ', '.join(held) if held else ''})"
+    contrasts, df = equivalence_contrasts(frame, metric, [factor, *others], block)
     out = []
     for term, label in labels.items():
         interaction = ":" in term
         if term != "C(f0)" and not (interaction and first):
             continue
         effect = table.loc[term]
-        margin = math.nan if interaction else row["margin"]
+        value = math.nan if interaction else row["margin"]
         out.append(
             {
                 **row,
@@ -275,12 +380,14 @@ def _run_level(
                 "statistic": float(effect.F),
                 "p_value": float(effect["PR(>F)"]),
                 "effect_size": float(effect.sum_sq / (effect.sum_sq + residual.sum_sq)),
-                "effect_size_name": "partial_eta_squared" if others else "eta_squared",
-                "test": f"ANOVA F (OLS, type II{', with ' + ', '.join(others) if others else ''})",
-                **_power(effect.df, residual.df, sigma, len(groups), margin, alpha),
-                "margin": margin,
-                "margin_source": "" if interaction else row["margin_source"],
-                "equivalence_p": math.nan if interaction else equivalence_p(list(groups.values()), margin),
+                "effect_size_name": "partial_eta_squared" if held else "eta_squared",
+                "test": test,
+                **_power(effect.df, residual.df, sigma, len(groups), value, alpha),
+                **({"margin": math.nan, "margin_source": "", "margin_about": ""} if interaction else {}),
+                "equivalence_p": math.nan if interaction else tost_p(contrasts, df, value),
+                "saturation": "" if interaction else row["saturation"],
+                # what the sensitivity table recomputes at other margins
+                "_design": None if interaction else (contrasts, df, effect.df, residual.df, sigma, len(groups)),
             }
         )
     return out
@@ -291,7 +398,6 @@ def _epoch_friedman(frame: pd.DataFrame, metric: str, base: dict) -> dict:
     wide = frame.pivot_table(index="run", columns="epoch", values=metric, aggfunc="first").dropna()
     row = _row(
         **base,
-        family=PRIMARY,
         n_groups=wide.shape[1],
         replicates_per_group=str(len(wide)),
         test="Friedman chi-square (runs as blocks)",
@@ -413,19 +519,24 @@ def _describe_images(
 
 
 def confounding(results: pd.DataFrame, factor: str) -> str:
-    """Notes when the factor's levels differ, at a snapshot, in how many reference images are
-    training images, or in how many optimizer steps they were trained for."""
+    """Notes when reference images are training images (confounded when the levels of the
+    factor differ in how many), or when the levels differ in optimizer steps."""
     if factor not in results or factor == "epoch":
         return ""
     notes = []
     if "reference_in_training" in results:
         counts = pd.to_numeric(results["reference_in_training"], errors="coerce").groupby(results[factor]).mean()
+        listed = ", ".join(f"{level}: {value:.0f}" for level, value in counts.items())
         if counts.nunique() > 1:
-            listed = ", ".join(f"{level}: {value:.0f}" for level, value in counts.items())
             notes.append(
                 f"confounded: the reference images that are training images differ across {factor} "
                 f"({listed}), so a distance to the reference moves with {factor} for a reason that is not "
                 "quality"
+            )
+        elif counts.fillna(0).max() > 0:
+            notes.append(
+                f"reference overlaps training ({listed} reference images are training images at every level): "
+                "distances to the reference are biased toward memorised images at every level"
             )
     if "step" in results:
         last = results[results["epoch"] == results["epoch"].max()]
@@ -443,8 +554,12 @@ def _note(row: dict, *notes: str) -> dict:
     return {**row, "note": "; ".join(filter(None, [row["note"], *notes]))}
 
 
+def image_sizes(frame: pd.DataFrame) -> list:
+    return sorted(frame["image_size"].dropna().unique()) if "image_size" in frame else ["any"]
+
+
 def _factor_rows(
-    results: pd.DataFrame, metric: str, factor: str, between: list[str], epochs: list, margin: dict, alpha: float
+    results: pd.DataFrame, metric: str, factor: str, between: list[str], epochs: list, margins: Margins, alpha: float
 ) -> tuple[list[dict], list[tuple]]:
     """Every run-level row of one metric and factor, and what each would need for post-hoc
     tests: (row position, data, base, note)."""
@@ -452,21 +567,22 @@ def _factor_rows(
     if factor == "epoch":  # a rank test: no margin to test against
         base = {"metric": metric, "factor": factor, "design": "runs", "unit": "run"}
         return [_epoch_friedman(_finite(results, metric), metric, base)], []
-    base = {"metric": metric, "factor": factor, **margin}
+    margin, size_note = margin_at(margins, metric, image_sizes(results))
+    base = {"metric": metric, "factor": factor, **_margin_columns(margin, size_note)}
     first = between[:1] == [factor]
     rows, candidates = [], []
     for epoch in epochs:
         cell = {**base, "epoch": int(epoch), "design": "runs", "unit": "run"}
         at = results[results["epoch"] == epoch]
         candidates.append((len(rows), at, cell, ""))
-        rows += _run_level(at, metric, factor, others, {**cell, "first": first}, alpha)
+        rows += _run_level(at, metric, factor, others, {**cell, "first": first}, alpha, margin)
     if len(epochs) > 1:
-        means, shared = _shared_epoch_means(results, metric, between)
+        means, shared = _shared_epoch_means(results, metric, [*between, *([BLOCK] if BLOCK in results else [])])
         cell = {**base, "design": "runs-blocked-by-epoch", "unit": "run"}
         candidates.append((len(rows), means, cell, f"mean over epochs {shared}"))
         rows += [
             _note(r, f"mean over epochs {shared}")
-            for r in _run_level(means, metric, factor, others, {**cell, "first": first}, alpha)
+            for r in _run_level(means, metric, factor, others, {**cell, "first": first}, alpha, margin)
         ]
     return rows, candidates
 
@@ -479,44 +595,84 @@ def sweep_statistics(
     factors: list[str],
     resamples: int = 200,
     seed: int = 0,
-    margins: dict | None = None,
-    alpha: float = ALPHA,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every design for every metric and factor; returns (stats, pairwise).
+    margins: Margins | None = None,
+    question: Question | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every design for every metric and factor; returns (stats, pairwise, sensitivity).
 
     ``results``: one row per run and snapshot with ``run``, ``epoch``, the factors and the
     metrics; ``per_image``: one row per synthetic image with ``run``, ``epoch``, the factors;
-    ``margins``: {metric: (equivalence margin, where it came from)}.
+    ``margins``: ``report.margins.Margins``; ``question``: the primary family (default: the
+    first factor, every metric, the last snapshot).
     """
-    tests, candidates = [], []
     epochs = sorted(results["epoch"].dropna().unique())
     between = [f for f in factors if f != "epoch"]  # epochs are within-run, never between runs
+    if question is None:
+        question = Question(between[0] if between else "", tuple(metrics), int(epochs[-1]) if epochs else None)
+    alpha = question.alpha
+    tests, candidates = [], []
     confounded = {factor: confounding(results, factor) for factor in factors}
     for metric in (m for m in metrics if m in results):
-        margin, source = (margins or {}).get(metric, (math.nan, MISSING_MARGIN))
-        info = {"margin": margin, "margin_source": source}
         if not np.isfinite(pd.to_numeric(results[metric], errors="coerce")).any():
-            tests += [
-                _row(
-                    metric=metric,
-                    factor=f,
-                    design="runs",
-                    unit="run",
-                    family=PRIMARY,
-                    n_groups=0,
-                    note="no finite value in any run: see its status_ column in results.csv",
-                )
-                for f in factors
-            ]
+            tests += [_no_value(metric, f, results) for f in factors]
             continue
         for factor in factors:
-            rows, found = _factor_rows(results, metric, factor, between, epochs, info, alpha)
+            rows, found = _factor_rows(results, metric, factor, between, epochs, margins or {}, alpha)
             candidates += [(len(tests) + position, *rest, metric, factor) for position, *rest in found]
             tests += [_note(r, confounded[factor]) for r in rows]
             tests.append(
                 _note(_paper_design(results, metric, factor, {"metric": metric, "factor": factor}), confounded[factor])
             )
-    pairs = []
+    tests += _missing_endpoints(question, metrics, results, epochs)
+    for row in tests:
+        if row["family"] == "":  # a run-level row: primary when it asks the declared question
+            row["family"] = PRIMARY if question.is_primary(row) else SECONDARY.format(factor=row["factor"])
+    designs = [row.pop("_design", None) for row in tests]
+    sensitivity = sensitivity_table(tests, designs, alpha)
+    tests += _describe_all(per_image, image_metrics, between, resamples, seed)
+    pairs = [row.pop("_pairs") for row in tests if "_pairs" in row]
+    tests = pd.DataFrame(tests, columns=list(STATS_COLUMNS))
+    adjust(tests, alpha)
+    pairs = [p for found in pairs for p in found] + _post_hoc(tests, candidates)
+    return tests, pd.DataFrame(pairs, columns=list(PAIRWISE_COLUMNS)), sensitivity
+
+
+def _no_value(metric: str, factor: str, results: pd.DataFrame) -> dict:
+    status = f"status_{metric}"
+    why = ""
+    if status in results:
+        why = ": " + str(results[status].dropna().astype(str).iloc[0]) if results[status].notna().any() else ""
+    return _row(
+        metric=metric,
+        factor=factor,
+        design="runs",
+        unit="run",
+        epoch=int(results["epoch"].max()),
+        n_groups=0,
+        note=f"no finite value in any run{why} (see its status_ column in results.csv)",
+    )
+
+
+def _missing_endpoints(question: Question, metrics: list[str], results: pd.DataFrame, epochs: list) -> list[dict]:
+    """A primary row for each declared endpoint the sweep did not score, so the answer names it."""
+    scored = set(metrics) & set(results)
+    return [
+        _row(
+            metric=metric,
+            factor=question.factor,
+            epoch=question.epoch if question.epoch is not None else "",
+            design="runs",
+            unit="run",
+            n_groups=0,
+            note="a declared endpoint that this sweep did not score (not in metrics.names, or not a set-level score)",
+        )
+        for metric in question.endpoints
+        if metric not in scored
+    ]
+
+
+def _describe_all(per_image: pd.DataFrame, image_metrics: list[str], between: list[str], resamples, seed) -> list:
+    rows = []
     for metric in (m for m in image_metrics if m in per_image):
         for factor in (f for f in between if f in per_image):
             for epoch in sorted(per_image["epoch"].dropna().unique()):
@@ -530,12 +686,8 @@ def sweep_statistics(
                 row, found = _describe_images(
                     per_image[per_image["epoch"] == epoch], metric, factor, base, resamples, seed
                 )
-                tests.append(row)
-                pairs += found
-    tests = pd.DataFrame(tests, columns=list(STATS_COLUMNS))
-    adjust_primary(tests, alpha)
-    pairs += _post_hoc(tests, candidates)
-    return tests, pd.DataFrame(pairs, columns=list(PAIRWISE_COLUMNS))
+                rows.append({**row, "_pairs": found})
+    return rows
 
 
 def _post_hoc(tests: pd.DataFrame, candidates: list[tuple]) -> list[dict]:
@@ -543,7 +695,7 @@ def _post_hoc(tests: pd.DataFrame, candidates: list[tuple]) -> list[dict]:
     pairs = []
     for position, frame, base, note, metric, factor in candidates:
         row = tests.iloc[position]
-        if row["verdict"] == DIFFERS and row["factor"] == factor and row["n_groups"] > 2:
+        if str(row["verdict"]).startswith(DIFFERS) and row["factor"] == factor and row["n_groups"] > 2:
             pairs += _pairwise_runs(
                 frame, metric, factor, {k: v for k, v in base.items() if k in PAIRWISE_COLUMNS}, note
             )
@@ -587,16 +739,55 @@ def _bh(values: pd.Series) -> pd.Series:
     return out
 
 
-def adjust_primary(tests: pd.DataFrame, alpha: float = ALPHA) -> None:
-    """Benjamini-Hochberg over the primary family, for the omnibus and for the equivalence
-    p-values, and each primary row's verdict."""
-    primary = tests["family"] == PRIMARY
-    tests.loc[primary, "p_adjusted"] = _bh(tests.loc[primary, "p_value"])
-    tests.loc[primary, "equivalence_p_adjusted"] = _bh(tests.loc[primary, "equivalence_p"])
-    tests.loc[primary, "verdict"] = [
-        verdict(p, e, alpha)
-        for p, e in zip(tests.loc[primary, "p_adjusted"], tests.loc[primary, "equivalence_p_adjusted"])
-    ]
+def run_level_families(tests: pd.DataFrame) -> list[str]:
+    """The primary family and the secondary ones, in that order."""
+    return [f for f in tests["family"].unique() if f == PRIMARY or str(f).startswith("secondary")]
+
+
+def adjust(tests: pd.DataFrame, alpha: float = ALPHA) -> None:
+    """Benjamini-Hochberg within each family (the primary one and each secondary one), for
+    the omnibus and the equivalence p-values, and each run-level row's verdict."""
+    for family in run_level_families(tests):
+        rows = tests["family"] == family
+        tests.loc[rows, "p_adjusted"] = _bh(tests.loc[rows, "p_value"])
+        tests.loc[rows, "equivalence_p_adjusted"] = _bh(tests.loc[rows, "equivalence_p"])
+        tests.loc[rows, "verdict"] = [
+            verdict(p, e, alpha, str(s))
+            for p, e, s in zip(
+                tests.loc[rows, "p_adjusted"], tests.loc[rows, "equivalence_p_adjusted"], tests.loc[rows, "saturation"]
+            )
+        ]
+
+
+def sensitivity_table(rows: list[dict], designs: list, alpha: float) -> pd.DataFrame:
+    """Each primary endpoint's margin, power and verdict at ``SENSITIVITY`` x its margin,
+    the equivalence p-values adjusted over the primary family at each multiple."""
+    primary = [(row, design) for row, design in zip(rows, designs) if row["family"] == PRIMARY]
+    table = pd.DataFrame({"metric": [r["metric"] for r, _ in primary]})
+    table["factor"] = [r["factor"] for r, _ in primary]
+    table["epoch"] = [r["epoch"] for r, _ in primary]
+    table["margin_source"] = [r["margin_source"] for r, _ in primary]
+    p = pd.Series([r["p_value"] for r, _ in primary], dtype=float)
+    adjusted = _bh(p) if len(p) else p
+    for scale in SENSITIVITY:
+        margins, powers, equivalence = [], [], []
+        for row, design in primary:
+            margin = row["margin"] * scale
+            margins.append(margin)
+            if design is None:
+                powers.append(math.nan)
+                equivalence.append(math.nan)
+                continue
+            contrasts, df, df_num, df_denom, sigma, k = design
+            powers.append(power_f(margin_f(margin, sigma, k), df_num, df_denom, alpha))
+            equivalence.append(tost_p(contrasts, df, margin))
+        equivalence = _bh(pd.Series(equivalence, dtype=float)) if primary else pd.Series(dtype=float)
+        table[f"margin_{scale:g}x"] = margins
+        table[f"power_{scale:g}x"] = powers
+        table[f"verdict_{scale:g}x"] = [
+            verdict(a, e, alpha, row["saturation"]) for a, e, (row, _) in zip(adjusted, equivalence, primary)
+        ]
+    return table
 
 
 def cell_summary(results: pd.DataFrame, factors: list[str], metrics: list[str]) -> pd.DataFrame:

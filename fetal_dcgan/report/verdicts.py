@@ -1,13 +1,21 @@
-"""What a run-level test can conclude: its power, an equivalence test, and a verdict word.
+"""What a run-level test can conclude: its power, an equivalence test, and a verdict.
 
-A non-significant omnibus test is not evidence of no difference. Each omnibus row
+A non-significant omnibus test is not evidence of no difference. Each run-level row
 therefore carries the minimum detectable effect of its design at 80 % power (Cohen's f,
 and in the metric's units as the standard deviation of the level means), the power to
 detect a difference as large as the equivalence margin, and an equivalence test against
-that margin (TOST; with more than two levels, the intersection-union test: every pair of
-levels equivalent, so the largest pairwise p counts). The margin is the real-vs-real
-spread of the metric at the study's set size (``python -m fetal_dcgan.baselines
---margins``). The verdict is ``differs``, ``equivalent`` or ``undetermined``.
+that margin from the fitted model: every pair of levels' contrast (adjusted for the
+other factors and the seed blocks) tested with two one-sided t tests on the model's
+residual degrees of freedom; with more than two levels, the intersection-union test (every
+pair equivalent, so the largest pairwise p counts).
+
+Every verdict starts with one of three words, so a reader can filter on it:
+``differs`` (adjusted omnibus p < alpha), ``differs (within margin)`` (significant, but
+equivalent within the margin too: real and too small to matter), ``equivalent`` (adjusted
+equivalence p < alpha), ``undetermined``. A metric whose level means sit at a declared
+bound, or whose runs vary less than a tenth of real sets do (it no longer responds to
+the images), is ``undetermined (at floor)`` / ``(at ceiling)`` / ``(saturated)``, never
+``equivalent``.
 """
 
 from __future__ import annotations
@@ -17,11 +25,18 @@ from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
+from scipy import stats
 from scipy.optimize import brentq
 
-#: The study's significance level, and the power at which minimum detectable effects are given.
-ALPHA, POWER = 0.05, 0.8
+from fetal_dcgan.report.settings import StudySettings
+
+#: The default significance level and the power at which minimum detectable effects are given.
+ALPHA, POWER = StudySettings.alpha, StudySettings.power
 DIFFERS, EQUIVALENT, UNDETERMINED = "differs", "equivalent", "undetermined"
+WITHIN_MARGIN = f"{DIFFERS} (within margin)"
+AT_FLOOR, AT_CEILING, SATURATED = "at floor", "at ceiling", "saturated"
+#: Runs whose spread within levels is under this share of the real-vs-real SD are saturated.
+SATURATION_SHARE = 0.1
 
 
 def power_f(f: float, df_num: float, df_denom: float, alpha: float) -> float:
@@ -56,27 +71,63 @@ def margin_f(margin: float, sigma: float, k: int) -> float:
     return margin / (sigma * math.sqrt(2 * k))
 
 
-def equivalence_p(groups: list[np.ndarray], margin: float) -> float:
-    """TOST p (Welch; statsmodels' ``ttost_ind``) that the levels are equivalent within
-    +-margin: the largest over every pair of levels (intersection-union test)."""
-    from statsmodels.stats.weightstats import ttost_ind
-
-    if not (math.isfinite(margin) and margin > 0) or len(groups) < 2 or min(map(len, groups)) < 2:
+def tost_p(contrasts: list[tuple[float, float]], df: float, margin: float) -> float:
+    """Intersection-union TOST p of (difference, standard error) contrasts on ``df`` degrees
+    of freedom: the largest over the contrasts of max(P(T > (d + m) / se), P(T < (d - m) / se)).
+    NaN where it cannot be computed (no margin, no residual spread)."""
+    if not (math.isfinite(margin) and margin > 0 and df > 0 and contrasts):
         return math.nan
     worst = 0.0
-    for a, b in combinations(groups, 2):
-        if np.ptp(a) == 0 and np.ptp(b) == 0:  # no spread: the difference is known exactly
-            p = 0.0 if abs(a.mean() - b.mean()) < margin else 1.0
-        else:
-            p = float(ttost_ind(a, b, -margin, margin, usevar="unequal")[0])
-        worst = max(worst, p)
-    return worst
+    for difference, se in contrasts:
+        if not (se > 0 and math.isfinite(se)):
+            return math.nan
+        lower = stats.t.sf((difference + margin) / se, df)  # H0: difference <= -margin
+        upper = stats.t.cdf((difference - margin) / se, df)  # H0: difference >= +margin
+        worst = max(worst, lower, upper)
+    return float(worst)
 
 
-def verdict(p_adjusted: float, equivalence_adjusted: float, alpha: float) -> str:
-    """differs (adjusted omnibus p < alpha), equivalent (adjusted TOST p < alpha), else undetermined."""
-    if p_adjusted < alpha:
-        return DIFFERS
-    if equivalence_adjusted < alpha:
-        return EQUIVALENT
-    return UNDETERMINED
+def model_contrasts(fit, term: str, levels: list[str]) -> list[tuple[float, float]]:
+    """(difference, standard error) of every pair of ``levels`` of the treatment-coded
+    ``term`` (e.g. ``C(f0)``) of an OLS ``fit``; the first level is the baseline."""
+    names = list(fit.params.index)
+
+    def vector(level: str) -> np.ndarray:
+        out = np.zeros(len(names))
+        if level != levels[0]:
+            out[names.index(f"{term}[T.{level}]")] = 1.0
+        return out
+
+    covariance = fit.cov_params().to_numpy()
+    params = fit.params.to_numpy()
+    out = []
+    for a, b in combinations(levels, 2):
+        c = vector(b) - vector(a)
+        out.append((float(c @ params), float(math.sqrt(max(c @ covariance @ c, 0.0)))))
+    return out
+
+
+def saturation(
+    level_means: list[float], within_sd: float, bounds: tuple[float | None, float | None], real_sd: float
+) -> str:
+    """``at floor``/``at ceiling`` when every level mean sits at a declared bound (within a
+    tenth of the real-vs-real SD, or 1e-9 without one); ``saturated`` when the runs' spread
+    within levels is under a tenth of the real-vs-real SD; else ''."""
+    tolerance = SATURATION_SHARE * real_sd if real_sd > 0 else 1e-9
+    means = np.asarray(level_means, float)
+    for bound, word in zip(bounds, (AT_FLOOR, AT_CEILING)):
+        if bound is not None and len(means) and np.all(np.abs(means - bound) <= tolerance):
+            return word
+    if real_sd > 0 and math.isfinite(within_sd) and within_sd < SATURATION_SHARE * real_sd:
+        return SATURATED
+    return ""
+
+
+def verdict(p_adjusted: float, equivalence_adjusted: float, alpha: float, saturated: str = "") -> str:
+    """The verdict of a row from its adjusted p-values (see the module's text)."""
+    differs, equivalent = p_adjusted < alpha, equivalence_adjusted < alpha
+    if differs:
+        return WITHIN_MARGIN if equivalent else DIFFERS
+    if saturated:
+        return f"{UNDETERMINED} ({saturated})"
+    return EQUIVALENT if equivalent else UNDETERMINED

@@ -12,16 +12,21 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
 
-from fetal_dcgan.report.stats import cliffs_delta, cliffs_delta_ci, sweep_statistics
+from fetal_dcgan.report.margins import ANY_SIZE, Margin
+from fetal_dcgan.report.stats import Question, cliffs_delta, cliffs_delta_ci, sweep_statistics
 
 EPOCHS = (300, 500, 800)
 
 
-def constructed(seeds: int, effect: float = 5.0, n_levels=(100, 999), images: int = 40) -> tuple:
-    """A sweep where n=999 truly lowers `fid` (by ``effect`` run-level SDs) and `psnr_mean` is noise."""
+def constructed(
+    seeds: int, effect: float = 5.0, n_levels=(100, 999), images: int = 40, shared_seeds: bool = False
+) -> tuple:
+    """A sweep where n=999 truly lowers `fid` (by ``effect`` run-level SDs) and `psnr_mean` is noise;
+    with ``shared_seeds`` every level runs the same seeds (a blocked design), else each run its own."""
     rng = np.random.default_rng(1)
     rows, per_image = [], []
-    for i, (n, seed) in enumerate((n, s) for n in n_levels for s in range(seeds)):
+    for i, (n, s) in enumerate((n, s) for n in n_levels for s in range(seeds)):
+        seed = s if shared_seeds else i
         run_effect = rng.normal()  # each run has its own level: epochs of a run share it
         for epoch in EPOCHS:
             fid = 10 + run_effect - effect * (n == n_levels[-1]) + 0.3 * rng.normal()
@@ -42,7 +47,13 @@ def constructed(seeds: int, effect: float = 5.0, n_levels=(100, 999), images: in
 
 
 def run_stats(results, per_image, factors=("n",)):
-    return sweep_statistics(results, per_image, ["fid", "psnr_mean"], ["psnr_best"], list(factors), resamples=50)
+    """(stats, pairwise) of the constructed sweep."""
+    return sweep_statistics(results, per_image, ["fid", "psnr_mean"], ["psnr_best"], list(factors), resamples=50)[:2]
+
+
+def explicit(**values: float) -> dict:
+    """Margins declared for every image size."""
+    return {ANY_SIZE: {key: Margin(value, "explicit") for key, value in values.items()}}
 
 
 def test_run_level_test_finds_a_true_difference_and_matches_scipy():
@@ -78,7 +89,7 @@ def test_run_level_test_finds_a_true_difference_and_matches_scipy():
     assert blocked.p_adjusted < 0.05 and blocked.unit == "run"
     null = tests[(tests.metric == "psnr_mean") & (tests.design == "runs-blocked-by-epoch")].iloc[0]
     assert null.p_adjusted > 0.05 and null.verdict == "undetermined"  # no margin measured: never "no difference"
-    assert "baselines --margins" in null.margin_source
+    assert "baselines --margins" in null.margin_about and null.margin_source == ""
 
 
 def test_blocked_design_is_the_split_plot_between_run_test():
@@ -141,22 +152,39 @@ def test_two_stage_bootstrap_resamples_runs_then_images():
     assert low < 0 < high  # three runs a level cannot tell a 0.2 shift beside a spread of 1 between runs
 
 
-def test_primary_family_is_the_run_level_omnibus_tests_only():
+def test_primary_family_is_the_declared_question_and_each_factor_has_its_own():
     results, per_image = constructed(seeds=3, n_levels=(100, 300, 999))
-    tests, pairs = run_stats(results, per_image, factors=("n", "epoch"))
+    question = Question("n", ("fid", "psnr_mean"), 800)
+    tests, pairs, sensitivity = sweep_statistics(
+        results, per_image, ["fid", "psnr_mean"], ["psnr_best"], ["n", "epoch"], resamples=20, question=question
+    )
     primary = tests[tests.family == "primary"]
-    assert set(primary.design) == {"runs", "runs-blocked-by-epoch"} and (primary.unit == "run").all()
-    p = primary.p_value.dropna()
-    assert len(p) == 10 and np.allclose(primary.p_adjusted.dropna(), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+    assert len(primary) == 2 and set(primary.metric) == {"fid", "psnr_mean"}
+    assert (primary.design == "runs").all() and (primary.epoch == 800).all() and (primary.factor == "n").all()
+    assert np.allclose(primary.p_adjusted, multipletests(primary.p_value, method="fdr_bh")[1], rtol=1e-12)
+    secondary = tests[tests.family == "secondary: n"]
+    assert set(secondary.design) == {"runs", "runs-blocked-by-epoch"} and len(secondary) == 2 * 3
+    assert np.allclose(secondary.p_adjusted, multipletests(secondary.p_value, method="fdr_bh")[1], rtol=1e-12)
     paper = tests[tests.design == "paper-epochs-as-replicates"]
     assert paper.p_value.notna().all() and paper.p_adjusted.isna().all() and paper.family.str.contains("outside").all()
-    friedman = tests[(tests.metric == "fid") & (tests.factor == "epoch") & (tests.family == "primary")].iloc[0]
+    friedman = tests[(tests.metric == "fid") & (tests.factor == "epoch") & (tests.unit == "run")].iloc[0]
+    assert friedman.family == "secondary: epoch"
     wide = results.pivot(index="run", columns="epoch", values="fid")
     assert friedman.p_value == pytest.approx(stats.friedmanchisquare(*wide.to_numpy().T).pvalue, rel=1e-9)
     ranks = wide.rank(axis=1).to_numpy()
     m, k = ranks.shape
     s = ((ranks.sum(0) - m * (k + 1) / 2) ** 2).sum()
     assert friedman.effect_size == pytest.approx(12 * s / (m**2 * (k**3 - k)))  # Kendall's W
+    assert list(sensitivity.metric) == ["fid", "psnr_mean"]
+
+
+def test_an_endpoint_the_sweep_did_not_score_is_named_in_the_primary_family():
+    results, per_image = constructed(seeds=3)
+    question = Question("n", ("fid", "kid_mean"), 800)
+    tests = sweep_statistics(results, per_image, ["fid", "psnr_mean"], [], ["n"], question=question)[0]
+    primary = tests[tests.family == "primary"].set_index("metric")
+    assert set(primary.index) == {"fid", "kid_mean"} and "did not score" in primary.loc["kid_mean"].note
+    assert primary.loc["kid_mean"].verdict == "undetermined"
 
 
 def test_post_hoc_only_after_a_significant_omnibus_holm_within_it():
@@ -181,29 +209,24 @@ def test_post_hoc_only_after_a_significant_omnibus_holm_within_it():
 
 
 def test_verdicts_differs_equivalent_undetermined():
-    margins = {"fid": (2.0, "test"), "psnr_mean": (10.0, "test")}
+    margins = explicit(fid=2.0, psnr_mean=10.0)
     results, per_image = constructed(seeds=3)
-    tests, _ = sweep_statistics(results, per_image, ["fid", "psnr_mean"], [], ["n"], margins=margins)
-    rows = tests[tests.family == "primary"].set_index(["metric", "epoch"])
+    tests = sweep_statistics(results, per_image, ["fid", "psnr_mean"], [], ["n"], margins=margins)[0]
+    rows = tests[tests.unit == "run"].set_index(["metric", "epoch"])
     assert (rows.loc["fid"].verdict == "differs").all()  # a shift of 5 run SDs, 3 runs a level
     assert (rows.loc["psnr_mean"].verdict == "equivalent").all()  # noise SD 1 against a margin of 10
     for seeds in (1, 2):  # no true effect, margins about the SD: too few runs to settle either way
-        few, _ = sweep_statistics(
-            *constructed(seeds=seeds, effect=0.0),
-            ["fid", "psnr_mean"],
-            [],
-            ["n"],
-            margins={"fid": (1.0, "test"), "psnr_mean": (0.5, "test")},
-        )
-        assert (few[few.family == "primary"].verdict == "undetermined").all()
+        few = sweep_statistics(
+            *constructed(seeds=seeds, effect=0.0), ["fid", "psnr_mean"], [], ["n"], margins=explicit(fid=1.0, psnr_mean=0.5)
+        )[0]
+        assert (few[few.unit == "run"].verdict == "undetermined").all()
 
 
-def test_power_and_equivalence_equal_statsmodels():
+def test_power_equals_statsmodels_and_equivalence_the_pooled_model_written_out():
     from statsmodels.stats.power import FTestAnovaPower
-    from statsmodels.stats.weightstats import ttost_ind
 
     results, per_image = constructed(seeds=3, n_levels=(100, 300, 999))
-    tests, _ = sweep_statistics(results, per_image, ["psnr_mean"], [], ["n"], margins={"psnr_mean": (1.5, "x")})
+    tests = sweep_statistics(results, per_image, ["psnr_mean"], [], ["n"], margins=explicit(psnr_mean=1.5))[0]
     row = tests[(tests.design == "runs") & (tests.epoch == 300)].iloc[0]
     at = results[results.epoch == 300]
     groups = [g["psnr_mean"].to_numpy() for _, g in at.groupby("n")]
@@ -212,11 +235,12 @@ def test_power_and_equivalence_equal_statsmodels():
     sigma = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / (9 - 3))
     assert row.mde_units == pytest.approx(row.mde * sigma)
     assert row.power_at_margin == pytest.approx(power.power(1.5 / (sigma * math.sqrt(6)), 9, 0.05, k_groups=3))
-    expected = max(
-        ttost_ind(a, b, -1.5, 1.5, usevar="unequal")[0]
-        for a, b in ((groups[0], groups[1]), (groups[0], groups[2]), (groups[1], groups[2]))
-    )
-    assert row.equivalence_p == pytest.approx(expected) and row.margin_source == "x"
+    # every pair's TOST on the pooled residual SD and its 6 degrees of freedom; the largest p
+    expected = 0.0
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        d, se = groups[b].mean() - groups[a].mean(), sigma * math.sqrt(2 / 3)
+        expected = max(expected, stats.t.sf((d + 1.5) / se, 6), stats.t.cdf((d - 1.5) / se, 6))
+    assert row.equivalence_p == pytest.approx(expected, rel=1e-9) and row.margin_source == "explicit"
     assert power.power(0.4, 15, 0.05, k_groups=5) == pytest.approx(0.142, abs=1e-3)  # the 5 x 3 design's power
 
 
@@ -224,14 +248,14 @@ def test_a_second_factor_is_adjusted_for_and_its_interaction_tested():
     results, per_image = constructed(seeds=2)
     results = pd.concat([results, results.assign(run=results.run + "b", lr=5e-4, fid=results.fid + 1)])
     results["lr"] = results["lr"].fillna(2e-4)
-    tests, _ = sweep_statistics(results, per_image, ["fid"], [], ["n", "lr"])
+    tests = sweep_statistics(results, per_image, ["fid"], [], ["n", "lr"])[0]
     at = results[results.epoch == 300].assign(n=lambda f: f.n.astype(str), lr=lambda f: f.lr.astype(str))
     table = anova_lm(smf.ols("fid ~ C(n) * C(lr)", at).fit(), typ=2)
     rows = tests[(tests.design == "runs") & (tests.epoch == 300)].set_index("factor")
     assert rows.loc["n"].statistic == pytest.approx(table.loc["C(n)"].F)
     assert rows.loc["n"].effect_size_name == "partial_eta_squared"
     assert rows.loc["n x lr"].p_value == pytest.approx(table.loc["C(n):C(lr)", "PR(>F)"])
-    assert rows.loc["n x lr"].family == "primary" and (tests.factor == "n x lr").sum() == len(EPOCHS) + 1
+    assert rows.loc["n x lr"].family == "secondary: n x lr" and (tests.factor == "n x lr").sum() == len(EPOCHS) + 1
 
 
 def test_a_factor_confounded_with_the_reference_overlap_says_so():
