@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
@@ -137,3 +138,22 @@ def simulate_ratings(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def run_permutation_p(x, y, runs) -> float:
+    """Exact two-sided p of Pearson's r of (x, y) over every way of giving each run (all of one
+    size, sets in a fixed order) the x of another run: written out for the tests."""
+    import itertools
+
+    from scipy import stats
+
+    frame = pd.DataFrame({"x": np.asarray(x, float), "y": np.asarray(y, float), "run": np.asarray(runs).astype(str)})
+    blocks = [g["x"].to_numpy() for _, g in frame.groupby("run", sort=False)]
+    order = np.concatenate([np.flatnonzero(frame["run"].to_numpy() == r) for r in frame["run"].unique()])
+    y_in_order = frame["y"].to_numpy()[order]
+    observed = abs(stats.pearsonr(np.concatenate(blocks), y_in_order).statistic)
+    values = [
+        abs(stats.pearsonr(np.concatenate([blocks[i] for i in perm]), y_in_order).statistic)
+        for perm in itertools.permutations(range(len(blocks)))
+    ]
+    return float(np.mean(np.array(values) >= observed - 1e-12))

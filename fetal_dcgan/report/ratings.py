@@ -4,8 +4,10 @@ A set-level metric is one number per set, so the ratings are aggregated per set 
 (mean rating, share of its images called real) and n counts sets, never images. The sets
 of one run (its snapshot epochs) are not independent, so the bootstrap resamples runs:
 Spearman's rho always gets that clustered interval, and Pearson's r too when a run has
-several sets (else its Fisher-z interval). The p-values assume independent sets and say
-so in ``note`` when they are not. Optionally the paper's logarithmic fit
+several sets (else its Fisher-z interval); and every p-value permutes runs: whole runs'
+ratings move between runs with as many sets (all permutations where they are few, else
+``PERMUTATIONS`` random ones), which keeps the dependence within a run under the null of
+no relation. Optionally the paper's logarithmic fit
 ``metric = a ln(rating) + b`` (its Fig. 2). The LBP elements enter in the paper's units
 (``lbp_vNN_diff``: rLBPv - sLBPv in codes per image).
 The paper's correlations use the clinician's scores: ``role`` filters by rater role.
@@ -14,6 +16,7 @@ Both ``python -m fetal_dcgan.report --ratings`` and ``survey analyze`` call this
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -51,6 +54,8 @@ RELATION_COLUMNS = (
     "note",
 )
 MIN_SETS = 4
+#: Random permutations of runs for a p-value (all of them when there are no more than this).
+PERMUTATIONS = 2000
 
 
 def read_ratings(path: Path) -> pd.DataFrame:
@@ -122,6 +127,39 @@ def clustered_ci(
     return {"pearson": _percentile(pearson), "spearman": _percentile(spearman)}
 
 
+def run_permutations(clusters: np.ndarray, permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Index arrays (rows) that give each run the values of another run with as many sets,
+    in order; every such permutation when they number at most ``permutations`` (exact: True)."""
+    labels = pd.factorize(np.asarray(clusters))[0]
+    members = [np.flatnonzero(labels == c) for c in range(labels.max() + 1)]
+    groups = {}
+    for c, m in enumerate(members):
+        groups.setdefault(len(m), []).append(c)
+    groups = list(groups.values())
+    exact = math.prod(math.factorial(len(g)) for g in groups) <= permutations
+    if exact:
+        orders = [
+            [c for part in choice for c in part]
+            for choice in itertools.product(*(itertools.permutations(g) for g in groups))
+        ]
+    else:
+        rng = np.random.default_rng(seed)
+        orders = [[c for g in groups for c in rng.permutation(g)] for _ in range(permutations)]
+    sources = [c for g in groups for c in g]
+    index = np.empty((len(orders), len(labels)), int)
+    for row, order in enumerate(orders):
+        for target, source in zip(sources, order):
+            index[row, members[target]] = members[source]
+    return index, exact
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, index: np.ndarray, exact: bool) -> float:
+    """Two-sided p of Pearson's r of (x, y) against x moved by the ``run_permutations`` rows."""
+    observed = abs(_pearson_rows(x[None], y[None])[0])
+    extreme = int((np.abs(_pearson_rows(x[index], np.broadcast_to(y, index.shape))) >= observed - 1e-12).sum())
+    return extreme / len(index) if exact else (1 + extreme) / (1 + len(index))
+
+
 def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval (95 %) of Spearman's rho over resampled (x, y) pairs."""
     return clustered_ci(x, y, None, resamples, seed)["spearman"]
@@ -148,26 +186,23 @@ def correlate(
     ci = clustered_ci(x, y, clusters, resamples, seed)
     fisher = pearson.confidence_interval(0.95)
     low, high = ci["pearson"] if clustered else (fisher.low, fisher.high)
-    spearman = stats.spearmanr(x, y)
+    index, exact = run_permutations(clusters, seed=seed)
     out.update(
         pearson_r=pearson.statistic,
         pearson_ci_low=low,
         pearson_ci_high=high,
-        pearson_p=pearson.pvalue,
-        spearman_rho=spearman.statistic,
+        pearson_p=permutation_p(x, y, index, exact),
+        spearman_rho=stats.spearmanr(x, y).statistic,
         spearman_ci_low=ci["spearman"][0],
         spearman_ci_high=ci["spearman"][1],
-        spearman_p=spearman.pvalue,
-        note=(
-            f"{len(x)} sets from {out['n_runs']} runs: CIs resample runs; p-values assume independent "
-            "sets and are too small"
-            if clustered
-            else ""
-        ),
+        spearman_p=permutation_p(stats.rankdata(x), stats.rankdata(y), index, exact),
+        note=f"{len(x)} sets from {out['n_runs']} runs: CIs resample runs, p-values permute runs"
+        + (f" (all {len(index)} permutations)" if exact else f" ({len(index)} random permutations)"),
     )
     if log_fit and (x > 0).all():
         fit = stats.linregress(np.log(x), y)
-        out.update(log_a=fit.slope, log_b=fit.intercept, log_r2=fit.rvalue**2, log_p=fit.pvalue)
+        slope_p = permutation_p(np.log(x), y, index, exact)  # the slope's test is the correlation's
+        out.update(log_a=fit.slope, log_b=fit.intercept, log_r2=fit.rvalue**2, log_p=slope_p)
     return out
 
 

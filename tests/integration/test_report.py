@@ -22,7 +22,7 @@ from fetal_dcgan.report.__main__ import main as report_main
 from fetal_dcgan.report.build import build_report
 from fetal_dcgan.report.ratings import metrics_vs_ratings, read_ratings
 
-from helpers import REPO
+from helpers import REPO, run_permutation_p
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,7 @@ def test_every_file_is_written(report):
         "results.csv",
         "per_image.csv",
         "stats.csv",
+        "sensitivity.csv",
         "stats.md",
         "pairwise.csv",
         "cells.csv",
@@ -125,26 +126,37 @@ def test_statistics_use_runs_as_replicates_and_match_scipy(report):
         "mde_units",
         "margin",
         "margin_source",
+        "margin_ci_low",
+        "margin_ci_high",
         "power_at_margin",
         "equivalence_p",
         "equivalence_p_adjusted",
+        "saturation",
         "verdict",
+        "margin_about",
         "note",
     ]
     row = table[
         (table.metric == "lbp_l1") & (table.factor == "n") & (table.design == "runs") & (table.epoch == 4)
     ].iloc[0]
-    groups = [g["lbp_l1"].to_numpy() for _, g in results[results.epoch == 4].groupby("n")]
+    at = results[results.epoch == 4].sort_values("seed")
+    a, b = (at[at.n == n]["lbp_l1"].to_numpy() for n in (20, 40))
     assert row.unit == "run" and row.replicates_per_group == 2  # 2 seeds per n
-    assert row.statistic == pytest.approx(stats.f_oneway(*groups).statistic, rel=1e-9)
-    assert row.p_value == pytest.approx(stats.f_oneway(*groups).pvalue, rel=1e-9)
+    paired = stats.ttest_rel(a, b)  # seeds 0 and 1 at both n: blocked by seed, the paired test for 2 levels
+    assert "seed blocks" in row.test and row.statistic == pytest.approx(paired.statistic**2, rel=1e-9)
+    assert row.p_value == pytest.approx(paired.pvalue, rel=1e-9)
     assert set(table.design) == {"runs", "runs-blocked-by-epoch", "paper-epochs-as-replicates", "descriptive-images"}
     images = table[table.design == "descriptive-images"]
     assert len(images) and images.p_value.isna().all() and (images.unit == "image").all()
-    primary = table[table.family == "primary"]
+    primary = table[table.family == "primary"]  # the declared question: n, the paper's four metrics, epoch 4
+    assert set(primary.metric) == {"fid", "psnr_mean", "mi_mean", "lbp_l1"} and set(primary.epoch) == {4}
     assert np.allclose(primary.p_adjusted.dropna(), multipletests(primary.p_value.dropna(), method="fdr_bh")[1])
     assert table[table.design == "paper-epochs-as-replicates"].p_adjusted.isna().all()
-    assert set(primary.verdict) <= {"differs", "equivalent", "undetermined"} and primary.verdict.notna().all()
+    run_level = table[table.unit == "run"]
+    assert set(run_level.verdict.str.split().str[0]) <= {"differs", "equivalent", "undetermined"}
+    assert set(run_level.family) == {"primary", "secondary: n", "secondary: epoch"}
+    sensitivity = pd.read_csv(report["out"] / "sensitivity.csv")
+    assert list(sensitivity.metric) == list(primary.metric) and "verdict_0.5x" in sensitivity
     pairs = pd.read_csv(report["out"] / "pairwise.csv")
     assert not (pairs.unit == "run").any()  # 2 levels of n: the omnibus test is the pair
     assert set(table.factor) == {"n", "epoch"}  # seeds are replicates, not a factor
@@ -178,7 +190,9 @@ def test_ratings_are_related_per_set(report, tmp_path):
     expected = stats.pearsonr(sets["rating"], sets["lbp_l1"])
     assert table.loc["lbp_l1", "n_sets"] == len(sets) == 8  # sets, not the 60 rated images
     assert table.loc["lbp_l1", "pearson_r"] == pytest.approx(expected.statistic)
-    assert table.loc["lbp_l1", "pearson_p"] == pytest.approx(expected.pvalue)
+    assert table.loc["lbp_l1", "pearson_p"] == pytest.approx(  # the runs' 4! permutations
+        run_permutation_p(sets["rating"], sets["lbp_l1"], sets["run"])
+    )
     assert "fid" not in table.index  # no finite value offline: nothing to correlate
     (tmp_path / "bad.csv").write_text("image,score\na.png,3\n")
     with pytest.raises(UserError, match="lacks the columns .*run, epoch, image, rating"):
@@ -304,21 +318,35 @@ def test_the_papers_chain_at_smoke_scale(report, tmp_path, isolated_cache):
     assert (with_ratings / "figures" / "metrics_vs_ratings.png").is_file()
 
 
-def test_real_vs_real_margins_give_equivalence_tests(report, tmp_path):
-    """baselines --margins scores real sets of the sweep's size against its reference with
-    its settings; the report reads SWEEP/margins.json into every primary row."""
+def test_declared_margins_give_equivalence_tests(report, tmp_path):
+    """baselines --margins scores real sets of the sweep's size against its reference with its
+    settings and declares each margin as the runs' study.margins say (a share of the gap to real
+    data, never below the real-vs-real spread); the report reads SWEEP/margins.json into its rows."""
     from fetal_dcgan.baselines import main as baselines_main
 
     sweep = tmp_path / "sweep"
     shutil.copytree(report["sweep"], sweep)
-    assert baselines_main(["--margins", str(sweep), "--draws", "2"]) == 0
-    margins = json.loads((sweep / "margins.json").read_text())
-    assert (margins["set_size"], margins["drawn_size"], margins["reference_n"], margins["draws"]) == (16, 16, 24, 2)
-    lbp = margins["metrics"]["lbp_l1"]
-    assert lbp["margin"] == pytest.approx(1.959964 * math.sqrt(2) * lbp["sd"]) and lbp["sd"] > 0
+    assert baselines_main(["--margins", str(sweep), "--draws", "3"]) == 0
+    section = json.loads((sweep / "margins.json").read_text())["sizes"]["32"]  # the smoke preset's one size
+    about = section["about"]
+    assert (about["set_size"], about["drawn_size"], about["pool"], about["reference_n"]) == (16, 16, 60, 24)
+    lbp = section["metrics"]["lbp_l1"]
+    results = pd.read_csv(report["out"] / "results.csv")
+    gap = abs(results[results.epoch == 4]["lbp_l1"].mean() - lbp["mean"])
+    assert lbp["source"] == "gap" and lbp["margin"] == pytest.approx(0.2 * gap)
+    assert lbp["margin"] > 1.959964 * math.sqrt(2) * lbp["sd"] > 0  # above the real-vs-real margin
     assert report_main([str(sweep), "--out", str(tmp_path / "out")]) == 0
     table = pd.read_csv(tmp_path / "out" / "stats.csv")
     row = table[(table.metric == "lbp_l1") & (table.design == "runs") & (table.factor == "n")].iloc[0]
-    assert row.margin == pytest.approx(lbp["margin"]) and "margins.json" in row.margin_source
-    assert 0 <= row.equivalence_p <= 1 and 0 < row.power_at_margin < 1 and row.mde > 0
+    assert row.margin == pytest.approx(lbp["margin"]) and row.margin_source == "gap"
+    assert "phantom, 32 px" in row.margin_about and row.margin_ci_low < row.margin < row.margin_ci_high
+    assert 0 <= row.equivalence_p <= 1 and 0 < row.power_at_margin <= 1 and row.mde > 0
+    assert set(table.margin_source.dropna()) <= {"gap", "explicit", "real"}
+    assert baselines_main(["--margins", str(sweep), "--draws", "3", "--margin-source", "real"]) == 0
+    strict = json.loads((sweep / "margins.json").read_text())["sizes"]["32"]["metrics"]["lbp_l1"]
+    assert strict["source"] == "real" and strict["margin"] == pytest.approx(1.959964 * math.sqrt(2) * strict["sd"])
+    (tmp_path / "declared.yaml").write_text("lbp_l1: 0.05\n")
+    assert report_main([str(sweep), "--out", str(tmp_path / "x"), "--margins", str(tmp_path / "declared.yaml")]) == 0
+    row = pd.read_csv(tmp_path / "x" / "stats.csv").query("metric == 'lbp_l1' and design == 'runs'").iloc[0]
+    assert (row.margin, row.margin_source) == (0.05, "explicit")
     assert report_main([str(sweep), "--margins", str(tmp_path / "missing.json")]) == 2  # said, not ignored

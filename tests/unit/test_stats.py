@@ -217,7 +217,11 @@ def test_verdicts_differs_equivalent_undetermined():
     assert (rows.loc["psnr_mean"].verdict == "equivalent").all()  # noise SD 1 against a margin of 10
     for seeds in (1, 2):  # no true effect, margins about the SD: too few runs to settle either way
         few = sweep_statistics(
-            *constructed(seeds=seeds, effect=0.0), ["fid", "psnr_mean"], [], ["n"], margins=explicit(fid=1.0, psnr_mean=0.5)
+            *constructed(seeds=seeds, effect=0.0),
+            ["fid", "psnr_mean"],
+            [],
+            ["n"],
+            margins=explicit(fid=1.0, psnr_mean=0.5),
         )[0]
         assert (few[few.unit == "run"].verdict == "undetermined").all()
 
@@ -293,3 +297,38 @@ def test_spearman_bootstrap_rows_are_scipy_spearman():
     expected = [stats.spearmanr(x[i], y[i]).statistic for i in index]
     low, high = spearman_ci(x, y, 400, seed=7)
     assert (low, high) == pytest.approx(tuple(np.nanpercentile(expected, [2.5, 97.5])))
+
+
+def test_rating_p_values_permute_whole_runs():
+    """Exact where the runs' permutations are few: every way of giving each run another run's
+    ratings, written out here; with one set a run it is the ordinary permutation test, which
+    agrees with scipy's t-based p for a clear relation."""
+    import itertools
+
+    from fetal_dcgan.report.ratings import correlate
+
+    rng = np.random.default_rng(4)
+    runs = np.repeat(np.arange(5), 3)  # 5 runs of 3 sets: 120 permutations of runs
+    run_level = rng.normal(0, 1, 5)[runs]
+    rating = 3 + run_level + 0.3 * rng.normal(size=15)
+    metric = run_level + 0.3 * rng.normal(size=15)
+    out = correlate(metric, rating, log_fit=True, runs=runs.astype(str))
+    observed = abs(stats.pearsonr(rating, metric).statistic)
+    blocks = rating.reshape(5, 3)
+    count = sum(
+        abs(stats.pearsonr(blocks[list(order)].ravel(), metric).statistic) >= observed - 1e-12
+        for order in itertools.permutations(range(5))
+    )
+    assert out["pearson_p"] == pytest.approx(count / 120) and "all 120 permutations" in out["note"]
+    assert out["pearson_p"] > stats.pearsonr(rating, metric).pvalue  # sets of a run are not independent
+    log = [
+        abs(stats.pearsonr(np.log(blocks[list(o)].ravel()), metric).statistic) for o in itertools.permutations(range(5))
+    ]
+    assert out["log_p"] == pytest.approx(
+        np.mean(np.array(log) >= abs(stats.pearsonr(np.log(rating), metric).statistic) - 1e-12)
+    )
+    x, noise = rng.normal(size=40), rng.normal(size=40)
+    single = correlate(0.35 * x + noise, 3 + x, runs=np.arange(40).astype(str))
+    expected = stats.pearsonr(3 + x, 0.35 * x + noise).pvalue
+    assert "2000 random permutations" in single["note"] and 0.01 < expected < 0.2
+    assert single["pearson_p"] == pytest.approx(expected, abs=0.015)  # Monte-Carlo SE about 0.005
