@@ -67,9 +67,10 @@ def primary_answer(tests: pd.DataFrame, question: Question) -> list[tuple[str, s
 
 
 def primary_heading(question: Question) -> str:
+    given = f"; {', '.join(question.given)} given for this report, not declared by the runs" if question.given else ""
     return (
         f"Primary endpoints: across {question.factor.removeprefix('override.')} at epoch {question.epoch} "
-        f"(one family, {len(question.endpoints)} endpoints)"
+        f"(one family, {len(question.endpoints)} endpoints{given})"
     )
 
 

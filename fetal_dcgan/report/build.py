@@ -52,7 +52,8 @@ def question_of(
             f"The primary snapshot is epoch {epoch}, but the sweep scored epochs {epochs}: declare one of them "
             "(study.snapshot, or report --snapshot)."
         )
-    return Question(column, tuple(endpoints or study.endpoints), epoch, study.alpha)
+    given = tuple(k for k, v in (("factor", factor), ("endpoints", endpoints), ("snapshot", snapshot)) if v)
+    return Question(column, tuple(endpoints or study.endpoints), epoch, study.alpha, given)
 
 
 def margins_of(sweep: Sweep, path: str | Path | None = None) -> Margins:
@@ -324,8 +325,9 @@ def _page(
         sections.append(
             (
                 "Metrics against ratings (one point per synthetic set)",
-                "<p class='note'>Replicate: a synthetic set (its mean rating); Pearson with a Fisher-z CI, "
-                "Spearman with a bootstrap CI over sets, p adjusted (BH) over the metrics.</p>" + table(relations),
+                "<p class='note'>Replicate: a synthetic set (its mean rating); CIs resample runs (Fisher-z for "
+                "Pearson with one set a run), p-values permute runs, p adjusted (BH) over the metrics.</p>"
+                + table(relations),
             )
         )
     for design, sentence in DESIGNS.items():

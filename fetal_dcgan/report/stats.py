@@ -191,6 +191,7 @@ class Question:
     endpoints: tuple[str, ...]
     epoch: int | None  # None: no snapshot (nothing scored)
     alpha: float = ALPHA
+    given: tuple[str, ...] = ()  # the parts given for this report instead of declared by the runs
 
     def is_primary(self, row: dict) -> bool:
         return (

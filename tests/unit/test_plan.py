@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.power import FTestAnovaPower
 from statsmodels.stats.weightstats import ttost_ind
+from test_verdicts import planted
 
 from fetal_dcgan.report.plan import (
     df_residual,
@@ -17,8 +18,6 @@ from fetal_dcgan.report.plan import (
     run_spread,
 )
 from fetal_dcgan.report.verdicts import margin_f
-
-from test_verdicts import planted
 
 
 def test_replicates_to_differ_is_statsmodels_anova_power():
