@@ -43,6 +43,7 @@ def question_of(
 ) -> Question:
     """The primary question: the declared one, with any of its parts given here instead."""
     study = declared_study(sweep)
+    given = tuple(k for k, v in (("factor", factor), ("endpoints", endpoints), ("snapshot", snapshot)) if v)
     factor = factor or study.factor
     column = next((c for c in (factor, f"override.{factor}") if c in sweep.results), factor)
     epochs = sorted(int(e) for e in sweep.results["epoch"].dropna().unique())
@@ -52,7 +53,6 @@ def question_of(
             f"The primary snapshot is epoch {epoch}, but the sweep scored epochs {epochs}: declare one of them "
             "(study.snapshot, or report --snapshot)."
         )
-    given = tuple(k for k, v in (("factor", factor), ("endpoints", endpoints), ("snapshot", snapshot)) if v)
     return Question(column, tuple(endpoints or study.endpoints), epoch, study.alpha, given)
 
 

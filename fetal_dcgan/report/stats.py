@@ -338,7 +338,8 @@ def _saturation(groups: dict, metric: str, margin: Margin | None) -> str:
     within = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in values) / dof) if dof > 0 else math.nan
     key = registry.key(metric)
     bounds = key.bounds if key is not None else (None, None)
-    return saturation([g.mean() for g in values], within, bounds, margin.real_sd if margin else math.nan)
+    real_sd, value = (margin.real_sd, margin.value) if margin else (math.nan, math.nan)
+    return saturation([g.mean() for g in values], within, bounds, real_sd, value)
 
 
 # -- designs ----------------------------------------------------------------------------------
@@ -624,7 +625,8 @@ def sweep_statistics(
             tests.append(
                 _note(_paper_design(results, metric, factor, {"metric": metric, "factor": factor}), confounded[factor])
             )
-    tests += _missing_endpoints(question, metrics, results, epochs)
+    if question.factor in between:
+        tests += _missing_endpoints(question, metrics, results)
     for row in tests:
         if row["family"] == "":  # a run-level row: primary when it asks the declared question
             row["family"] = PRIMARY if question.is_primary(row) else SECONDARY.format(factor=row["factor"])
@@ -639,10 +641,8 @@ def sweep_statistics(
 
 
 def _no_value(metric: str, factor: str, results: pd.DataFrame) -> dict:
-    status = f"status_{metric}"
-    why = ""
-    if status in results:
-        why = ": " + str(results[status].dropna().astype(str).iloc[0]) if results[status].notna().any() else ""
+    status = results.get(f"status_{metric}", pd.Series(dtype=object)).dropna().astype(str)
+    why = ": " + ":".join(status.iloc[0].split(":")[:2]) if len(status) else ""  # its word and first reason
     return _row(
         metric=metric,
         factor=factor,
@@ -654,7 +654,7 @@ def _no_value(metric: str, factor: str, results: pd.DataFrame) -> dict:
     )
 
 
-def _missing_endpoints(question: Question, metrics: list[str], results: pd.DataFrame, epochs: list) -> list[dict]:
+def _missing_endpoints(question: Question, metrics: list[str], results: pd.DataFrame) -> list[dict]:
     """A primary row for each declared endpoint the sweep did not score, so the answer names it."""
     scored = set(metrics) & set(results)
     return [

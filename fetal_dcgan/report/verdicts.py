@@ -12,10 +12,10 @@ pair equivalent, so the largest pairwise p counts).
 Every verdict starts with one of three words, so a reader can filter on it:
 ``differs`` (adjusted omnibus p < alpha), ``differs (within margin)`` (significant, but
 equivalent within the margin too: real and too small to matter), ``equivalent`` (adjusted
-equivalence p < alpha), ``undetermined``. A metric whose level means sit at a declared
-bound, or whose runs vary less than a tenth of real sets do (it no longer responds to
-the images), is ``undetermined (at floor)`` / ``(at ceiling)`` / ``(saturated)``, never
-``equivalent``.
+equivalence p < alpha), ``undetermined``. A metric whose level means all sit within a
+margin of a declared bound, or whose runs vary less than a tenth of real sets do (it no
+longer responds to the images), is ``undetermined (at floor)`` / ``(at ceiling)`` /
+``(saturated)``, never ``equivalent``.
 """
 
 from __future__ import annotations
@@ -108,12 +108,18 @@ def model_contrasts(fit, term: str, levels: list[str]) -> list[tuple[float, floa
 
 
 def saturation(
-    level_means: list[float], within_sd: float, bounds: tuple[float | None, float | None], real_sd: float
+    level_means: list[float],
+    within_sd: float,
+    bounds: tuple[float | None, float | None],
+    real_sd: float,
+    margin: float = math.nan,
 ) -> str:
-    """``at floor``/``at ceiling`` when every level mean sits at a declared bound (within a
-    tenth of the real-vs-real SD, or 1e-9 without one); ``saturated`` when the runs' spread
-    within levels is under a tenth of the real-vs-real SD; else ''."""
-    tolerance = SATURATION_SHARE * real_sd if real_sd > 0 else 1e-9
+    """``at floor``/``at ceiling`` when every level mean sits at a declared bound: within one
+    margin of it (no room for a margin-sized difference on that side, so the equivalence
+    test would pass because of the bound), or within a tenth of the real-vs-real SD;
+    ``saturated`` when the runs' spread within levels is under a tenth of the real-vs-real
+    SD; else ''."""
+    tolerance = max(margin if margin > 0 else 0.0, SATURATION_SHARE * real_sd if real_sd > 0 else 0.0, 1e-9)
     means = np.asarray(level_means, float)
     for bound, word in zip(bounds, (AT_FLOOR, AT_CEILING)):
         if bound is not None and len(means) and np.all(np.abs(means - bound) <= tolerance):

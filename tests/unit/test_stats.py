@@ -269,7 +269,10 @@ def test_a_factor_confounded_with_the_reference_overlap_says_so():
     n_rows = tests[(tests.factor == "n") & (tests.unit != "image")]
     assert n_rows.note.str.contains("confounded").all() and "100: 89" in n_rows.note.iloc[0]
     results["reference_in_training"] = 0
-    assert not run_stats(results, per_image)[0].note.str.contains("confounded").any()
+    assert not run_stats(results, per_image)[0].note.str.contains("confounded|overlaps").any()
+    results["reference_in_training"] = 300  # the same overlap at every level: not confounded, still biased
+    notes = run_stats(results, per_image)[0].query("factor == 'n' and unit != 'image'").note
+    assert notes.str.contains("reference overlaps training").all() and not notes.str.contains("confounded").any()
 
 
 def test_equal_epochs_confound_n_with_steps_and_equal_kimg_does_not():
