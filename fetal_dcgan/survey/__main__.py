@@ -1,4 +1,4 @@
-"""python -m fetal_dcgan.survey {build,serve,analyze} ..."""
+"""python -m fetal_dcgan.survey {build,serve,analyze,mrmc} ..."""
 
 from __future__ import annotations
 
@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     analyze.add_argument("--log-fit", action="store_true", help="also fit metric = a ln(rating) + b (paper's Fig. 2)")
     analyze.add_argument("--out", type=Path, default=None)
+    mrmc = sub.add_parser(
+        "mrmc", help="Obuchowski-Rockette reader-study analysis of a long table (reader,case,truth,treatment,rating)"
+    )
+    mrmc.add_argument("table", type=Path, help="CSV, one row a reading; truth 1 for the class a higher rating means")
+    mrmc.add_argument("--out", type=Path, default=None, help="output folder (default: beside the table)")
+    mrmc.add_argument("--alpha", type=float, default=0.05)
     args = parser.parse_args(argv)
     return cli_status(lambda: run_command(args))
 
@@ -101,6 +107,14 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "serve":
         StudyLayout(args.study).check()
         serve(args.study, args.host, args.port)
+    elif args.command == "mrmc":
+        from fetal_dcgan.survey.mrmc import analyse, read_table, write
+
+        result = analyse(read_table(args.table), args.alpha)
+        print(result["tests"].to_string(index=False) if not result["tests"].empty else "one treatment: no comparison")
+        print(result["treatments"].to_string(index=False))
+        for name, path in write(result, args.out or args.table.with_name(f"{args.table.stem}-mrmc")).items():
+            print(f"{name:<12} {path}")
     else:
         from fetal_dcgan.survey.analysis import analyze as run_analysis
 

@@ -273,6 +273,9 @@ def test_two_raters_complete_the_study_in_chromium(study, server):
     assert agree.loc["cohen_kappa", "value"] == pytest.approx(0.0)
     assert agree.loc["pabak", "value"] == pytest.approx(0.0) and agree.loc["bias_index", "value"] == pytest.approx(0.5)
     assert agree.loc["cohen_kappa", "ci_low"] <= 0 <= agree.loc["cohen_kappa", "ci_high"]
+    mrmc = pd.read_csv(paths["mrmc_treatments"]).set_index("analysis")  # the readers as a reader study
+    assert mrmc.loc["RRRC", "estimate"] == pytest.approx(0.75)  # reader-averaged AUC of 1 and 0.5
+    assert mrmc.loc["RRFC", "se"] == pytest.approx(0.25)  # sqrt(MS(R) / J), MS(R) = 0.125 from 2 readers
 
 
 # -- security and robustness (real HTTP server) --------------------------------------------------
