@@ -162,11 +162,11 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise UserError(f"--resize {args.resize}: give a positive size in pixels, e.g. --resize 64.")
     suite = metric_suite(args)  # bad options fail before any image is read
     real_files, fake_files = folder_images(args.real), folder_images(args.fake)
-    fit, size, source = preprocessing([args.fake], args.fit, args.resize)
+    fit, size, resize, source = preprocessing([args.fake], args.fit, args.resize)
     if source != "as given":
-        print(f"Real images fitted to {size} px with fit={fit}, {source}.")
-    real = read_image_set(real_files, size, fit)
-    fake = read_image_set(fake_files, size, fit)
+        print(f"Real images fitted to {size} px with fit={fit}, resize={resize}, {source}.")
+    real = read_image_set(real_files, size, fit, resize=resize)
+    fake = read_image_set(fake_files, size, fit, resize=resize)
     if real.shape[-2:] != fake.shape[-2:]:
         raise UserError(
             f"Real images are {real.shape[-1]}x{real.shape[-2]} but synthetic ones are "
@@ -174,7 +174,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         )
     train = None
     if args.train is not None:
-        train = read_image_set(folder_images(args.train), size or fake.shape[-1], fit)
+        train = read_image_set(folder_images(args.train), size or fake.shape[-1], fit, resize=resize)
     result = suite.score(fake, real, train)
     print(format_table(result))
     payload = result_to_json(result, fake_files)

@@ -5,9 +5,11 @@ generator"). A row names the set's ``folder``, its ``generator`` and its ``repli
 training run that made it), any factor columns (``n``, ``epoch``, ``lr``, ...), and how the
 real images are prepared to match it: ``real`` (the reference folder), ``size`` (the
 synthetic images' side in pixels), ``fit`` (how real images are fitted to it) and,
-optionally, ``train`` (the images that replicate learned from, for the memorisation
-metrics). A CSV states every column on every row; a YAML file may state the preparation
-once at the top, beside ``sets:``, a list of rows. Relative folders are relative to the
+optionally, ``resize`` (antialias, the default, or tensor: how the generator's training
+images were resampled, so the real images are prepared the same way) and ``train`` (the
+images that replicate learned from, for the memorisation metrics). A CSV states every
+column on every row; a YAML file may state the preparation once at the top, beside
+``sets:``, a list of rows. Relative folders are relative to the
 manifest. A run is a generator, its factors but ``epoch``, and its replicate, so the
 epochs of one replicate are repeated measures of one run, as in a trained sweep.
 """
@@ -21,13 +23,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from fetal_dcgan.data.preprocess import FIT_MODES, read_image_set
+from fetal_dcgan.data.preprocess import FIT_MODES, RESIZE_MODES, read_image_set
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import DataError, UserError
 
 MANIFEST_SUFFIXES = (".csv", ".yaml", ".yml")
 IDENTITY = ("folder", "generator", "replicate")
-PREPARATION = ("real", "size", "fit", "train")
+PREPARATION = ("real", "size", "fit", "resize", "train")
 REQUIRED = (*IDENTITY, "real", "size", "fit")
 
 
@@ -44,6 +46,7 @@ class SampleSet:
     fit: str
     train: Path | None = None
     factors: dict[str, object] = field(default_factory=dict)
+    resize: str = "antialias"
 
     @property
     def epoch(self) -> int:
@@ -119,11 +122,14 @@ def _checked(number: int, row: dict, base: Path, where: str) -> SampleSet:
         raise UserError(f"{where}: size {row['size']!r}: give the synthetic images' side in pixels, e.g. 64.")
     if row["fit"] not in FIT_MODES:
         raise UserError(f"{where}: fit {row['fit']!r}: use one of {', '.join(FIT_MODES)}.")
+    resize = str(row.get("resize") or "antialias").strip()
+    if resize not in RESIZE_MODES:
+        raise UserError(f"{where}: resize {resize!r}: use one of {', '.join(RESIZE_MODES)}.")
     factors = {k: _value(v) for k, v in row.items() if k not in (*IDENTITY, *PREPARATION)}
     if "epoch" in factors and not isinstance(factors["epoch"], int):
         raise UserError(f"{where}: epoch {factors['epoch']!r}: give a whole number.")
     return SampleSet(
-        number, folder, str(row["generator"]), str(row["replicate"]), real, size, row["fit"], train, factors
+        number, folder, str(row["generator"]), str(row["replicate"]), real, size, row["fit"], train, factors, resize
     )
 
 

@@ -12,7 +12,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -168,27 +168,35 @@ def load_images(
     return images
 
 
+class Preparation(NamedTuple):
+    """How real images are prepared to match synthetic sets, and where that was read."""
+
+    fit: str
+    size: int | None
+    resize: str
+    source: str
+
+
 def preprocessing(
     folders: list[Path], fit: str | None, size: int | None, fit_flag: str = "--fit", size_flag: str = "--resize"
-) -> tuple[str, int | None, str]:
-    """How real images must be prepared to match synthetic sets: ``data.fit`` and
-    ``data.image_size`` from the runs' ``config.yaml``, which options given by hand must
-    agree with; for folders that are not runs, the options as given (fit: pad by default).
-    Returns (fit, size, where they came from)."""
+) -> Preparation:
+    """How real images must be prepared to match synthetic sets: ``data.fit``,
+    ``data.image_size`` and ``data.resize`` from the runs' ``config.yaml`` (so nothing but the
+    generator tells the two apart), which options given by hand must agree with; for
+    folders that are not runs, the options as given (fit: pad, resize: antialias by default)."""
     found = {}
     for run in {run_of(f) for f in folders} - {None}:  # a config.yaml's folder is its own run
         if RunLayout(run).config.is_file():  # a run that stopped before training wrote it has no settings
-            found[run] = (run_setting(run, "data.fit"), run_setting(run, "data.image_size"))
+            found[run] = tuple(run_setting(run, f"data.{key}") for key in ("fit", "image_size", "resize"))
     if len(set(found.values())) > 1:
         raise UserError(
             "The synthetic sets were trained with different preprocessing: "
-            + "; ".join(f"{run}: fit={f}, image_size={s}" for run, (f, s) in sorted(found.items()))
-            + ". Use sets of one "
-            "preprocessing at a time."
+            + "; ".join(f"{run}: fit={f}, image_size={s}, resize={r}" for run, (f, s, r) in sorted(found.items()))
+            + ". Use sets of one preprocessing at a time."
         )
     if not found:
-        return fit or "pad", size, "as given"  # pad: data.fit's default
-    run_fit, run_size = next(iter(found.values()))
+        return Preparation(fit or "pad", size, "antialias", "as given")  # data.fit's and data.resize's defaults
+    run_fit, run_size, run_resize = next(iter(found.values()))
     for flag, given, wanted, key in (
         (fit_flag, fit, run_fit, "data.fit"),
         (size_flag, size, run_size, "data.image_size"),
@@ -199,4 +207,5 @@ def preprocessing(
                 f"{RunLayout(next(iter(found))).config}): real images must be prepared as the generator's "
                 f"training images were. Drop {flag} or give {flag} {wanted}."
             )
-    return run_fit, run_size, f"from {RunLayout(next(iter(found))).config}"
+    source = f"from {RunLayout(next(iter(found))).config}"
+    return Preparation(run_fit, run_size, run_resize or "antialias", source)

@@ -42,21 +42,22 @@ class SetScores:
         return json.loads(self.scores.read_text()) if self.scores.is_file() else None
 
 
-def _prepared(cache: dict, folder: Path | None, size: int, fit: str) -> torch.Tensor | None:
-    """Real or training images fitted to the set's size, read once per folder and preparation."""
+def _prepared(cache: dict, folder: Path | None, sample_set: SampleSet) -> torch.Tensor | None:
+    """Real or training images prepared as the set says (size, fit, resize), read once per
+    folder and preparation."""
     if folder is None:
         return None
-    key = (folder, size, fit)
+    key = (folder, sample_set.size, sample_set.fit, sample_set.resize)
     if key not in cache:
-        cache[key] = read_image_set(folder_images(folder), size, fit)
+        cache[key] = read_image_set(folder_images(folder), *key[1:3], resize=sample_set.resize)
     return cache[key]
 
 
 def score_set(suite: MetricSuite, sample_set: SampleSet, prepared: dict, cache_root: Path) -> tuple[dict, SetFiles]:
     """The set's metrics row and per-image rows, from the cache or scored now, and its files."""
     files, fake = read_set(sample_set)
-    real = _prepared(prepared, sample_set.real, sample_set.size, sample_set.fit)
-    train = _prepared(prepared, sample_set.train, sample_set.size, sample_set.fit)
+    real = _prepared(prepared, sample_set.real, sample_set)
+    train = _prepared(prepared, sample_set.train, sample_set)
     content = [images_digest(fake), images_digest(real), images_digest(train), suite.fingerprint]
     entry = SetScores(cache_root, hashlib.sha256(repr(content).encode()).hexdigest()[:24])
     scores = entry.read()

@@ -63,26 +63,28 @@ def synthetic_sets(path: Path) -> list[SyntheticSet]:
     return [SyntheticSet(path, path.name, None)]
 
 
-def real_and_fit(fakes: list[Path], real: Path | None, fit: str | None) -> tuple[Path, str | None]:
-    """The real folder and fit, from the manifests among ``fakes`` where given: their sets
-    must state one of each; a real folder given by hand wins, a fit given by hand must agree."""
+def real_and_fit(fakes: list[Path], real: Path | None, fit: str | None) -> tuple[Path, str | None, str | None]:
+    """The real folder, fit and resize, from the manifests among ``fakes`` where given: their
+    sets must state one preparation; a real folder given by hand wins, a fit given by hand
+    must agree."""
     manifests = [read_manifest(f) for f in fakes if is_manifest(f)]
+    resize = None
     if manifests:
-        real, fit = _stated(manifests, real, fit)
+        real, fit, resize = _stated(manifests, real, fit)
     if real is None:
         raise UserError("--real: give the folder of real images (a manifest given as --fake names its own).")
-    return Path(real), fit
+    return Path(real), fit, resize
 
 
-def _stated(manifests: list[Manifest], real: Path | None, fit: str | None) -> tuple[Path, str]:
-    stated = {(s.real, s.fit) for m in manifests for s in m.sets}
+def _stated(manifests: list[Manifest], real: Path | None, fit: str | None) -> tuple[Path, str, str]:
+    stated = {(s.real, s.fit, s.resize) for m in manifests for s in m.sets}
     if len(stated) > 1:
-        listed = "; ".join(f"real={r}, fit={f}" for r, f in sorted(stated))
+        listed = "; ".join(f"real={r}, fit={f}, resize={z}" for r, f, z in sorted(stated))
         raise UserError(f"The manifest's sets are prepared in different ways ({listed}): build one deck per reference.")
-    ((stated_real, stated_fit),) = stated
+    ((stated_real, stated_fit, stated_resize),) = stated
     if fit is not None and fit != stated_fit:
         raise UserError(f"--fit {fit} but the manifest says fit={stated_fit}: leave --fit out.")
-    return Path(real or stated_real), stated_fit
+    return Path(real or stated_real), stated_fit, stated_resize
 
 
 def _balanced_counts(total: int, sizes: list[int]) -> list[int]:
@@ -126,9 +128,10 @@ def build_deck(
 ) -> dict:
     """Sample, blind and copy the images, write the key and create the database.
 
-    Real images are prepared as the runs' training images were (``data.fit`` from each
-    run's config.yaml, or from ``config``, a run's config.yaml for sets copied out of their
-    run; ``fit`` given by hand must agree), or with ``fit`` (default pad) otherwise."""
+    Real images are prepared as the runs' training images were (``data.fit``,
+    ``data.image_size`` and ``data.resize`` from each run's config.yaml, or from ``config``,
+    a run's config.yaml for sets copied out of their run; ``fit`` given by hand must
+    agree), or with ``fit`` (default pad) and antialiasing otherwise."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError(
@@ -137,7 +140,7 @@ def build_deck(
         )
     if design not in DECK_DESIGNS:
         raise UserError(f"--design {design!r}: use balanced or paper.")
-    real, fit = real_and_fit(fakes, real, fit)
+    real, fit, stated_resize = real_and_fit(fakes, real, fit)
     rng = np.random.default_rng(seed)
     real_files = folder_images(real)
     sets = [s for fake in fakes for s in synthetic_sets(fake)]
@@ -150,9 +153,10 @@ def build_deck(
             f"--config {config}: give the {RunLayout.CONFIG} of the run the sets come from "
             f"(<run dir>/{RunLayout.CONFIG})."
         )
-    fit, trained_size, fit_source = preprocessing(
+    fit, trained_size, resize, fit_source = preprocessing(
         [s.folder for s in sets] + ([Path(config).parent] if config else []), fit, None
     )
+    resize = stated_resize or resize  # a manifest states its sets' preparation
     if trained_size is not None and trained_size != size[0]:
         raise UserError(
             f"The runs' config says data.image_size={trained_size} but the synthetic images are "
@@ -167,7 +171,7 @@ def build_deck(
         raise UserError(f"--n-real {n_real} but {real} holds only {len(real_files)} images.")
 
     entries = [
-        ("real", p, "", "", fit_square(read_gray(p), size[0], fit))
+        ("real", p, "", "", fit_square(read_gray(p), size[0], fit, resize))
         for p in (real_files[i] for i in sorted(rng.choice(len(real_files), n_real, replace=False)))
     ]
     for s, files, count in zip(sets, set_files, counts):
@@ -211,6 +215,7 @@ def build_deck(
         "seed": seed,
         "image_size": size[0],
         "fit": fit,
+        "resize": resize,
         "fit_source": fit_source,
         "design": design,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

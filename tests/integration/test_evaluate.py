@@ -70,7 +70,7 @@ def test_evaluate_reads_scans_of_an_hc18_folder_and_the_runs_preprocessing(tmp_p
     out = tmp_path / "scores.json"
     assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["n_real"] == 6  # 6 scans, no masks
-    assert "fit=squash, from" in capsys.readouterr().out
+    assert "fit=squash, resize=antialias, from" in capsys.readouterr().out
     assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "--fit", "pad"]) == 2
     assert "--fit pad differs from the run's data.fit=squash" in capsys.readouterr().err
     assert evaluate_main(["--real", str(real), "--fake", str(fake), "--metrics", "psnr", "--resize", "32"]) == 2

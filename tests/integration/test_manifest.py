@@ -4,6 +4,7 @@ two "generators" (held-out real images, and blurred copies of them), 3 replicate
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,10 @@ def _unreadable_image(rows, broken):
     return rows[:1] + [{**rows[1], "folder": str(broken)}]
 
 
+def _unknown_resize(rows, broken):
+    return [{**r, "resize": "nearest" if i == 3 else "antialias"} for i, r in enumerate(rows)]
+
+
 @pytest.mark.parametrize(
     "change, words",
     [
@@ -148,6 +153,7 @@ def _unreadable_image(rows, broken):
         (_missing_folder, ("set 2 ", "is not a folder")),
         (_same_run_twice, ("sets 1 and 7", "held-out/replicate=0")),
         (_unreadable_image, ("set 2 ", "Cannot read image")),
+        (_unknown_resize, ("set 4 ", "resize 'nearest'", "antialias, tensor")),
     ],
 )
 def test_a_bad_row_is_an_error_that_names_it(sets, tmp_path, capsys, change, words):
@@ -176,3 +182,4 @@ def test_a_deck_is_built_from_a_manifest(sets, tmp_path):
     sizes = {Image.open(p).size for p in (study / "images").glob("*.png")}
     assert sizes == {(SIZE, SIZE)}
     assert np.all(key.loc[key["truth"] == "real", "source"].str.contains("real"))
+    assert json.loads((study / "study.json").read_text())["resize"] == "antialias"  # the manifest's default

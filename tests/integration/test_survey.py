@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+import torch
 from PIL import Image
 from scipy import stats
 from werkzeug.serving import make_server
@@ -146,6 +147,39 @@ def test_deck_prepares_real_images_as_the_run_did(tmp_path):
     (sweep / "1" / "config.yaml").write_text("data:\n  fit: squash\n  image_size: 64\n")
     with pytest.raises(UserError, match="different preprocessing"):
         build_deck(real, [sweep / "1"], tmp_path / "size", n_real=4, n_fake=4, config=sweep / "0" / "config.yaml")
+
+
+def test_deck_real_images_are_the_training_pipelines_own(tmp_path):
+    """paper64's preparation (squash, tensor resize without antialiasing, 64 px) on phantom
+    scans: every real image of the deck is pixel for pixel the training pipeline's image of the
+    same file, so the LBP vectors of the two sets are 0 apart; the antialiased pipeline the deck
+    once used is measurably far, so a rater could have told real images by their smoothness."""
+    from fetal_dcgan.data.phantom import PhantomSpec, render_image
+    from fetal_dcgan.data.preprocess import read_image_set
+    from fetal_dcgan.metrics.lbp import l1_distance, lbp_histograms, lbp_vector
+
+    spec = PhantomSpec()
+    real = tmp_path / "real"
+    for i in range(8):
+        write_image(real / f"phantom_{i}.png", render_image(spec, i))
+    run = tmp_path / "run"
+    for i in range(4):
+        write_image(run / "samples" / "epoch=0002" / f"{i:04d}.png", noise_image(i, (64, 64)))
+    (run / "config.yaml").write_text("data:\n  fit: squash\n  image_size: 64\n  resize: tensor\n")
+    study = build_deck(real, [run], tmp_path / "study", n_real=8, n_fake=4)
+    assert (study["fit"], study["resize"], study["image_size"]) == ("squash", "tensor", 64)
+    deck = {Path(r["source"]).name: r["id"] for r in read_key(tmp_path / "study") if r["truth"] == "real"}
+    files = sorted(real.glob("*.png"))
+    shown = read_image_set([tmp_path / "study" / "images" / f"{deck[f.name]}.png" for f in files])
+    trained = read_image_set(files, 64, "squash", resize="tensor")
+    antialiased = read_image_set(files, 64, "squash", resize="antialias")
+    assert torch.equal(shown, trained)
+
+    def distance(a, b) -> float:
+        return float(l1_distance(lbp_vector(lbp_histograms(a)), lbp_vector(lbp_histograms(b))))
+
+    assert distance(shown, trained) == 0.0
+    assert distance(antialiased, trained) > 0.05  # the negative control: the other pipeline is visible
 
 
 def test_paper_design_is_68_images_3_from_each_of_19_sets(tmp_path):
