@@ -109,10 +109,13 @@ def simulate_ratings(
     n_sets: int = 12,
     per_set: int = 3,
     set_sd: float = 0.3,
+    truth_sd: float = 0.0,
 ):
     """A rating study with a known effect: each answer's latent quality is ``effect`` for a
-    real image plus image (and synthetic-set), rater and answer noise; the 1-5 rating rounds
-    it, the call thresholds it. One row per answer, as ``survey analyze`` reads them."""
+    real image plus image (and synthetic-set), rater and answer noise, and with ``truth_sd``
+    a rater x truth term (each rater's own, random separation of real from synthetic); the
+    1-5 rating rounds it, the call thresholds it. One row per answer, as ``survey analyze``
+    reads them."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -122,9 +125,9 @@ def simulate_ratings(
     image_effect = {name: rng.normal(0, 0.5) + set_effect.get(run, 0.0) for _, name, run, _ in images}
     rows = []
     for r in range(raters):
-        bias = rng.normal(0, 0.5)
+        bias, separation = rng.normal(0, 0.5), rng.normal(0, truth_sd)
         for truth, name, run, epoch in images:
-            latent = effect * (truth == "real") + image_effect[name] + bias + rng.normal(0, 0.7)
+            latent = (effect + separation) * (truth == "real") + image_effect[name] + bias + rng.normal(0, 0.7)
             rows.append(
                 {
                     "rater": f"rater{r}",

@@ -20,7 +20,14 @@ from fetal_dcgan.errors import UserError
 from fetal_dcgan.report.collect import load_sweep
 from fetal_dcgan.report.html import image_tag, render, table
 from fetal_dcgan.report.ratings import RATER_ROLES, metrics_vs_ratings, rating_figure
-from fetal_dcgan.survey.agreement import bootstrap_over_images, cohen_kappa, fleiss_kappa, pair_indices
+from fetal_dcgan.survey.agreement import (
+    bootstrap_over_images,
+    cohen_kappa,
+    fleiss_kappa,
+    icc_2_1,
+    pair_indices,
+    weighted_kappa,
+)
 from fetal_dcgan.survey.deck import read_key
 from fetal_dcgan.survey.layout import StudyLayout
 from fetal_dcgan.survey.mrmc import analyse as mrmc_analyse
@@ -74,6 +81,18 @@ def agreement(answers: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) 
             rows.append(
                 _row(name, raters, pair, lambda t, name=name: pair_indices(t[:, 0], t[:, 1])[name], resamples, seed)
             )
+        scores = pd.DataFrame(rating, columns=choice.columns)[[a, b]].dropna().to_numpy()
+        for weights in ("linear", "quadratic"):
+            rows.append(
+                _row(
+                    f"weighted_kappa_{weights}",
+                    raters,
+                    scores,
+                    lambda t, w=weights: weighted_kappa(t[:, 0], t[:, 1], w),
+                    resamples,
+                    seed,
+                )
+            )
     complete = choice.dropna().to_numpy()
     counts = (
         np.stack([(complete == k).sum(axis=1) for k in ("real", "synthetic")], 1) if len(complete) else np.empty((0, 2))
@@ -81,6 +100,7 @@ def agreement(answers: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) 
     rows.append(
         _row("fleiss_kappa", f"all {choice.shape[1]} on {len(complete)} images", counts, fleiss_kappa, resamples, seed)
     )
+    rows.append(_row("icc_2_1", f"all {rating.shape[1]} (quality)", rating, icc_2_1, resamples, seed))
     for level in ("interval", "ordinal"):
         rows.append(
             _row(

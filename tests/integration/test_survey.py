@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.survey.__main__ import main as survey_main
-from fetal_dcgan.survey.agreement import cohen_kappa, fleiss_kappa
+from fetal_dcgan.survey.agreement import cohen_kappa, fleiss_kappa, icc_2_1, weighted_kappa
 from fetal_dcgan.survey.analysis import analyze
 from fetal_dcgan.survey.app import create_app
 from fetal_dcgan.survey.deck import build_deck, read_key
@@ -471,6 +471,13 @@ def test_agreement_statistics_match_reference_libraries():
     assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), rel=1e-12)
     counts = np.stack([rng.multinomial(5, [0.6, 0.4]) for _ in range(30)])
     assert fleiss_kappa(counts) == pytest.approx(sm_fleiss(counts), rel=1e-12)
+    quality_a, quality_b = rng.integers(1, 6, 60), np.clip(rng.integers(1, 6, 60) + rng.integers(-1, 2, 60), 1, 5)
+    for weights in ("linear", "quadratic"):
+        expected = cohen_kappa_score(quality_a, quality_b, weights=weights)
+        assert weighted_kappa(quality_a, quality_b, weights) == pytest.approx(expected, rel=1e-12)
+    # Shrout and Fleiss (1979), Table 2: 6 targets, 4 judges; ICC(2,1) = 0.29 as published
+    table = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]])
+    assert round(icc_2_1(table), 2) == 0.29
 
 
 def test_metrics_against_ratings_per_set_and_role(tmp_path):
