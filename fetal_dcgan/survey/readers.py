@@ -6,7 +6,7 @@ images of one set share a generator, so they are not independent) and real image
 within its class; d' of the real/synthetic call (hit: a real image called real; false
 alarm: a synthetic one called real; log-linear correction for rates of 0 or 1, Hautus
 1995); sensitivity, specificity and the share of synthetic images called real, each with
-a Wilson CI.
+a Wilson CI over images, and the last also with the clustered bootstrap CI over sets.
 
 Across raters, images and raters are both random: linear mixed models (statsmodels
 ``MixedLM``, crossed random intercepts for rater and image, REML) estimate how much higher
@@ -64,18 +64,23 @@ def _clusters(answers: pd.DataFrame) -> pd.Series:
     return sets.where(synthetic, "image " + answers["image_id"].astype(str))
 
 
+#: The statistics the clustered bootstrap gives intervals for.
+CLUSTERED = ("auc", "d_prime", "synthetic_called_real")
+
+
 def _statistics(rating: np.ndarray, called_real: np.ndarray, real: np.ndarray) -> dict:
-    """AUC and d' of one rater's answers (arrays over the answers)."""
+    """AUC, d' and the share of synthetic images called real of one rater's answers."""
     hits, false_alarms = int(called_real[real].sum()), int(called_real[~real].sum())
     return {
         "auc": auc(rating[real], rating[~real]),
         "d_prime": d_prime(hits, int(real.sum()), false_alarms, int((~real).sum())),
+        "synthetic_called_real": false_alarms / (~real).sum() if (~real).any() else math.nan,
     }
 
 
 def cluster_bootstrap(group: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, tuple]:
-    """Percentile CIs of the rater's AUC and d', resampling clusters within each class: each
-    synthetic set whole, each real image alone."""
+    """Percentile CIs of the rater's ``CLUSTERED`` statistics, resampling clusters within
+    each class: each synthetic set whole, each real image alone."""
     rng = np.random.default_rng(seed)
     rating, called = group["rating"].to_numpy(float), (group["choice"] == "real").to_numpy()
     real = (group["truth"] == "real").to_numpy()
@@ -91,7 +96,7 @@ def cluster_bootstrap(group: pd.DataFrame, resamples: int = RESAMPLES, seed: int
     tail = 100 * (1 - CONFIDENCE) / 2
     return {
         k: tuple(np.nanpercentile(table[k], [tail, 100 - tail])) if table[k].notna().any() else (math.nan,) * 2
-        for k in ("auc", "d_prime")
+        for k in CLUSTERED
     }
 
 
@@ -126,6 +131,8 @@ def per_rater(answers: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) 
             k = int((part.choice == answer).sum())
             low, high = wilson(k, len(part))
             row.update({name: k / len(part) if len(part) else math.nan, f"{name}_ci_low": low, f"{name}_ci_high": high})
+        low, high = ci["synthetic_called_real"]  # the images of a set share a generator: not independent
+        row.update(synthetic_called_real_set_ci_low=low, synthetic_called_real_set_ci_high=high)
         row.update(quality_real=real.rating.mean(), quality_synthetic=synthetic.rating.mean())
         rows.append(row)
     return pd.DataFrame(rows)

@@ -55,6 +55,20 @@ def test_per_rater_ci_resamples_synthetic_sets_whole():
     assert clustered.synthetic_sets == 12 and clustered.answers == 70
 
 
+def test_the_call_rate_interval_resamples_sets_whole():
+    """Six sets of six synthetic images, each set called real throughout or not at all: the
+    rate is 1/2 either way, but only 6 sets, not 36 images, are behind it."""
+    answers = simulate_ratings(2, raters=1, n_sets=6, per_set=6)
+    synthetic = answers.truth == "synthetic"
+    answers.loc[synthetic, "choice"] = np.where(answers.loc[synthetic, "run"].astype(int) % 2 == 0, "real", "synthetic")
+    clustered = per_rater(answers, resamples=400).iloc[0]
+    independent = per_rater(answers.assign(run=answers["image_id"]), resamples=400).iloc[0]
+    assert clustered.synthetic_called_real == 0.5
+    width = clustered.synthetic_called_real_set_ci_high - clustered.synthetic_called_real_set_ci_low
+    assert width > 1.5 * (independent.synthetic_called_real_set_ci_high - independent.synthetic_called_real_set_ci_low)
+    assert width > 1.5 * (clustered.synthetic_called_real_ci_high - clustered.synthetic_called_real_ci_low)  # Wilson
+
+
 def test_a_known_effect_is_recovered_across_raters():
     answers = simulate_ratings(3, raters=4, effect=1.0)
     rows = per_role(answers).set_index("role")
