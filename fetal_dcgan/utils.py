@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from fetal_dcgan.errors import ConfigError
+from fetal_dcgan.errors import ConfigError, UserError
 
 #: The project's Hydra config folder.
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -65,3 +65,15 @@ def check_image_size(image_size: int) -> int:
             "of at least 32 (the study uses 64, 128 or 256)."
         )
     return image_size
+
+
+def read_table_with(path: str | Path, columns: tuple[str, ...], what: str):
+    """A CSV (a pandas DataFrame) that must hold ``columns``; ``what`` says what such a file
+    is and where one comes from, for the error that names the missing ones."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise UserError(f"{path} lacks the columns {missing}: {what}")
+    return table

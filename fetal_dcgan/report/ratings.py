@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from fetal_dcgan.errors import UserError
+from fetal_dcgan.utils import read_table_with
 
 #: Columns of a ratings CSV: one row per rating of a synthetic image. ``role``, ``rater``
 #: and ``called_real`` (1/0) are optional; ``survey analyze`` writes all of them.
@@ -59,14 +60,12 @@ PERMUTATIONS = 2000
 
 
 def read_ratings(path: Path) -> pd.DataFrame:
-    ratings = pd.read_csv(path)
-    missing = [c for c in RATING_COLUMNS if c not in ratings]
-    if missing:
-        raise UserError(
-            f"{path} lacks the columns {missing}: a ratings CSV has one row per rating of a synthetic "
-            f"image with columns {', '.join(RATING_COLUMNS)} (and optionally role, rater, called_real); "
-            "`python -m fetal_dcgan.survey analyze` writes one as analysis/ratings.csv."
-        )
+    what = (
+        f"a ratings CSV has one row per rating of a synthetic image with columns {', '.join(RATING_COLUMNS)} "
+        "(and optionally role, rater, called_real); `python -m fetal_dcgan.survey analyze` writes one as "
+        "analysis/ratings.csv."
+    )
+    ratings = read_table_with(path, RATING_COLUMNS, what)
     return ratings.assign(run=ratings["run"].astype(str))
 
 

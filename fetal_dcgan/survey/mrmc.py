@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.utils import atomic_write_text
+from fetal_dcgan.utils import atomic_write_text, read_table_with
 
 #: The long table: one row a reading; truth 1 for the class the rating should rank higher.
 COLUMNS = ("reader", "case", "truth", "treatment", "rating")
@@ -58,14 +58,11 @@ class Study:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    table = pd.read_csv(path)
-    missing = [c for c in COLUMNS if c not in table]
-    if missing:
-        raise UserError(
-            f"{path} lacks the columns {missing}: an MRMC table has one row a reading with columns "
-            f"{', '.join(COLUMNS)} (truth 1 for the class a higher rating means)."
-        )
-    return checked(table)
+    what = (
+        f"an MRMC table has one row a reading with columns {', '.join(COLUMNS)} (truth 1 for the class a "
+        "higher rating means)."
+    )
+    return checked(read_table_with(path, COLUMNS, what))
 
 
 def checked(table: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from scipy import stats
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.report import load_sweep
 from fetal_dcgan.report.__main__ import main as report_main
-from fetal_dcgan.report.build import build_report
+from fetal_dcgan.report.build import build_report, margins_of
 from fetal_dcgan.report.margins import declare
 from fetal_dcgan.report.ratings import metrics_vs_ratings, read_ratings
 from fetal_dcgan.report.settings import MarginSettings
@@ -346,8 +346,8 @@ def test_declared_margins_give_equivalence_tests(report, tmp_path):
     assert set(table.margin_source.dropna()) <= {"gap", "explicit", "real"}
     strict = declare({"lbp_l1": lbp}, {}, MarginSettings(source="real"))["lbp_l1"]  # --margin-source real
     assert strict["source"] == "real" and strict["margin"] == pytest.approx(1.959964 * math.sqrt(2) * lbp["sd"])
-    (tmp_path / "declared.yaml").write_text("lbp_l1: 0.05\n")
-    assert report_main([str(sweep), "--out", str(tmp_path / "x"), "--margins", str(tmp_path / "declared.yaml")]) == 0
-    row = pd.read_csv(tmp_path / "x" / "stats.csv").query("metric == 'lbp_l1' and design == 'runs'").iloc[0]
-    assert (row.margin, row.margin_source) == (0.05, "explicit")
+    (tmp_path / "declared.yaml").write_text("lbp_l1: 0.05\n")  # report --margins FILE: over the measured ones
+    declared = margins_of(load_sweep(sweep), tmp_path / "declared.yaml")["32"]
+    assert (declared["lbp_l1"].value, declared["lbp_l1"].source) == (0.05, "explicit")
+    assert declared["lbp_l1"].real_sd == pytest.approx(lbp["sd"]) and declared["psnr_mean"].source in ("gap", "real")
     assert report_main([str(sweep), "--margins", str(tmp_path / "missing.json")]) == 2  # said, not ignored

@@ -118,6 +118,7 @@ def test_cases_a_treatment_lacks_only_share_the_common_cases():
     )
 
 
+@pytest.mark.slow  # 6 s; the analysis itself is checked against the Van Dyke results above
 def test_rrrc_keeps_its_level_when_readers_differ_in_how_well_they_separate():
     """300 simulated null studies (4 readers, 34 real and 36 synthetic images, no mean
     difference, a reader x truth SD of 0.6 against an answer SD of 0.7): the RRRC test of the
