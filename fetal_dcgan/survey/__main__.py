@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="sample, blind and copy a deck into a new study folder")
     build.add_argument(
-        "--real", type=Path, default=None, help="folder of real images (default: a --fake manifest's `real`)"
+        "--real",
+        type=Path,
+        default=None,
+        help="folder of real images (default: a --fake manifest's `real`, else the runs' own held-out reference "
+        "images, listed in each run's reference.txt)",
     )
     build.add_argument(
         "--fake",
@@ -100,8 +104,8 @@ def run_command(args: argparse.Namespace) -> None:
             args.real, args.fake, args.out, args.n_real, args.n_fake, args.seed, args.fit, args.design, args.config
         )
         print(
-            f"Study of {study['images']} images ({study['n_real']} real, fit={study['fit']} {study['fit_source']}) "
-            f"in {args.out}; the answer key is in {args.out}/private/."
+            f"Study of {study['images']} images ({study['n_real']} real from {study['real']}, fit={study['fit']}, "
+            f"resize={study['resize']} {study['fit_source']}) in {args.out}; the answer key is in {args.out}/private/."
         )
         print(f"Serve it: python -m fetal_dcgan.survey serve {args.out}")
     elif args.command == "serve":

@@ -24,7 +24,7 @@ from fetal_dcgan.data.manifest import Manifest, is_manifest, read_manifest
 from fetal_dcgan.data.preprocess import fit_square, preprocessing, read_gray
 from fetal_dcgan.data.sources import folder_images
 from fetal_dcgan.errors import UserError
-from fetal_dcgan.runs import RunLayout
+from fetal_dcgan.runs import RunLayout, run_of
 from fetal_dcgan.survey.layout import StudyLayout
 from fetal_dcgan.survey.storage import Storage
 
@@ -63,17 +63,40 @@ def synthetic_sets(path: Path) -> list[SyntheticSet]:
     return [SyntheticSet(path, path.name, None)]
 
 
-def real_and_fit(fakes: list[Path], real: Path | None, fit: str | None) -> tuple[Path, str | None, str | None]:
+def real_and_fit(fakes: list[Path], real: Path | None, fit: str | None) -> tuple[Path | None, str | None, str | None]:
     """The real folder, fit and resize, from the manifests among ``fakes`` where given: their
     sets must state one preparation; a real folder given by hand wins, a fit given by hand
-    must agree."""
+    must agree. No folder (None): the runs' own reference images (``run_reference``)."""
     manifests = [read_manifest(f) for f in fakes if is_manifest(f)]
     resize = None
     if manifests:
         real, fit, resize = _stated(manifests, real, fit)
-    if real is None:
-        raise UserError("--real: give the folder of real images (a manifest given as --fake names its own).")
-    return Path(real), fit, resize
+    return (None if real is None else Path(real)), fit, resize
+
+
+def run_reference(sets: list[SyntheticSet]) -> list[Path]:
+    """The reference images the sets' runs were scored against (``reference.txt``; held-out
+    patients unless a paper preset chose otherwise), which every run must share."""
+    lists = {}
+    for s in sets:
+        run = run_of(s.folder)
+        if run is not None and RunLayout(run).reference.is_file():
+            lists[run] = tuple(RunLayout(run).reference.read_text().split())
+    if not lists:
+        raise UserError(
+            "--real: give the folder of real images (the synthetic sets are not in runs that list their "
+            "reference images, and a manifest given as --fake names its own)."
+        )
+    if len(set(lists.values())) > 1:
+        raise UserError("The runs were scored against different reference sets: give --real DIR for one deck.")
+    files = [Path(f) for f in next(iter(lists.values()))]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise UserError(
+            f"The runs' reference images are not on this machine ({len(missing)} missing, e.g. {missing[0]}): "
+            "give --real DIR, a folder of held-out real images."
+        )
+    return files
 
 
 def _stated(manifests: list[Manifest], real: Path | None, fit: str | None) -> tuple[Path, str, str]:
@@ -142,8 +165,8 @@ def build_deck(
         raise UserError(f"--design {design!r}: use balanced or paper.")
     real, fit, stated_resize = real_and_fit(fakes, real, fit)
     rng = np.random.default_rng(seed)
-    real_files = folder_images(real)
     sets = [s for fake in fakes for s in synthetic_sets(fake)]
+    real_files = folder_images(real) if real is not None else run_reference(sets)
     set_files = [folder_images(s.folder) for s in sets]
     size = read_gray(set_files[0][0]).shape
     if size[0] != size[1]:
@@ -168,7 +191,8 @@ def build_deck(
     else:
         counts = _balanced_counts(n_fake, [len(f) for f in set_files])
     if n_real > len(real_files):
-        raise UserError(f"--n-real {n_real} but {real} holds only {len(real_files)} images.")
+        where = real if real is not None else "the runs' reference set"
+        raise UserError(f"--n-real {n_real} but {where} holds only {len(real_files)} images.")
 
     entries = [
         ("real", p, "", "", fit_square(read_gray(p), size[0], fit, resize))
@@ -214,6 +238,7 @@ def build_deck(
         "n_fake": n_fake,
         "seed": seed,
         "image_size": size[0],
+        "real": str(real) if real is not None else "the runs' reference images (reference.txt)",
         "fit": fit,
         "resize": resize,
         "fit_source": fit_source,

@@ -182,6 +182,28 @@ def test_deck_real_images_are_the_training_pipelines_own(tmp_path):
     assert distance(antialiased, trained) > 0.05  # the negative control: the other pipeline is visible
 
 
+def test_without_real_the_deck_shows_the_runs_held_out_reference(tmp_path):
+    real, sweep = make_sources(tmp_path)
+    reference = sorted(real.glob("*.png"))[:5]
+    for run in ("0", "1"):
+        (sweep / run / "config.yaml").write_text("data:\n  fit: squash\n  image_size: 32\n")
+        (sweep / run / "reference.txt").write_text("".join(f"{p}\n" for p in reference))
+    study = build_deck(None, [sweep], tmp_path / "study", n_real=5, n_fake=4)
+    assert "reference.txt" in study["real"]
+    shown = {r["source"] for r in read_key(tmp_path / "study") if r["truth"] == "real"}
+    assert shown == {str(p) for p in reference}  # the held-out images, never the sixth, unlisted one
+    (sweep / "1" / "reference.txt").write_text(f"{reference[0]}\n")
+    with pytest.raises(UserError, match="different reference sets"):
+        build_deck(None, [sweep], tmp_path / "two", n_real=1, n_fake=4)
+    (sweep / "1" / "reference.txt").unlink()
+    (sweep / "0" / "reference.txt").write_text(f"{tmp_path / 'elsewhere.png'}\n")
+    with pytest.raises(UserError, match="not on this machine"):
+        build_deck(None, [sweep], tmp_path / "gone", n_real=1, n_fake=4)
+    (sweep / "0" / "reference.txt").unlink()
+    with pytest.raises(UserError, match="--real: give the folder"):
+        build_deck(None, [sweep], tmp_path / "none", n_real=1, n_fake=4)
+
+
 def test_paper_design_is_68_images_3_from_each_of_19_sets(tmp_path):
     real = tmp_path / "real"
     for i in range(12):
