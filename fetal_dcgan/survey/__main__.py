@@ -12,20 +12,17 @@ from fetal_dcgan.survey.deck import DECK_DESIGNS
 from fetal_dcgan.survey.layout import StudyLayout
 
 
-def serve(study: Path, host: str, port: int) -> None:
-    from werkzeug.serving import make_server
+def serve(study: Path, host: str, port: int, threads: int = 8) -> None:
+    """The rating site on waitress, a production WSGI server (TLS: a reverse proxy in front)."""
+    import waitress
 
     from fetal_dcgan.survey.app import create_app
 
-    server = make_server(host, port, create_app(study), threaded=True)
-    token = StudyLayout(study).admin_token.read_text().strip()
-    print(f"Raters: http://{host}:{server.server_port}/")
-    print(f"Admin:  http://{host}:{server.server_port}/admin?token={token}")
+    app = create_app(study)
+    print(f"Raters: http://{host}:{port}/")
+    print(f"Admin:  http://{host}:{port}/admin (sign in with the token in {StudyLayout(study).admin_token})")
     print("Ctrl-C stops the server; every answer is already saved.", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    waitress.serve(app, host=host, port=port, threads=threads, ident="fetal_dcgan survey")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,9 @@
 Raters identify themselves once; a signed session cookie then carries who they are, so a
 rater can only ever write their own answers. Forms carry CSRF tokens (Flask-WTF). Images
 are served by id only, from the deck folder. The admin page and the CSV export need the
-study's admin token. The pages are one blueprint; what a form may hold is checked by pure
-functions (``read_rater``, ``read_answer``) that name what is wrong.
+study's admin token, entered once in a sign-in form (a session cookie from then on) or
+sent by a script in a header, never in a URL. The pages are one blueprint; what a form may
+hold is checked by pure functions (``read_rater``, ``read_answer``) that name what is wrong.
 """
 
 from __future__ import annotations
@@ -112,9 +113,14 @@ def bad_request(message: str, status: int = 400):
     return render_template("error.html", title=study().title, message=message), status
 
 
+def is_admin_token(given: str) -> bool:
+    return hmac.compare_digest(given.encode(), study().admin_token.encode())
+
+
 def require_admin() -> None:
-    given = request.args.get("token") or request.headers.get("X-Admin-Token") or ""
-    if not hmac.compare_digest(given.encode(), study().admin_token.encode()):
+    """The admin signed in (a session cookie) or a script sending the token in a header;
+    never a token in a URL, where logs and browser histories keep it."""
+    if not (session.get("admin") or is_admin_token(request.headers.get("X-Admin-Token") or "")):
         abort(403)
 
 
@@ -211,15 +217,20 @@ def image(image_id: str):
 
 @pages.get("/admin")
 def admin():
-    require_admin()
+    if not session.get("admin"):
+        return render_template("admin_login.html", title=study().title)
     return render_template(
-        "admin.html",
-        title=study().title,
-        progress=study().storage.progress(),
-        fields=RATER_FIELDS,
-        n=len(study().ids),
-        token=request.args.get("token", ""),
+        "admin.html", title=study().title, progress=study().storage.progress(), fields=RATER_FIELDS, n=len(study().ids)
     )
+
+
+@pages.post("/admin")
+def admin_login():
+    if not is_admin_token(request.form.get("token", "")):
+        return bad_request("Wrong admin token: it is the text in the study's private/admin_token file.", 403)
+    session.clear()  # an admin session is nobody's rater session
+    session["admin"] = True
+    return redirect(url_for("rating.admin"))
 
 
 @pages.get("/export.csv")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import csv
 import re
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +20,6 @@ import requests
 import torch
 from PIL import Image
 from scipy import stats
-from werkzeug.serving import make_server
 
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.survey.__main__ import main as survey_main
@@ -71,13 +74,15 @@ def study(tmp_path) -> Path:
 
 
 class Server:
-    """The study's app on a real threaded HTTP server on 127.0.0.1, restartable on its port."""
+    """The study's app on waitress (what `survey serve` runs) on 127.0.0.1, restartable on its port."""
 
     def __init__(self, study: Path, port: int = 0):
+        import waitress
+
         self.study = study
-        self.server = make_server("127.0.0.1", port, create_app(study), threaded=True)
-        self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = waitress.create_server(create_app(study), host="127.0.0.1", port=port, threads=8)
+        self.port = self.server.effective_port
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
     @property
@@ -85,8 +90,10 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        """Stop as a killed process would: the listening socket and every open connection."""
+        for channel in list(self.server._map.values()):
+            channel.close()
+        self.server.close()
         self.thread.join(5)
 
 
@@ -270,6 +277,17 @@ def rate_in_browser(page, url: str, rater: str, role: str, years: str, answer) -
     return seen, pages
 
 
+def sign_in_as_admin(browser, url: str, token: str):
+    """The admin page in a fresh browser context: the token typed once into the sign-in form."""
+    page = browser.new_context().new_page()
+    page.goto(url + "/admin")
+    page.get_by_test_id("admin-token").fill(token)
+    page.get_by_test_id("admin-sign-in").click()
+    page.wait_for_selector("text=progress")
+    assert token not in page.url
+    return page
+
+
 @needs_chromium
 def test_two_raters_complete_the_study_in_chromium(study, server):
     from playwright.sync_api import sync_playwright
@@ -294,6 +312,9 @@ def test_two_raters_complete_the_study_in_chromium(study, server):
             novice = browser.new_context().new_page()
             order_b, _ = rate_in_browser(novice, server.url, "eng b", "engineer", "1", lambda i: ("real", 3, True))
             assert novice.get_by_test_id("done").inner_text() == "Thank you"
+            admin = sign_in_as_admin(browser, server.url, (study / "private" / "admin_token").read_text().strip())
+            assert "8 / 8" in admin.content()
+            admin.screenshot(path=str(study.parent / "admin.png"))
         finally:
             browser.close()
     assert sorted(order_a) == sorted(order_b) == sorted(truth) and order_a != order_b  # shuffled per rater
@@ -307,7 +328,7 @@ def test_two_raters_complete_the_study_in_chromium(study, server):
     assert len(answers) == 16 and len({(a["rater"], a["image"]) for a in answers}) == 16
     assert all(a["seconds"] is not None and a["seconds"] >= 0 for a in answers)
     token = (study / "private" / "admin_token").read_text().strip()
-    export = requests.get(f"{server.url}/export.csv", params={"token": token}, timeout=10)
+    export = requests.get(f"{server.url}/export.csv", headers={"X-Admin-Token": token}, timeout=10)
     rows = list(csv.DictReader(export.text.splitlines()))
     assert export.status_code == 200 and len(rows) == 16
     assert {r["rater"] for r in rows} == {"dr-a", "eng b"} and {r["role"] for r in rows} == {"clinician", "engineer"}
@@ -351,6 +372,30 @@ def start_session(url: str, rater: str) -> requests.Session:
     return s
 
 
+def test_serve_runs_on_waitress_and_prints_no_secret(study):
+    """`survey serve` as a user starts it: a production WSGI server (waitress), and a banner
+    that says where the admin token is instead of printing it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "fetal_dcgan.survey", "serve", str(study), "--port", str(port)]
+    served = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                first = requests.get(url + "/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert first.status_code == 200 and first.headers["Server"] == "fetal_dcgan survey"
+    finally:
+        served.terminate()
+        output = served.communicate(timeout=10)[0]
+    token = (study / "private" / "admin_token").read_text().strip()
+    assert f"Admin:  {url}/admin (sign in with the token in" in output and token not in output
+
+
 def test_each_rater_field_is_checked_as_declared_and_a_bad_one_stores_nothing(study, server):
     storage = Storage(study / "ratings.sqlite")
     bad = {"role": "nurse"}, {"role": ""}, {"years": "-1"}, {"years": "81"}, {"years": "many"}
@@ -391,12 +436,24 @@ def test_path_traversal_and_unknown_images_are_not_served(study, server):
 
 
 def test_admin_and_export_need_the_token(study, server):
+    """The admin signs in once with a form (a cookie from then on); scripts send the token in a
+    header; a token in the URL, where logs keep it, opens nothing."""
     token = (study / "private" / "admin_token").read_text().strip()
+    assert requests.get(server.url + "/export.csv", timeout=10).status_code == 403
     for path in ("/admin", "/export.csv"):
-        assert requests.get(server.url + path, timeout=10).status_code == 403
-        assert requests.get(server.url + path, params={"token": "wrong"}, timeout=10).status_code == 403
-        assert requests.get(server.url + path, params={"token": token}, timeout=10).status_code == 200
-    assert requests.get(server.url + "/admin", headers={"X-Admin-Token": token}, timeout=10).status_code == 200
+        page = requests.get(server.url + path, params={"token": token}, timeout=10)
+        assert "progress" not in page.text and "rater," not in page.text
+    assert requests.get(server.url + "/export.csv", headers={"X-Admin-Token": token}, timeout=10).status_code == 200
+    admin = requests.Session()
+    form = admin.get(server.url + "/admin", timeout=10).text
+    assert 'type="password"' in form
+    wrong = admin.post(server.url + "/admin", data={"csrf_token": csrf(form), "token": "wrong"}, timeout=10)
+    assert wrong.status_code == 403 and "Wrong admin token" in wrong.text
+    signed = admin.post(server.url + "/admin", data={"csrf_token": csrf(form), "token": token}, timeout=10)
+    assert signed.status_code == 200 and "progress" in signed.text and token not in signed.url
+    assert admin.get(server.url + "/export.csv", timeout=10).status_code == 200
+    forged = requests.post(server.url + "/admin", data={"token": token}, timeout=10)  # no CSRF token
+    assert forged.status_code == 400
 
 
 def test_csrf_invalid_input_and_duplicates(study, server):
