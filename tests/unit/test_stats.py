@@ -335,3 +335,24 @@ def test_rating_p_values_permute_whole_runs():
     expected = stats.pearsonr(3 + x, 0.35 * x + noise).pvalue
     assert "2000 random permutations" in single["note"] and 0.01 < expected < 0.2
     assert single["pearson_p"] == pytest.approx(expected, abs=0.015)  # Monte-Carlo SE about 0.005
+
+
+def test_the_vectorised_two_stage_bootstrap_is_the_draws_it_makes():
+    """Runs of one size: each resample's delta from ranks equals cliffs_delta of the same draw;
+    runs of different sizes take the loop, which agrees in distribution."""
+    from fetal_dcgan.report.stats import _two_stage_draws
+
+    rng = np.random.default_rng(3)
+    a = {str(r): rng.integers(0, 6, 20).astype(float) for r in range(3)}
+    b = {str(r): rng.integers(1, 7, 20).astype(float) for r in range(2)}
+    draws = np.random.default_rng(9)
+    x, y = _two_stage_draws(a, 30, draws), _two_stage_draws(b, 30, draws)
+    assert x.shape == (30, 60) and y.shape == (30, 40)
+    ranks = stats.rankdata(np.concatenate([x, y], axis=1), axis=1)
+    u = ranks[:, :60].sum(1) - 60 * 61 / 2
+    assert np.allclose(2 * u / 2400 - 1, [cliffs_delta(p, q) for p, q in zip(x, y)])
+    low, high = cliffs_delta_ci(a, b, 400, seed=1)
+    uneven = {**b, "2": b["1"][:15]}
+    low_u, high_u = cliffs_delta_ci(a, uneven, 400, seed=1)
+    assert low < cliffs_delta(np.concatenate(list(a.values())), np.concatenate(list(b.values()))) < high
+    assert abs(low - low_u) < 0.15 and abs(high - high_u) < 0.15
