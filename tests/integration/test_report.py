@@ -19,7 +19,7 @@ from scipy import stats
 from fetal_dcgan.errors import UserError
 from fetal_dcgan.report import load_sweep
 from fetal_dcgan.report.__main__ import main as report_main
-from fetal_dcgan.report.build import build_report, margins_of
+from fetal_dcgan.report.build import build_report, margins_of, statistics
 from fetal_dcgan.report.margins import declare
 from fetal_dcgan.report.ratings import metrics_vs_ratings, read_ratings
 from fetal_dcgan.report.settings import MarginSettings
@@ -337,13 +337,12 @@ def test_declared_margins_give_equivalence_tests(report, tmp_path):
     gap = abs(results[results.epoch == 4]["lbp_l1"].mean() - lbp["mean"])
     assert lbp["source"] == "gap" and lbp["margin"] == pytest.approx(0.2 * gap)
     assert lbp["margin"] > 1.959964 * math.sqrt(2) * lbp["sd"] > 0  # above the real-vs-real margin
-    assert report_main([str(sweep), "--out", str(tmp_path / "out")]) == 0
-    table = pd.read_csv(tmp_path / "out" / "stats.csv")
+    table = statistics(load_sweep(sweep), resamples=20)[0]  # the report's stats.csv, without its figures
     row = table[(table.metric == "lbp_l1") & (table.design == "runs") & (table.factor == "n")].iloc[0]
     assert row.margin == pytest.approx(lbp["margin"]) and row.margin_source == "gap"
     assert "phantom, 32 px" in row.margin_about and row.margin_ci_low < row.margin < row.margin_ci_high
     assert 0 <= row.equivalence_p <= 1 and 0 < row.power_at_margin <= 1 and row.mde > 0
-    assert set(table.margin_source.dropna()) <= {"gap", "explicit", "real"}
+    assert set(table.margin_source.dropna()) - {""} <= {"gap", "explicit", "real"}
     strict = declare({"lbp_l1": lbp}, {}, MarginSettings(source="real"))["lbp_l1"]  # --margin-source real
     assert strict["source"] == "real" and strict["margin"] == pytest.approx(1.959964 * math.sqrt(2) * lbp["sd"])
     (tmp_path / "declared.yaml").write_text("lbp_l1: 0.05\n")  # report --margins FILE: over the measured ones
