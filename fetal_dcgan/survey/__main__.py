@@ -1,4 +1,4 @@
-"""python -m fetal_dcgan.survey {build,serve,analyze,mrmc} ..."""
+"""python -m fetal_dcgan.survey {build,serve,invite,analyze,mrmc} ..."""
 
 from __future__ import annotations
 
@@ -6,20 +6,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from fetal_dcgan.errors import cli_status
+from fetal_dcgan.errors import UserError, cli_status
 from fetal_dcgan.report.ratings import ROLES
 from fetal_dcgan.survey.deck import DECK_DESIGNS
 from fetal_dcgan.survey.layout import StudyLayout
+from fetal_dcgan.survey.storage import Storage
 
 
-def serve(study: Path, host: str, port: int, threads: int = 8) -> None:
+def serve(study: Path, host: str, port: int, open_registration: bool = False, threads: int = 8) -> None:
     """The rating site on waitress, a production WSGI server (TLS: a reverse proxy in front)."""
     import waitress
 
     from fetal_dcgan.survey.app import create_app
 
-    app = create_app(study)
-    print(f"Raters: http://{host}:{port}/")
+    app = create_app(study, open_registration)
+    joining = "anyone with this URL" if open_registration else "the links of python -m fetal_dcgan.survey invite"
+    print(f"Raters: http://{host}:{port}/ ({joining})")
     print(f"Admin:  http://{host}:{port}/admin (sign in with the token in {StudyLayout(study).admin_token})")
     print("Ctrl-C stops the server; every answer is already saved.", flush=True)
     waitress.serve(app, host=host, port=port, threads=threads, ident="fetal_dcgan survey")
@@ -72,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     serving.add_argument("study", type=Path)
     serving.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless told otherwise")
     serving.add_argument("--port", type=int, default=8000)
+    serving.add_argument(
+        "--open-registration", action="store_true", help="let anyone with the URL join (default: invitation links only)"
+    )
+    invite = sub.add_parser("invite", help="print one secret invitation link per rater")
+    invite.add_argument("study", type=Path)
+    invite.add_argument("--n", type=int, default=1, help="how many links")
+    invite.add_argument("--url", default="http://127.0.0.1:8000", help="the address raters reach the page at")
     analyze = sub.add_parser("analyze", help="tables, agreement, metrics vs ratings")
     analyze.add_argument("study", type=Path)
     analyze.add_argument("--metrics", type=Path, default=None, help="a sweep folder or its report's results.csv")
@@ -107,7 +116,12 @@ def run_command(args: argparse.Namespace) -> None:
         print(f"Serve it: python -m fetal_dcgan.survey serve {args.out}")
     elif args.command == "serve":
         StudyLayout(args.study).check()
-        serve(args.study, args.host, args.port)
+        serve(args.study, args.host, args.port, args.open_registration)
+    elif args.command == "invite":
+        if args.n < 1:
+            raise UserError(f"--n {args.n}: give how many raters to invite, e.g. --n 5.")
+        for code in Storage(StudyLayout(args.study).check().ratings).invite(args.n):
+            print(f"{args.url.rstrip('/')}/join/{code}")
     elif args.command == "mrmc":
         from fetal_dcgan.survey.mrmc import analyse, read_table, write
 

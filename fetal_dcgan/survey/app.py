@@ -1,7 +1,8 @@
 """The rating web page (Flask): one image at a time, blinded, every answer stored at once.
 
-Raters identify themselves once; a signed session cookie then carries who they are, so a
-rater can only ever write their own answers. Forms carry CSRF tokens (Flask-WTF). Images
+Raters join through a per-rater invitation link (open registration only when the server is
+told so) and identify themselves once; a signed session cookie then carries who they are,
+so a rater can only ever write their own answers. Forms carry CSRF tokens (Flask-WTF). Images
 are served by id only, from the deck folder. The admin page and the CSV export need the
 study's admin token, entered once in a sign-in form (a session cookie from then on) or
 sent by a script in a header, never in a URL. The pages are one blueprint; what a form may
@@ -87,9 +88,10 @@ class Study:
     admin_token: str
     title: str
     known: frozenset[str]
+    open_registration: bool = False  # else raters join through invitation links only
 
     @classmethod
-    def load(cls, folder: str | Path) -> Study:
+    def load(cls, folder: str | Path, open_registration: bool = False) -> Study:
         layout = StudyLayout(folder).check()
         ids = deck_ids(layout.root)
         return cls(
@@ -99,6 +101,7 @@ class Study:
             layout.admin_token.read_text().strip(),
             json.loads(layout.facts.read_text()).get("title", "Image rating study"),
             frozenset(ids),
+            open_registration,
         )
 
 
@@ -160,7 +163,22 @@ def not_found(exc):
 def start():
     if current_rater():
         return redirect(url_for("rating.rate"))
-    return render_template("start.html", title=study().title, fields=RATER_FIELDS, n=len(study().ids))
+    return render_template(
+        "start.html",
+        title=study().title,
+        fields=RATER_FIELDS,
+        n=len(study().ids),
+        invite=None,
+        by_invitation=not study().open_registration,
+    )
+
+
+@pages.get("/join/<code>")
+def join(code: str):
+    """An invitation link: the start form, carrying the code."""
+    return render_template(
+        "start.html", title=study().title, fields=RATER_FIELDS, n=len(study().ids), invite=code, by_invitation=True
+    )
 
 
 @pages.post("/start")
@@ -169,7 +187,12 @@ def begin():
         rater, fields = read_rater(request.form)
     except InvalidInput as exc:
         return bad_request(str(exc))
-    study().storage.add_rater(rater, fields)
+    if study().open_registration:
+        study().storage.add_rater(rater, fields)
+    else:
+        refused = study().storage.claim(request.form.get("invite", ""), rater, fields)
+        if refused:
+            return bad_request(refused, 403)
     session.clear()
     session["rater"] = rater
     return redirect(url_for("rating.rate"))
@@ -245,9 +268,10 @@ def export():
     )
 
 
-def create_app(folder: str | Path) -> Flask:
-    """The rating site of the study in ``folder``."""
-    loaded = Study.load(folder)
+def create_app(folder: str | Path, open_registration: bool = False) -> Flask:
+    """The rating site of the study in ``folder``: raters join through invitation links
+    (``survey invite``), or anyone with the URL when ``open_registration``."""
+    loaded = Study.load(folder, open_registration)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=loaded.layout.secret_key.read_text().strip(),

@@ -8,6 +8,7 @@ replaces the earlier one instead of adding a second.
 from __future__ import annotations
 
 import math
+import secrets
 import sqlite3
 import time
 from contextlib import closing, contextmanager
@@ -84,6 +85,26 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
+#: Invitation links: a code registers the one rater who first uses it.
+INVITATIONS = """
+CREATE TABLE IF NOT EXISTS invitations (
+    code TEXT PRIMARY KEY,
+    rater TEXT,
+    created REAL NOT NULL,
+    used REAL
+)"""
+
+
+def _insert_rater(conn, rater: str, fields: dict) -> None:
+    names = ", ".join(f.name for f in RATER_FIELDS)
+    values = [fields[f.name] for f in RATER_FIELDS]
+    conn.execute(
+        f"INSERT INTO raters (rater, {names}, started) VALUES (?, {', '.join('?' * len(values))}, ?) "
+        "ON CONFLICT (rater) DO NOTHING",  # a bad value still fails its CHECK
+        (rater, *values, time.time()),
+    )
+
+
 class Storage:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -104,14 +125,30 @@ class Storage:
     def add_rater(self, rater: str, fields: dict) -> None:
         """Register a rater with a value for each of ``RATER_FIELDS``; a returning rater keeps
         their first registration."""
-        names = ", ".join(f.name for f in RATER_FIELDS)
-        values = [fields[f.name] for f in RATER_FIELDS]
         with self.connect() as conn:
-            conn.execute(
-                f"INSERT INTO raters (rater, {names}, started) VALUES (?, {', '.join('?' * len(values))}, ?) "
-                "ON CONFLICT (rater) DO NOTHING",  # a bad value still fails its CHECK
-                (rater, *values, time.time()),
-            )
+            _insert_rater(conn, rater, fields)
+
+    def invite(self, n: int) -> list[str]:
+        """``n`` new invitation codes, each good for one rater."""
+        codes = [secrets.token_urlsafe(16) for _ in range(n)]
+        with self.connect() as conn:
+            conn.execute(INVITATIONS)
+            conn.executemany("INSERT INTO invitations (code, created) VALUES (?, ?)", [(c, time.time()) for c in codes])
+        return codes
+
+    def claim(self, code: str, rater: str, fields: dict) -> str:
+        """Register ``rater`` through an invitation in one transaction: '' when done, else why
+        not (and nothing is stored). The rater who used a code may come back through it."""
+        with self.connect() as conn:
+            conn.execute(INVITATIONS)
+            row = conn.execute("SELECT rater FROM invitations WHERE code = ?", (code,)).fetchone()
+            if row is None:
+                return "This invitation link is not one of this study's: open the link the study's admin sent you."
+            if row["rater"] not in (None, rater):
+                return "This invitation link has already been used by another rater: ask the study's admin for yours."
+            conn.execute("UPDATE invitations SET rater = ?, used = ? WHERE code = ?", (rater, time.time(), code))
+            _insert_rater(conn, rater, fields)
+        return ""
 
     def rater(self, rater: str) -> dict | None:
         with self.connect() as conn:

@@ -76,11 +76,12 @@ def study(tmp_path) -> Path:
 class Server:
     """The study's app on waitress (what `survey serve` runs) on 127.0.0.1, restartable on its port."""
 
-    def __init__(self, study: Path, port: int = 0):
+    def __init__(self, study: Path, port: int = 0, open_registration: bool = True):
         import waitress
 
         self.study = study
-        self.server = waitress.create_server(create_app(study), host="127.0.0.1", port=port, threads=8)
+        app = create_app(study, open_registration)
+        self.server = waitress.create_server(app, host="127.0.0.1", port=port, threads=8)
         self.port = self.server.effective_port
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -394,6 +395,60 @@ def test_serve_runs_on_waitress_and_prints_no_secret(study):
         output = served.communicate(timeout=10)[0]
     token = (study / "private" / "admin_token").read_text().strip()
     assert f"Admin:  {url}/admin (sign in with the token in" in output and token not in output
+
+
+def join(session: requests.Session, link: str, rater: str) -> requests.Response:
+    page = session.get(link, timeout=10).text
+    form = {"csrf_token": csrf(page), "invite": link.rsplit("/", 1)[1], "rater": rater, "role": "engineer"}
+    return session.post(link.rsplit("/join/", 1)[0] + "/start", data={**form, "years": "2"}, timeout=10)
+
+
+def test_invitation_links_register_one_rater_each(study, capsys):
+    """By default raters join only through their own link: a link works for the first rater who
+    uses it (and for them again), a used or unknown one is refused and stores nothing."""
+    server = Server(study, open_registration=False)
+    try:
+        assert survey_main(["invite", str(study), "--n", "2", "--url", server.url]) == 0
+        first, second = capsys.readouterr().out.split()
+        assert first.startswith(server.url + "/join/") and first != second
+        assert "by invitation" in requests.get(server.url + "/", timeout=10).text
+        assert "Image 1 of 8" in join(requests.Session(), first, "invited-a").text
+        reused = join(requests.Session(), first, "someone-else")
+        assert reused.status_code == 403 and "already been used by another rater" in reused.text
+        forged = join(requests.Session(), server.url + "/join/not-a-code", "forger")
+        assert forged.status_code == 403 and "not one of this study" in forged.text
+        assert "Image 1 of 8" in join(requests.Session(), first, "invited-a").text  # the same rater comes back
+        assert "Image 1 of 8" in join(requests.Session(), second, "invited-b").text
+        raters = {row["rater"] for row in Storage(study / "ratings.sqlite").progress()}
+        assert raters == {"invited-a", "invited-b"}  # nothing stored for the refused
+    finally:
+        server.stop()
+    assert survey_main(["invite", str(study), "--n", "0"]) == 2
+
+
+@needs_chromium
+def test_an_invitation_works_once_in_chromium(study):
+    from playwright.sync_api import sync_playwright
+
+    server = Server(study, open_registration=False)
+    (link,) = Storage(study / "ratings.sqlite").invite(1)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            )
+            for rater, expected in (("dr-invited", "Image 1 of 8"), ("dr-other", "already been used")):
+                page = browser.new_context().new_page()
+                page.goto(f"{server.url}/join/{link}")
+                page.get_by_test_id("rater-id").fill(rater)
+                page.get_by_test_id("rater-years").fill("3")
+                page.get_by_test_id("start").click()
+                page.wait_for_selector(f"text={expected}")
+                page.screenshot(path=str(study.parent / f"{rater}.png"))
+            browser.close()
+    finally:
+        server.stop()
+    assert [r["rater"] for r in Storage(study / "ratings.sqlite").progress()] == ["dr-invited"]
 
 
 def test_each_rater_field_is_checked_as_declared_and_a_bad_one_stores_nothing(study, server):
