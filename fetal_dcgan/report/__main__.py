@@ -90,10 +90,7 @@ def plan_table(table):
     return table.reindex(columns=list(shown)).rename(columns=shown)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["plan"]:
-        return plan_main(argv[1:])
+def report_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fetal_dcgan.report",
         description="Tables, statistics, figures and an HTML page for a sweep ('report plan PILOT': a study's size).",
@@ -133,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         "default: SWEEP/margins.json, written by python -m fetal_dcgan.baselines --margins SWEEP)",
     )
     add_question(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plan"]:
+        return plan_main(argv[1:])
+    parser = report_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)

@@ -273,20 +273,12 @@ def _about_sets(sweep: Sweep, replicates: pd.Series) -> str:
     )
 
 
-def _page(
-    sweep: Sweep,
-    answer: list[tuple[str, str]],
-    tests,
-    pairs,
-    cell_table: pd.DataFrame,
-    figs: dict,
-    grids: list,
-    relations: pd.DataFrame,
-) -> str:
+def _about(sweep: Sweep) -> str:
+    """What was run: the sweep (or manifest), its data and model, and the metrics' statuses."""
+
     def setting(key: str):
         return OmegaConf.select(sweep.config, key, default=None) if sweep.config is not None else None
 
-    failed = sweep.runs[sweep.runs["status"] != "finished"]
     statuses = {
         c.removeprefix("status_"): sorted(sweep.results[c].astype(str).str.split(":").str[0].unique())
         for c in sweep.results.columns
@@ -294,7 +286,7 @@ def _page(
     }
     cells = [f for f in sweep.varied_axes if f != "epoch"]
     replicates = sweep.results.groupby(cells)["run"].nunique() if cells else pd.Series([sweep.results["run"].nunique()])
-    about = (
+    return (
         _about_sets(sweep, replicates)
         if sweep.sets is not None
         else (
@@ -315,6 +307,20 @@ def _page(
         + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in statuses.items()))
         + "</p>"
     )
+
+
+def _page(
+    sweep: Sweep,
+    answer: list[tuple[str, str]],
+    tests,
+    pairs,
+    cell_table: pd.DataFrame,
+    figs: dict,
+    grids: list,
+    relations: pd.DataFrame,
+) -> str:
+    failed = sweep.runs[sweep.runs["status"] != "finished"]
+    about = _about(sweep)
     sections = [
         *answer,
         ("What was run", about + table(sweep.runs.drop(columns=["path"]))),

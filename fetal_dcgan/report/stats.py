@@ -59,13 +59,10 @@ from fetal_dcgan.report.verdicts import (
     verdict,
 )
 
+#: What names a row of stats.csv and of pairwise.csv alike.
+ROW_KEYS = ("metric", "factor", "epoch", "design", "unit", "family")
 STATS_COLUMNS = (
-    "metric",
-    "factor",
-    "epoch",
-    "design",
-    "unit",
-    "family",
+    *ROW_KEYS,
     "test",
     "n_groups",
     "replicates_per_group",
@@ -89,12 +86,7 @@ STATS_COLUMNS = (
     "note",
 )
 PAIRWISE_COLUMNS = (
-    "metric",
-    "factor",
-    "epoch",
-    "design",
-    "unit",
-    "family",
+    *ROW_KEYS,
     "a",
     "b",
     "n_a",
