@@ -27,7 +27,7 @@ def serve(study: Path, host: str, port: int, open_registration: bool = False, th
     waitress.serve(app, host=host, port=port, threads=threads, ident="fetal_dcgan survey")
 
 
-def main(argv: list[str] | None = None) -> int:
+def survey_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fetal_dcgan.survey")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="sample, blind and copy a deck into a new study folder")
@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     mrmc.add_argument("table", type=Path, help="CSV, one row a reading; truth 1 for the class a higher rating means")
     mrmc.add_argument("--out", type=Path, default=None, help="output folder (default: beside the table)")
     mrmc.add_argument("--alpha", type=float, default=0.05)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = survey_parser().parse_args(argv)
     return cli_status(lambda: run_command(args))
 
 

@@ -138,6 +138,34 @@ def _paper_counts(sets: list[SyntheticSet], rng: np.random.Generator) -> list[in
     return [PAPER_DECK["per_set"] if i in chosen else 0 for i in range(len(sets))]
 
 
+def _write_images(layout: StudyLayout, entries: list[tuple]) -> list[dict]:
+    """Each image under a random id, without metadata, and the answer key in ``private/``."""
+    layout.images.mkdir(parents=True)
+    layout.private.mkdir()
+    rows = []
+    for truth, source, run, epoch, image in entries:
+        image_id = secrets.token_hex(8)
+        Image.fromarray(image).save(layout.image(image_id))
+        rows.append(
+            {
+                "id": image_id,
+                "truth": truth,
+                "source": str(source),
+                "run": run,
+                "epoch": epoch,
+                "image": Path(source).name,
+            }
+        )
+    rows.sort(key=lambda r: r["id"])  # stored order says nothing about the answer
+    with layout.key.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=KEY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    layout.secret_key.write_text(secrets.token_hex(32))
+    layout.admin_token.write_text(secrets.token_urlsafe(24))
+    return rows
+
+
 def build_deck(
     real: Path | None,
     fakes: list[Path],
@@ -209,29 +237,7 @@ def build_deck(
             entries.append(("synthetic", files[i], s.run, "" if s.epoch is None else s.epoch, image))
 
     layout = StudyLayout(out)
-    layout.images.mkdir(parents=True)
-    layout.private.mkdir()
-    rows = []
-    for truth, source, run, epoch, image in entries:
-        image_id = secrets.token_hex(8)
-        Image.fromarray(image).save(layout.image(image_id))
-        rows.append(
-            {
-                "id": image_id,
-                "truth": truth,
-                "source": str(source),
-                "run": run,
-                "epoch": epoch,
-                "image": Path(source).name,
-            }
-        )
-    rows.sort(key=lambda r: r["id"])  # stored order says nothing about the answer
-    with layout.key.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=KEY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    layout.secret_key.write_text(secrets.token_hex(32))
-    layout.admin_token.write_text(secrets.token_urlsafe(24))
+    rows = _write_images(layout, entries)
     study = {
         "images": len(rows),
         "n_real": n_real,
